@@ -1,0 +1,42 @@
+package dev.nshap.cli;
+
+import dev.nshap.NshapException;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+import java.io.UncheckedIOException;
+
+@Command(name = "nshap", mixinStandardHelpOptions = true, version = "nshap 0.1.0",
+        description = "Neuron Shapley attribution for GPT-2: rank MLP neurons per topic, export clusters, impair them.",
+        subcommands = {
+                CommandLine.HelpCommand.class,
+        })
+public final class Main implements Runnable {
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    /** Runs the CLI and returns its exit code: 0 ok, 2 bad input (one line on stderr), 1 internal error. */
+    public static int run(String... args) {
+        CommandLine cl = new CommandLine(new Main());
+        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            Throwable t = ex;
+            while (t instanceof CommandLine.ExecutionException && t.getCause() != null) t = t.getCause();
+            if (t instanceof NshapException) {
+                cmd.getErr().println("nshap: " + t.getMessage());
+                return 2;
+            }
+            if (t instanceof UncheckedIOException) {
+                cmd.getErr().println("nshap: " + t.getMessage());
+                return 1;
+            }
+            throw ex;
+        });
+        return cl.execute(args);
+    }
+
+    @Override public void run() {
+        new CommandLine(this).usage(System.out);
+    }
+}
