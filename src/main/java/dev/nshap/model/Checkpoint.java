@@ -166,11 +166,15 @@ public final class Checkpoint {
                     b.fcW, b.fcB, b.projW, b.projB};
             for (int i = 0; i < BLOCK_PARAMS.length; i++) dst.put("h." + l + "." + BLOCK_PARAMS[i], arrs[i]);
         }
-        Progress p = new Progress("loading " + dir.getFileName(), lay.canonicalToFile.size());
-        int done = 0;
+        // Only big checkpoints (GPT-2 medium and up) take long enough to be worth a progress line.
+        long totalBytes = 0;
+        for (String name : lay.canonicalToFile.values()) totalBytes += st.byteSize(name);
+        Progress p = totalBytes >= (512L << 20) ? new Progress("loading " + dir.getFileName() + " (MB)", totalBytes >> 20) : null;
+        long done = 0;
         for (Map.Entry<String, String> e : lay.canonicalToFile.entrySet()) {
             st.readFloats(e.getValue(), dst.get(e.getKey()), 0);
-            p.update(++done);
+            done += st.byteSize(e.getValue());
+            if (p != null) p.update(done >> 20);
         }
         Tokenizer tok = tokenizerFor(dir);
         String sha = sha256(dir.resolve(WEIGHTS));
