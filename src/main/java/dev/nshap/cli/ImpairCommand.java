@@ -1,0 +1,118 @@
+package dev.nshap.cli;
+
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.nshap.NshapException;
+import dev.nshap.backend.Backend;
+import dev.nshap.cluster.Cluster;
+import dev.nshap.eval.Evaluator;
+import dev.nshap.eval.Metric;
+import dev.nshap.eval.TokenizedDataset;
+import dev.nshap.impair.Mode;
+import dev.nshap.impair.RandomClusters;
+import dev.nshap.impair.Results;
+import dev.nshap.impair.Site;
+import dev.nshap.impair.Sweep;
+import dev.nshap.impair.Target;
+import dev.nshap.io.Json;
+import dev.nshap.model.Checkpoint;
+import dev.nshap.plot.Charts;
+import dev.nshap.util.Progress;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+@Command(name = "impair", mixinStandardHelpOptions = true,
+        description = "Impair a cluster (or every unit at a site) by degrees and score each dataset at every level, "
+                + "optionally against random clusters with the same per-layer counts.")
+public final class ImpairCommand implements Runnable {
+    @Mixin ModelOptions model;
+    @Mixin ImpairOptions opt;
+
+    @Option(names = "--cluster", paramLabel = "FILE", description = "cluster file (neurons at mlp.hook_post; also usable at mlp.hook_pre)")
+    Path cluster;
+
+    @Option(names = "--all-units", description = "impair every unit at the site in every chosen layer")
+    boolean allUnits;
+
+    @Override public void run() {
+        long t0 = System.nanoTime();
+        if ((cluster == null) == !allUnits) throw new NshapException("give exactly one of --cluster FILE or --all-units");
+        opt.validate();
+        if (allUnits && opt.baseline > 0) throw new NshapException("--baseline needs a --cluster (random clusters match its per-layer counts)");
+        Mode mode = opt.mode();
+        Site site = opt.site();
+        double[] levels = opt.levels();
+        List<Metric> metrics = opt.metrics();
+        Cluster cl = cluster == null ? null : Cluster.read(cluster);
+        Checkpoint.LoadedModel m = model.load();
+        site.checkFor(m.config());
+        if (cl != null) cl.checkFits(m.config(), opt.allowOtherWeights ? null : m.weightsSha256(), cluster);
+        List<TokenizedDataset> data = opt.loadDatasets(m);
+
+        Target real = cl == null ? Target.allUnits(site, m.config()) : Target.ofCluster(cluster.getFileName().toString(), cl, site);
+        List<Target> targets = new ArrayList<>();
+        targets.add(real);
+        if (opt.baseline > 0) targets.addAll(RandomClusters.sample(real, site.kind().width(m.config()), opt.baseline, opt.baselineSeed));
+
+        long total = 0;
+        for (TokenizedDataset d : data) total += metrics.size() * (Sweep.work(targets.size(), mode, levels.length, opt.seeds, d.size()) + d.size());
+        Progress progress = new Progress("impair", total);
+        long[] done = {0};
+        ArrayNode curves = Json.MAPPER.createArrayNode();
+        long passes = 0;
+        try (Backend be = model.open(m.weights())) {
+            for (TokenizedDataset d : data) {
+                Evaluator ev = new Evaluator(be, d, opt.maxTokens);
+                for (Metric metric : metrics) {
+                    Sweep.Values v = Sweep.run(ev, targets, mode, levels, opt.seeds, opt.seed, metric, progress, done);
+                    done[0] += d.size();
+                    curves.add(Results.curve(d, v));
+                }
+                passes += ev.forwardPasses();
+            }
+        }
+        double wall = (System.nanoTime() - t0) / 1e9;
+
+        ObjectNode o = Json.MAPPER.createObjectNode();
+        o.put("format", Results.IMPAIRMENT);
+        ObjectNode c = o.putObject("config");
+        ImpairOptions.describeModel(c, m, model);
+        if (cl != null) {
+            c.put("cluster", cluster.toString());
+            c.put("cluster_topic", cl.topic());
+        } else c.put("cluster", "all-units");
+        c.put("units", real.size(m.config()));
+        ObjectNode per = c.putObject("units_per_layer");
+        real.counts(m.config()).forEach((l, n) -> per.put(Integer.toString(l), n));
+        opt.describe(c, data);
+        o.set("provenance", Results.provenance(wall, passes));
+        o.set("curves", curves);
+        Path json = opt.out.resolve("impairment.json"), csv = opt.out.resolve("impairment.csv");
+        Results.write(json, o, csv, Results.curvesCsv(curves));
+        System.out.println("wrote " + json + " and " + csv);
+        if (!opt.noPlot) for (Path p : Charts.plot(o, opt.out.resolve("impairment"), Charts.WIDTH, Charts.HEIGHT)) System.out.println("wrote " + p);
+        System.out.println(summary(o));
+        System.err.printf(Locale.ROOT, "[nshap] impair: %.1f s wall, %d forward passes%n", wall, passes);
+    }
+
+    /** One line per dataset x metric: clean, worst level, baseline there. */
+    static String summary(ObjectNode o) {
+        StringBuilder sb = new StringBuilder();
+        for (var c : o.get("curves")) {
+            var pts = c.get("points");
+            var last = pts.get(pts.size() - 1);
+            sb.append(String.format(Locale.ROOT, "%-24s %-10s clean %.4f  at level %s: %.4f [%s, %s]%s%n", c.get("dataset").asText(),
+                    c.get("metric").asText(), c.path("clean").path("mean").asDouble(Double.NaN), last.get("level").asText(),
+                    last.path("mean").asDouble(Double.NaN), last.path("ci_low").asText("-"), last.path("ci_high").asText("-"),
+                    last.has("baseline_mean") ? String.format(Locale.ROOT, "  random %.4f +- %.4f", last.path("baseline_mean").asDouble(Double.NaN),
+                            last.path("baseline_sd").asDouble(Double.NaN)) : ""));
+        }
+        return sb.toString().stripTrailing();
+    }
+}

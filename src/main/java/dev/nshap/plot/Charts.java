@@ -1,0 +1,274 @@
+package dev.nshap.plot;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.nshap.NshapException;
+import dev.nshap.io.AtomicFiles;
+import org.jfree.chart.ChartUtils;
+import org.jfree.chart.JFreeChart;
+import org.jfree.chart.annotations.XYTextAnnotation;
+import org.jfree.chart.axis.CategoryAxis;
+import org.jfree.chart.axis.NumberAxis;
+import org.jfree.chart.axis.SymbolAxis;
+import org.jfree.chart.plot.CategoryPlot;
+import org.jfree.chart.plot.XYPlot;
+import org.jfree.chart.renderer.PaintScale;
+import org.jfree.chart.renderer.category.BoxAndWhiskerRenderer;
+import org.jfree.chart.renderer.xy.DeviationRenderer;
+import org.jfree.chart.renderer.xy.XYBlockRenderer;
+import org.jfree.chart.title.PaintScaleLegend;
+import org.jfree.chart.title.TextTitle;
+import org.jfree.chart.ui.RectangleEdge;
+import org.jfree.data.statistics.DefaultBoxAndWhiskerCategoryDataset;
+import org.jfree.data.xy.DefaultXYZDataset;
+import org.jfree.data.xy.YIntervalSeries;
+import org.jfree.data.xy.YIntervalSeriesCollection;
+import org.jfree.svg.SVGGraphics2D;
+
+import java.awt.BasicStroke;
+import java.awt.Color;
+import java.awt.Font;
+import java.awt.Paint;
+import java.awt.Rectangle;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/** JFreeChart figures of nshap results, written as PNG and SVG side by side. */
+public final class Charts {
+    static { System.setProperty("java.awt.headless", "true"); }
+
+    public static final int WIDTH = 900, HEIGHT = 560;
+    private static final Color[] PALETTE = {new Color(0x1f77b4), new Color(0xd62728), new Color(0x2ca02c), new Color(0x9467bd),
+            new Color(0xff7f0e), new Color(0x8c564b), new Color(0xe377c2), new Color(0x17becf)};
+    private static final Pattern NEURON = Pattern.compile("blocks\\.(\\d+)\\.mlp\\.hook_(?:post|pre)\\[(\\d+)]");
+
+    private Charts() {}
+
+    /** Picks the chart(s) for a result's format; writes PREFIX[-part].png and .svg; returns the paths written. */
+    public static List<Path> plot(JsonNode result, Path prefix, int width, int height) {
+        if (width < 100 || height < 100 || width > 10000 || height > 10000)
+            throw new NshapException("plot size " + width + "x" + height + ": width and height must be 100..10000");
+        String format = result.path("format").asText("");
+        List<Path> out = new ArrayList<>();
+        if (format.equals("nshap-impairment-1")) {
+            Set<String> metrics = new LinkedHashSet<>();
+            for (JsonNode c : result.path("curves")) metrics.add(c.path("metric").asText());
+            if (metrics.isEmpty()) throw new NshapException("impairment result has no curves to plot");
+            for (String m : metrics) out.addAll(write(impairment(result, m), prefix.resolveSibling(prefix.getFileName() + "-" + m), width, height));
+        } else if (format.equals("nshap-specificity-1")) {
+            out.addAll(write(specificity(result), prefix, width, height));
+        } else if (shapleyRows(result) != null) {
+            out.addAll(write(shapleyByLayer(result), prefix, width, height));
+        } else {
+            throw new NshapException("cannot plot a result of format '" + format + "' (impairment, specificity or shapley results)");
+        }
+        return out;
+    }
+
+    /** The metric against the impairment level per dataset, with its 95% CI band and the random clusters' band. */
+    public static JFreeChart impairment(JsonNode result, String metric) {
+        YIntervalSeriesCollection ds = new YIntervalSeriesCollection();
+        List<Boolean> isBaseline = new ArrayList<>();
+        List<Integer> colour = new ArrayList<>();
+        int k = 0;
+        for (JsonNode c : result.path("curves")) {
+            if (!c.path("metric").asText().equals(metric)) continue;
+            String name = c.path("dataset").asText();
+            YIntervalSeries s = new YIntervalSeries(name + (c.path("baseline_clusters").asInt() > 0 ? " (cluster)" : ""));
+            YIntervalSeries b = new YIntervalSeries(name + " (random, " + c.path("baseline_clusters").asInt() + ")");
+            for (JsonNode p : c.path("points")) {
+                double x = p.path("level").asDouble(), m = p.path("mean").asDouble(Double.NaN);
+                s.add(x, m, p.path("ci_low").asDouble(m), p.path("ci_high").asDouble(m));
+                if (p.hasNonNull("baseline_mean")) {
+                    double bm = p.get("baseline_mean").asDouble();
+                    b.add(x, bm, p.path("baseline_low").asDouble(bm), p.path("baseline_high").asDouble(bm));
+                }
+            }
+            ds.addSeries(s);
+            isBaseline.add(false);
+            colour.add(k);
+            if (b.getItemCount() > 0) {
+                ds.addSeries(b);
+                isBaseline.add(true);
+                colour.add(k);
+            }
+            k++;
+        }
+        JsonNode cfg = result.path("config");
+        NumberAxis x = new NumberAxis(switch (cfg.path("mode").asText()) {
+            case "scale" -> "scale factor (1 = unchanged, 0 = ablated)";
+            case "negative-noise" -> "negative-noise intensity";
+            default -> "noise intensity (sd)";
+        });
+        x.setAutoRangeIncludesZero(false);
+        NumberAxis y = new NumberAxis(metric);
+        y.setAutoRangeIncludesZero(false);
+        DeviationRenderer r = new DeviationRenderer(true, false);
+        r.setAlpha(0.18f);
+        for (int i = 0; i < ds.getSeriesCount(); i++) {
+            Color col = PALETTE[colour.get(i) % PALETTE.length];
+            r.setSeriesPaint(i, col);
+            r.setSeriesFillPaint(i, isBaseline.get(i) ? Color.GRAY : col);
+            r.setSeriesStroke(i, isBaseline.get(i)
+                    ? new BasicStroke(1.6f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[]{6f, 4f}, 0f)
+                    : new BasicStroke(2.2f));
+        }
+        XYPlot plot = new XYPlot(ds, x, y, r);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setDomainGridlinePaint(Color.LIGHT_GRAY);
+        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
+        JFreeChart chart = new JFreeChart("Impairment of " + shortName(cfg.path("cluster").asText()) + " at " + cfg.path("site").asText()
+                + " (" + cfg.path("mode").asText() + ")", new Font("SansSerif", Font.BOLD, 15), plot, true);
+        chart.addSubtitle(new TextTitle("mean and 95% CI over prompts x " + cfg.path("seeds").asInt() + " noise seed(s); dashed: random clusters, mean +- 1.96 sd"
+                + (cfg.path("model").path("random_init").asBoolean() ? "  [RANDOM-INIT model]" : ""), new Font("SansSerif", Font.PLAIN, 11)));
+        chart.setBackgroundPaint(Color.WHITE);
+        return chart;
+    }
+
+    /** Cluster x dataset heat map of the effect, each cell labelled with its effect and z-score; own topics starred. */
+    public static JFreeChart specificity(JsonNode result) {
+        List<String> cl = new ArrayList<>(), label = new ArrayList<>(), dn = new ArrayList<>();
+        for (JsonNode c : result.path("clusters")) {
+            cl.add(c.path("name").asText());
+            label.add(c.path("name").asText() + (c.path("specific").asBoolean() ? " (specific)" : ""));
+        }
+        for (JsonNode d : result.path("datasets")) dn.add(d.path("name").asText());
+        if (cl.isEmpty() || dn.isEmpty()) throw new NshapException("specificity result has no clusters or datasets");
+        int n = cl.size() * dn.size();
+        double[][] xyz = new double[3][n];
+        double max = 1e-12;
+        List<XYTextAnnotation> labels = new ArrayList<>();
+        for (JsonNode c : result.path("cells")) {
+            int i = cl.indexOf(c.path("cluster").asText()), j = dn.indexOf(c.path("dataset").asText());
+            if (i < 0 || j < 0) continue;
+            int q = i * dn.size() + j;
+            double e = c.path("effect").asDouble(Double.NaN);
+            xyz[0][q] = j;
+            xyz[1][q] = i;
+            xyz[2][q] = e;
+            if (Double.isFinite(e)) max = Math.max(max, Math.abs(e));
+            String z = c.hasNonNull("z") ? String.format(Locale.ROOT, "z %.1f", c.get("z").asDouble()) : "z -";
+            XYTextAnnotation a = new XYTextAnnotation((c.path("own").asBoolean() ? "* " : "")
+                    + String.format(Locale.ROOT, "%.3g  %s", e, z), j, i);
+            a.setFont(new Font("SansSerif", c.path("own").asBoolean() ? Font.BOLD : Font.PLAIN, 13));
+            labels.add(a);
+        }
+        DefaultXYZDataset ds = new DefaultXYZDataset();
+        ds.addSeries("effect", xyz);
+        SymbolAxis x = new SymbolAxis("evaluation dataset", dn.toArray(new String[0]));
+        SymbolAxis y = new SymbolAxis("cluster", label.toArray(new String[0]));
+        x.setGridBandsVisible(false);
+        y.setGridBandsVisible(false);
+        XYBlockRenderer r = new XYBlockRenderer();
+        Diverging scale = new Diverging(max);
+        r.setPaintScale(scale);
+        XYPlot plot = new XYPlot(ds, x, y, r);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setDomainGridlinesVisible(false);
+        plot.setRangeGridlinesVisible(false);
+        labels.forEach(plot::addAnnotation);
+        JsonNode cfg = result.path("config");
+        String eff = cfg.path("effect").asText().equals("auc") ? "area under the harm curve" : "drop at level " + cfg.path("level").asText();
+        JFreeChart chart = new JFreeChart("Specificity: " + cfg.path("metric").asText() + " " + eff + " (" + cfg.path("mode").asText() + ")",
+                new Font("SansSerif", Font.BOLD, 15), plot, false);
+        chart.addSubtitle(new TextTitle("cell: effect (larger = more harm) and z against " + cfg.path("baseline").asInt()
+                + " random clusters; * = own topic" + (cfg.path("model").path("random_init").asBoolean() ? "  [RANDOM-INIT model]" : ""),
+                new Font("SansSerif", Font.PLAIN, 11)));
+        NumberAxis sa = new NumberAxis("effect");
+        PaintScaleLegend legend = new PaintScaleLegend(scale, sa);
+        legend.setPosition(RectangleEdge.RIGHT);
+        legend.setMargin(4, 4, 4, 4);
+        chart.addSubtitle(legend);
+        chart.setBackgroundPaint(Color.WHITE);
+        return chart;
+    }
+
+    /** Blue (helps when impaired) - white - red (harms), symmetric around 0. */
+    static final class Diverging implements PaintScale {
+        final double max;
+        Diverging(double max) { this.max = max; }
+        @Override public double getLowerBound() { return -max; }
+        @Override public double getUpperBound() { return max; }
+        @Override public Paint getPaint(double v) {
+            if (!Double.isFinite(v)) return Color.LIGHT_GRAY;
+            double t = Math.max(-1, Math.min(1, v / max));
+            int a = (int) Math.round(255 * (1 - Math.abs(t)));
+            return t >= 0 ? new Color(255, a, a) : new Color(a, a, 255);
+        }
+    }
+
+    /** The rows of a Shapley result: {@code results} (nshap-shapley-result-1) or {@code neurons}; null when neither. */
+    static JsonNode shapleyRows(JsonNode result) {
+        for (String k : new String[]{"results", "neurons", "players"}) {
+            JsonNode a = result.get(k);
+            if (a != null && a.isArray() && !a.isEmpty() && a.get(0).isObject()) return a;
+        }
+        return null;
+    }
+
+    /** Box plot per layer of the neurons' Shapley values. */
+    public static JFreeChart shapleyByLayer(JsonNode result) {
+        Map<Integer, List<Double>> byLayer = new TreeMap<>();
+        int rows = 0;
+        for (JsonNode p : shapleyRows(result)) {
+            String name = p.path("name").asText(p.path("id").asText(""));
+            Matcher m = NEURON.matcher(name);
+            JsonNode v = p.hasNonNull("mean") ? p.get("mean") : p.get("value");
+            if (!m.find() || v == null || !v.isNumber()) continue;
+            byLayer.computeIfAbsent(Integer.parseInt(m.group(1)), l -> new ArrayList<>()).add(v.asDouble());
+            rows++;
+        }
+        if (rows == 0) throw new NshapException("shapley result: no rows with a neuron name (blocks.L.mlp.hook_post[N]) and a value");
+        DefaultBoxAndWhiskerCategoryDataset ds = new DefaultBoxAndWhiskerCategoryDataset();
+        byLayer.forEach((l, xs) -> ds.add(xs, "Shapley value", "layer " + l));
+        BoxAndWhiskerRenderer r = new BoxAndWhiskerRenderer();
+        r.setSeriesPaint(0, PALETTE[0]);
+        r.setMeanVisible(true);
+        r.setMaxOutlierVisible(true);
+        r.setMinOutlierVisible(true);
+        NumberAxis y = new NumberAxis("Shapley value");
+        y.setAutoRangeIncludesZero(true);
+        CategoryPlot plot = new CategoryPlot(ds, new CategoryAxis("layer"), y, r);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
+        JFreeChart chart = new JFreeChart("Shapley values per layer (" + rows + " neurons)", new Font("SansSerif", Font.BOLD, 15), plot, false);
+        JsonNode g = result.path("game");
+        String sub = g.isObject() ? g.path("topic").asText(g.path("dataset").asText("")) : "";
+        if (!sub.isEmpty()) chart.addSubtitle(new TextTitle(sub, new Font("SansSerif", Font.PLAIN, 11)));
+        chart.setBackgroundPaint(Color.WHITE);
+        return chart;
+    }
+
+    /** Writes PREFIX.png and PREFIX.svg atomically. */
+    public static List<Path> write(JFreeChart chart, Path prefix, int width, int height) {
+        Path png = prefix.resolveSibling(prefix.getFileName() + ".png"), svg = prefix.resolveSibling(prefix.getFileName() + ".svg");
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try {
+            ChartUtils.writeChartAsPNG(bytes, chart, width, height);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot render " + png + ": " + e.getMessage(), e);
+        }
+        SVGGraphics2D g = new SVGGraphics2D(width, height);
+        chart.draw(g, new Rectangle(0, 0, width, height));
+        String doc = g.getSVGDocument();
+        AtomicFiles.writeBytes(png, bytes.toByteArray());
+        AtomicFiles.writeBytes(svg, doc.getBytes(StandardCharsets.UTF_8));
+        return List.of(png, svg);
+    }
+
+    private static String shortName(String s) {
+        int i = Math.max(s.lastIndexOf('/'), s.lastIndexOf('\\'));
+        return i >= 0 ? s.substring(i + 1) : s;
+    }
+}
