@@ -1,0 +1,125 @@
+package dev.nshap.plot;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.nshap.NshapException;
+import dev.nshap.io.Json;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.w3c.dom.Element;
+
+import javax.imageio.ImageIO;
+import javax.xml.parsers.DocumentBuilderFactory;
+import java.awt.image.BufferedImage;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class ChartsTest {
+    @TempDir Path dir;
+
+    static ObjectNode impairment() {
+        ObjectNode o = Json.MAPPER.createObjectNode();
+        o.put("format", "nshap-impairment-1");
+        ObjectNode c = o.putObject("config");
+        c.put("cluster", "results/x/athlete.json");
+        c.put("site", "blocks.*.mlp.hook_post");
+        c.put("mode", "noise");
+        c.put("seeds", 3);
+        ArrayNode curves = o.putArray("curves");
+        for (String metric : new String[]{"accuracy", "loss"})
+            for (String ds : new String[]{"athlete", "artist"}) {
+                ObjectNode cv = curves.addObject();
+                cv.put("dataset", ds).put("metric", metric).put("baseline_clusters", 5);
+                ArrayNode pts = cv.putArray("points");
+                for (int i = 0; i <= 10; i++) {
+                    double x = i * 0.2, m = metric.equals("loss") ? 2 + x * (ds.equals("athlete") ? 1.5 : 0.3) : 0.9 - x * 0.2;
+                    pts.addObject().put("level", x).put("mean", m).put("ci_low", m - 0.05).put("ci_high", m + 0.05)
+                            .put("baseline_mean", m * 0.9).put("baseline_low", m * 0.85).put("baseline_high", m * 0.95);
+                }
+            }
+        return o;
+    }
+
+    static ObjectNode specificity() {
+        ObjectNode o = Json.MAPPER.createObjectNode();
+        o.put("format", "nshap-specificity-1");
+        o.putObject("config").put("metric", "accuracy").put("effect", "drop").put("level", 2.0).put("mode", "noise").put("baseline", 10);
+        String[] t = {"athlete", "artist", "company"};
+        ArrayNode cl = o.putArray("clusters"), ds = o.putArray("datasets"), cells = o.putArray("cells");
+        for (int i = 0; i < 3; i++) {
+            cl.addObject().put("name", t[i] + "-cluster").put("specific", i == 0);
+            ds.addObject().put("name", t[i]);
+        }
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++) {
+                ObjectNode x = cells.addObject().put("cluster", t[i] + "-cluster").put("dataset", t[j]).put("own", i == j)
+                        .put("effect", i == j ? 0.4 : -0.05 + 0.03 * j);
+                if (i == 2 && j == 1) x.putNull("z"); else x.put("z", i == j ? 6.0 : 0.3);
+            }
+        return o;
+    }
+
+    static ObjectNode shapley() {
+        ObjectNode o = Json.MAPPER.createObjectNode();
+        o.put("format", "nshap-shapley-result-1");
+        ArrayNode rs = o.putArray("results");
+        Random r = new Random(1);
+        for (int l = 0; l < 4; l++)
+            for (int n = 0; n < 50; n++)
+                rs.addObject().put("rank", 1).put("name", "blocks." + l + ".mlp.hook_post[" + n + "]").put("mean", r.nextGaussian() * (l + 1) * 0.01);
+        return o;
+    }
+
+    static void assertValidPng(Path p, int w, int h) throws Exception {
+        BufferedImage img = ImageIO.read(p.toFile());
+        assertNotNull(img, p + " is not a readable PNG");
+        assertEquals(w, img.getWidth());
+        assertEquals(h, img.getHeight());
+        // a chart, not a blank canvas: many distinct colours
+        java.util.Set<Integer> colours = new java.util.HashSet<>();
+        for (int y = 0; y < h; y += 3) for (int x = 0; x < w; x += 3) colours.add(img.getRGB(x, y));
+        assertTrue(colours.size() > 20, p + " has only " + colours.size() + " colours");
+    }
+
+    static void assertValidSvg(Path p, int w, int h) throws Exception {
+        var f = DocumentBuilderFactory.newInstance();
+        f.setNamespaceAware(true);
+        f.setFeature("http://apache.org/xml/features/nonvalidating/load-external-dtd", false); // no network for the DOCTYPE
+        Element root = f.newDocumentBuilder().parse(p.toFile()).getDocumentElement();
+        assertEquals("svg", root.getLocalName());
+        assertEquals(w, Double.parseDouble(root.getAttribute("width").replace("px", "")), 1e-9);
+        assertEquals(h, Double.parseDouble(root.getAttribute("height").replace("px", "")), 1e-9);
+        assertTrue(Files.size(p) > 2000);
+    }
+
+    @Test void everyResultTypeGetsItsChartAsValidPngAndSvg() throws Exception {
+        List<Path> a = Charts.plot(impairment(), dir.resolve("imp"), 640, 400);
+        assertEquals(List.of(dir.resolve("imp-accuracy.png"), dir.resolve("imp-accuracy.svg"), dir.resolve("imp-loss.png"), dir.resolve("imp-loss.svg")), a);
+        List<Path> b = Charts.plot(specificity(), dir.resolve("spec"), 700, 500);
+        List<Path> c = Charts.plot(shapley(), dir.resolve("shap"), 800, 450);
+        for (Path p : a) if (p.toString().endsWith(".png")) assertValidPng(p, 640, 400); else assertValidSvg(p, 640, 400);
+        assertValidPng(b.get(0), 700, 500);
+        assertValidSvg(b.get(1), 700, 500);
+        assertValidPng(c.get(0), 800, 450);
+        assertValidSvg(c.get(1), 800, 450);
+        // the charts carry the data: the heat map labels its cells, the box plot its layers
+        String svg = Files.readString(b.get(1));
+        assertTrue(svg.contains("z 6.0") && svg.contains("athlete-cluster (specific)"), "heat map labels");
+        assertTrue(Files.readString(c.get(1)).contains("layer 3"));
+        try (var files = Files.list(dir)) { assertTrue(files.noneMatch(p -> p.getFileName().toString().endsWith(".tmp"))); }
+    }
+
+    @Test void unknownResultsAndBadSizesAreRefused() {
+        JsonNode other = Json.MAPPER.createObjectNode().put("format", "something-else");
+        assertThrows(NshapException.class, () -> Charts.plot(other, dir.resolve("x"), 500, 500));
+        assertThrows(NshapException.class, () -> Charts.plot(impairment(), dir.resolve("x"), 5, 500));
+        ObjectNode noNames = Json.MAPPER.createObjectNode();
+        noNames.putArray("results").addObject().put("name", "player 3").put("mean", 1.0);
+        assertThrows(NshapException.class, () -> Charts.plot(noNames, dir.resolve("x"), 500, 500));
+    }
+}
