@@ -86,6 +86,7 @@ public final class ImpairOptions {
         if (baseline < 0) throw new NshapException("--baseline must be 0 or more");
         if (maxTokens < 1) throw new NshapException("--max-tokens must be positive");
         if (datasets == null || datasets.isEmpty()) throw new NshapException("--datasets: no dataset given");
+        for (Path p : datasets) if (p.toString().isBlank()) throw new NshapException("--datasets: an empty file name in the list");
         mode();
         site();
         levels();
