@@ -11,6 +11,7 @@ import java.io.UncheckedIOException;
         subcommands = {
                 CommandLine.HelpCommand.class,
                 ForwardCommand.class,
+                EvaluateCommand.class,
                 BenchCommand.class,
         })
 public final class Main implements Runnable {
