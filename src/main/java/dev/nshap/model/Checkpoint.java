@@ -80,6 +80,14 @@ public final class Checkpoint {
         };
     }
 
+    /** Parameters of a GPT-2 with config {@code c}, without allocating it (lm_head counted only when untied). */
+    public static long parameterCount(GPT2Config c, boolean tiedHead) {
+        long C = c.nEmbd(), H = c.nInner();
+        long perBlock = 4 * C + (C * 3 * C + 3 * C) + (C * C + C) + (C * H + H) + (H * C + C);
+        long emb = (long) c.vocabSize() * C;
+        return emb + (long) c.nPositions() * C + c.nLayer() * perBlock + 2 * C + (tiedHead ? 0 : emb);
+    }
+
     /** Reads config.json and the safetensors header and checks they describe one GPT-2. Reads no weights. */
     public static Layout inspect(Path dir) {
         if (!Files.isDirectory(dir)) throw new NshapException(dir + ": not a checkpoint directory (no such directory)");
