@@ -54,6 +54,7 @@ public final class ModelCommand implements Runnable {
         @Override public void run() {
             String dt = Checkpoint.dtypeName(dtype);
             GPT2Config c = GPT2Config.presetOrFile(config);
+            Checkpoint.requireHeap(4 * Checkpoint.parameterCount(c, true), "a " + config + " model");
             PrintWriter err = spec.commandLine().getErr();
             err.printf(Locale.ROOT, "initialising GPT-2 (%d layers, n_embd %d, %,d parameters) with seed %d%n",
                     c.nLayer(), c.nEmbd(), Checkpoint.parameterCount(c, true), seed);
