@@ -11,6 +11,8 @@ import java.io.UncheckedIOException;
         subcommands = {
                 CommandLine.HelpCommand.class,
                 ModelCommand.class,
+                ForwardCommand.class,
+                BenchCommand.class,
         })
 public final class Main implements Runnable {
 
