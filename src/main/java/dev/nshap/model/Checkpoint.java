@@ -9,7 +9,6 @@ import dev.nshap.util.Progress;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -299,10 +298,14 @@ public final class Checkpoint {
                 Json.writeFile(tmp.resolve(CONFIG), cfg);
                 try {
                     Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
-                } catch (AtomicMoveNotSupportedException e) {
-                    Files.move(tmp, abs);
+                    tmp = null;
+                } catch (IOException e) {
+                    // Another writer created the directory meanwhile (e.g. two runs creating the same default
+                    // model): fall back to renaming our complete files into it, one atomic rename each.
+                    if (!Files.isDirectory(abs)) throw e;
+                    for (String f : new String[]{WEIGHTS, CONFIG})
+                        Files.move(tmp.resolve(f), abs.resolve(f), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
                 }
-                tmp = null;
             } finally {
                 if (tmp != null) deleteTree(tmp);
             }
