@@ -24,6 +24,7 @@ import java.util.Map;
         subcommands = {
                 ModelCommand.Init.class,
                 ModelCommand.Inspect.class,
+                ModelLossCommand.class,
         })
 public final class ModelCommand implements Runnable {
     @Spec CommandLine.Model.CommandSpec spec;
