@@ -282,12 +282,13 @@ public final class Checkpoint {
         LinkedHashMap<String, SafeTensors.Tensor> tensors = tensors(w, dt);
         Path abs = dir.toAbsolutePath();
         try {
+            // One condition, not two checks: another writer's rename may land between an isDirectory and an exists.
+            if (Files.exists(abs) && !Files.isDirectory(abs)) throw new NshapException(dir + ": exists and is not a directory");
             if (Files.isDirectory(abs)) {
                 SafeTensors.write(abs.resolve(WEIGHTS), tensors, meta);
                 Json.writeFile(abs.resolve(CONFIG), cfg);
                 return;
             }
-            if (Files.exists(abs)) throw new NshapException(dir + ": exists and is not a directory");
             Files.createDirectories(abs.getParent());
             Path tmp = Files.createTempDirectory(abs.getParent(), "." + abs.getFileName() + ".");
             try { // temp directories are private (0700); the checkpoint should be readable like any other directory
