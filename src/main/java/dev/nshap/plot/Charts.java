@@ -65,7 +65,10 @@ public final class Charts {
             Set<String> metrics = new LinkedHashSet<>();
             for (JsonNode c : result.path("curves")) metrics.add(c.path("metric").asText());
             if (metrics.isEmpty()) throw new NshapException("impairment result has no curves to plot");
-            for (String m : metrics) out.addAll(write(impairment(result, m), prefix.resolveSibling(prefix.getFileName() + "-" + m), width, height));
+            for (String m : metrics) {
+                out.addAll(write(impairment(result, m, false), prefix.resolveSibling(prefix.getFileName() + "-" + m), width, height));
+                out.addAll(write(impairment(result, m, true), prefix.resolveSibling(prefix.getFileName() + "-" + m + "-harm"), width, height));
+            }
         } else if (format.equals("nshap-specificity-1")) {
             out.addAll(write(specificity(result), prefix, width, height));
         } else if (shapleyRows(result) != null) {
@@ -76,8 +79,12 @@ public final class Charts {
         return out;
     }
 
-    /** The metric against the impairment level per dataset, with its 95% CI band and the random clusters' band. */
-    public static JFreeChart impairment(JsonNode result, String metric) {
+    /**
+     * The metric against the impairment level per dataset, with its 95% CI band and the random clusters' band. With
+     * {@code harm}, the change from the clean model instead, signed so that up = worse, with the paired CI (the
+     * same prompts clean and impaired), which is far tighter than the CI of the raw metric.
+     */
+    public static JFreeChart impairment(JsonNode result, String metric, boolean harm) {
         YIntervalSeriesCollection ds = new YIntervalSeriesCollection();
         List<Boolean> isBaseline = new ArrayList<>();
         List<Integer> colour = new ArrayList<>();
@@ -87,12 +94,24 @@ public final class Charts {
             String name = c.path("dataset").asText();
             YIntervalSeries s = new YIntervalSeries(name + (c.path("baseline_clusters").asInt() > 0 ? " (cluster)" : ""));
             YIntervalSeries b = new YIntervalSeries(name + " (random, " + c.path("baseline_clusters").asInt() + ")");
+            double clean = c.path("clean").path("mean").asDouble(Double.NaN);
+            boolean higher = c.path("higher_is_better").asBoolean(metric.equals("accuracy") || metric.equals("logit-diff"));
             for (JsonNode p : c.path("points")) {
-                double x = p.path("level").asDouble(), m = p.path("mean").asDouble(Double.NaN);
-                s.add(x, m, p.path("ci_low").asDouble(m), p.path("ci_high").asDouble(m));
+                double x = p.path("level").asDouble();
+                if (harm) {
+                    double h = p.path("harm").asDouble(Double.NaN);
+                    s.add(x, h, p.path("harm_ci_low").asDouble(h), p.path("harm_ci_high").asDouble(h));
+                } else {
+                    double m = p.path("mean").asDouble(Double.NaN);
+                    s.add(x, m, p.path("ci_low").asDouble(m), p.path("ci_high").asDouble(m));
+                }
                 if (p.hasNonNull("baseline_mean")) {
-                    double bm = p.get("baseline_mean").asDouble();
-                    b.add(x, bm, p.path("baseline_low").asDouble(bm), p.path("baseline_high").asDouble(bm));
+                    double bm = p.get("baseline_mean").asDouble(), lo = p.path("baseline_low").asDouble(bm), hi = p.path("baseline_high").asDouble(bm);
+                    if (harm) {
+                        // the random clusters' harm: their mean metric against the same clean mean
+                        double hm = higher ? clean - bm : bm - clean, hlo = higher ? clean - hi : lo - clean, hhi = higher ? clean - lo : hi - clean;
+                        b.add(x, hm, hlo, hhi);
+                    } else b.add(x, bm, lo, hi);
                 }
             }
             ds.addSeries(s);
@@ -112,7 +131,8 @@ public final class Charts {
             default -> "noise intensity (sd)";
         });
         x.setAutoRangeIncludesZero(false);
-        NumberAxis y = new NumberAxis(metric);
+        NumberAxis y = new NumberAxis(!harm ? metric : metric.equals("accuracy") || metric.equals("logit-diff")
+                ? "harm: clean " + metric + " - impaired" : "harm: impaired " + metric + " - clean");
         y.setAutoRangeIncludesZero(false);
         DeviationRenderer r = new DeviationRenderer(true, false);
         r.setAlpha(0.18f);
@@ -130,7 +150,8 @@ public final class Charts {
         plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
         JFreeChart chart = new JFreeChart("Impairment of " + shortName(cfg.path("cluster").asText()) + " at " + cfg.path("site").asText()
                 + " (" + cfg.path("mode").asText() + ")", new Font("SansSerif", Font.BOLD, 15), plot, true);
-        chart.addSubtitle(new TextTitle("mean and 95% CI over prompts x " + cfg.path("seeds").asInt() + " noise seed(s); dashed: random clusters, mean +- 1.96 sd"
+        chart.addSubtitle(new TextTitle((harm ? "change from clean (up = worse), paired 95% CI" : "mean and 95% CI")
+                + " over prompts x " + cfg.path("seeds").asInt() + " noise seed(s); dashed: random clusters, mean +- 1.96 sd"
                 + (cfg.path("model").path("random_init").asBoolean() ? "  [RANDOM-INIT model]" : ""), new Font("SansSerif", Font.PLAIN, 11)));
         chart.setBackgroundPaint(Color.WHITE);
         return chart;

@@ -34,11 +34,13 @@ class ChartsTest {
         for (String metric : new String[]{"accuracy", "loss"})
             for (String ds : new String[]{"athlete", "artist"}) {
                 ObjectNode cv = curves.addObject();
-                cv.put("dataset", ds).put("metric", metric).put("baseline_clusters", 5);
+                cv.put("dataset", ds).put("metric", metric).put("baseline_clusters", 5).put("higher_is_better", metric.equals("accuracy"));
+                cv.putObject("clean").put("mean", metric.equals("loss") ? 2.0 : 0.9);
                 ArrayNode pts = cv.putArray("points");
                 for (int i = 0; i <= 10; i++) {
                     double x = i * 0.2, m = metric.equals("loss") ? 2 + x * (ds.equals("athlete") ? 1.5 : 0.3) : 0.9 - x * 0.2;
                     pts.addObject().put("level", x).put("mean", m).put("ci_low", m - 0.05).put("ci_high", m + 0.05)
+                            .put("harm", x * 0.1).put("harm_ci_low", x * 0.08).put("harm_ci_high", x * 0.12)
                             .put("baseline_mean", m * 0.9).put("baseline_low", m * 0.85).put("baseline_high", m * 0.95);
                 }
             }
@@ -99,7 +101,9 @@ class ChartsTest {
 
     @Test void everyResultTypeGetsItsChartAsValidPngAndSvg() throws Exception {
         List<Path> a = Charts.plot(impairment(), dir.resolve("imp"), 640, 400);
-        assertEquals(List.of(dir.resolve("imp-accuracy.png"), dir.resolve("imp-accuracy.svg"), dir.resolve("imp-loss.png"), dir.resolve("imp-loss.svg")), a);
+        assertEquals(List.of(dir.resolve("imp-accuracy.png"), dir.resolve("imp-accuracy.svg"), dir.resolve("imp-accuracy-harm.png"),
+                dir.resolve("imp-accuracy-harm.svg"), dir.resolve("imp-loss.png"), dir.resolve("imp-loss.svg"), dir.resolve("imp-loss-harm.png"),
+                dir.resolve("imp-loss-harm.svg")), a);
         List<Path> b = Charts.plot(specificity(), dir.resolve("spec"), 700, 500);
         List<Path> c = Charts.plot(shapley(), dir.resolve("shap"), 800, 450);
         for (Path p : a) if (p.toString().endsWith(".png")) assertValidPng(p, 640, 400); else assertValidSvg(p, 640, 400);
