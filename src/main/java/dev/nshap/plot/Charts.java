@@ -191,6 +191,7 @@ public final class Charts {
         SymbolAxis y = new SymbolAxis("cluster", label.toArray(new String[0]));
         x.setGridBandsVisible(false);
         y.setGridBandsVisible(false);
+        y.setInverted(true); // first cluster on top, like the rows of the matrix
         XYBlockRenderer r = new XYBlockRenderer();
         Diverging scale = new Diverging(max);
         r.setPaintScale(scale);
@@ -200,8 +201,10 @@ public final class Charts {
         plot.setRangeGridlinesVisible(false);
         labels.forEach(plot::addAnnotation);
         JsonNode cfg = result.path("config");
-        String eff = cfg.path("effect").asText().equals("auc") ? "area under the harm curve" : "drop at level " + cfg.path("level").asText();
-        JFreeChart chart = new JFreeChart("Specificity: " + cfg.path("metric").asText() + " " + eff + " (" + cfg.path("mode").asText() + ")",
+        String metric = cfg.path("metric").asText();
+        String harm = (metric.equals("accuracy") || metric.equals("logit-diff") ? "drop in " : "rise in ") + metric;
+        String eff = cfg.path("effect").asText().equals("auc") ? "area under the " + harm + " over the levels" : harm + " at level " + cfg.path("level").asText();
+        JFreeChart chart = new JFreeChart("Specificity: " + eff + " (" + cfg.path("mode").asText() + ")",
                 new Font("SansSerif", Font.BOLD, 15), plot, false);
         chart.addSubtitle(new TextTitle("cell: effect (larger = more harm) and z against " + cfg.path("baseline").asInt()
                 + " random clusters; * = own topic" + (cfg.path("model").path("random_init").asBoolean() ? "  [RANDOM-INIT model]" : ""),
