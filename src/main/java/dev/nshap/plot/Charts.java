@@ -51,7 +51,7 @@ public final class Charts {
     public static final int WIDTH = 900, HEIGHT = 560;
     private static final Color[] PALETTE = {new Color(0x1f77b4), new Color(0xd62728), new Color(0x2ca02c), new Color(0x9467bd),
             new Color(0xff7f0e), new Color(0x8c564b), new Color(0xe377c2), new Color(0x17becf)};
-    private static final Pattern NEURON = Pattern.compile("blocks\\.(\\d+)\\.mlp\\.hook_(?:post|pre)\\[(\\d+)]");
+    private static final Pattern NEURON = Pattern.compile("blocks\\.(\\d+)\\.mlp\\.hook_(?:post|pre)\\[(\\d+)(?::\\d+)?]");
 
     private Charts() {}
 
@@ -249,16 +249,21 @@ public final class Charts {
             String name = p.path("name").asText(p.path("id").asText(""));
             Matcher m = NEURON.matcher(name);
             JsonNode v = p.hasNonNull("mean") ? p.get("mean") : p.get("value");
-            if (!m.find() || v == null || !v.isNumber()) continue;
-            byLayer.computeIfAbsent(Integer.parseInt(m.group(1)), l -> new ArrayList<>()).add(v.asDouble());
+            if (v == null || !v.isNumber()) continue;
+            int layer;
+            if (m.find()) layer = Integer.parseInt(m.group(1));
+            else if (p.has("layer") && p.get("layer").asText().matches("\\d+")) layer = Integer.parseInt(p.get("layer").asText());
+            else continue;
+            byLayer.computeIfAbsent(layer, l -> new ArrayList<>()).add(v.asDouble());
             rows++;
         }
-        if (rows == 0) throw new NshapException("shapley result: no rows with a neuron name (blocks.L.mlp.hook_post[N]) and a value");
+        if (rows == 0) throw new NshapException("shapley result: no rows with a neuron name (blocks.L.mlp.hook_post[N] or [A:B]) or a layer, and a value");
         DefaultBoxAndWhiskerCategoryDataset ds = new DefaultBoxAndWhiskerCategoryDataset();
         byLayer.forEach((l, xs) -> ds.add(xs, "Shapley value", "layer " + l));
         BoxAndWhiskerRenderer r = new BoxAndWhiskerRenderer();
         r.setSeriesPaint(0, PALETTE[0]);
         r.setMeanVisible(true);
+        r.setMaximumBarWidth(0.12); // one layer alone would otherwise fill the plot (and its mean marker with it)
         r.setMaxOutlierVisible(true);
         r.setMinOutlierVisible(true);
         NumberAxis y = new NumberAxis("Shapley value");
@@ -266,7 +271,7 @@ public final class Charts {
         CategoryPlot plot = new CategoryPlot(ds, new CategoryAxis("layer"), y, r);
         plot.setBackgroundPaint(Color.WHITE);
         plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
-        JFreeChart chart = new JFreeChart("Shapley values per layer (" + rows + " neurons)", new Font("SansSerif", Font.BOLD, 15), plot, false);
+        JFreeChart chart = new JFreeChart("Shapley values per layer (" + rows + " players)", new Font("SansSerif", Font.BOLD, 15), plot, false);
         JsonNode g = result.path("game");
         String sub = g.isObject() ? g.path("topic").asText(g.path("dataset").asText("")) : "";
         if (!sub.isEmpty()) chart.addSubtitle(new TextTitle(sub, new Font("SansSerif", Font.PLAIN, 11)));

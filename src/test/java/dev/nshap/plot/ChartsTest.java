@@ -74,6 +74,9 @@ class ChartsTest {
         for (int l = 0; l < 4; l++)
             for (int n = 0; n < 50; n++)
                 rs.addObject().put("rank", 1).put("name", "blocks." + l + ".mlp.hook_post[" + n + "]").put("mean", r.nextGaussian() * (l + 1) * 0.01);
+        // neuron groups as the GPT-2 game names them, and a not-yet-sampled player (null mean) that is skipped
+        rs.addObject().put("name", "blocks.5.mlp.hook_post[32:64]").put("mean", 0.02);
+        rs.addObject().put("name", "blocks.6.mlp.hook_post[0]").putNull("mean");
         return o;
     }
 
@@ -114,7 +117,8 @@ class ChartsTest {
         // the charts carry the data: the heat map labels its cells, the box plot its layers
         String svg = Files.readString(b.get(1));
         assertTrue(svg.contains("z 6.0") && svg.contains("athlete-cluster (specific)"), "heat map labels");
-        assertTrue(Files.readString(c.get(1)).contains("layer 3"));
+        String shap = Files.readString(c.get(1));
+        assertTrue(shap.contains("layer 3") && shap.contains("layer 5") && !shap.contains("layer 6") && shap.contains("(201 players)"));
         try (var files = Files.list(dir)) { assertTrue(files.noneMatch(p -> p.getFileName().toString().endsWith(".tmp"))); }
     }
 
