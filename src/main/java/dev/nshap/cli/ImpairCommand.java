@@ -44,7 +44,7 @@ public final class ImpairCommand implements Runnable {
         long t0 = System.nanoTime();
         if ((cluster == null) == !allUnits) throw new NshapException("give exactly one of --cluster FILE or --all-units");
         opt.validate();
-        if (allUnits && opt.baseline > 0) throw new NshapException("--baseline needs a --cluster (random clusters match its per-layer counts)");
+        if (allUnits && opt.baseline() > 0) throw new NshapException("--baseline needs a --cluster (random clusters match its per-layer counts)");
         Mode mode = opt.mode();
         Site site = opt.site();
         double[] levels = opt.levels();
@@ -58,7 +58,7 @@ public final class ImpairCommand implements Runnable {
         Target real = cl == null ? Target.allUnits(site, m.config()) : Target.ofCluster(cluster.getFileName().toString(), cl, site);
         List<Target> targets = new ArrayList<>();
         targets.add(real);
-        if (opt.baseline > 0) targets.addAll(RandomClusters.sample(real, site.kind().width(m.config()), opt.baseline, opt.baselineSeed));
+        if (opt.baseline() > 0) targets.addAll(RandomClusters.sample(real, site.kind().width(m.config()), opt.baseline(), opt.baselineSeed));
 
         long total = 0;
         for (TokenizedDataset d : data) total += metrics.size() * (Sweep.work(targets.size(), mode, levels.length, opt.seeds, d.size()) + d.size());

@@ -39,8 +39,13 @@ public final class ImpairOptions {
     @Option(names = "--seed", defaultValue = "1", description = "base seed of the noise (default: ${DEFAULT-VALUE})")
     public long seed;
 
-    @Option(names = "--baseline", defaultValue = "0", paramLabel = "R", description = "random clusters with the real one's per-layer counts (default: ${DEFAULT-VALUE})")
-    public int baseline;
+    @Option(names = "--baseline", paramLabel = "R", description = "random clusters with the real one's per-layer counts (default: 0 for impair, 10 for specificity)")
+    public Integer baseline;
+
+    /** Random clusters when --baseline is not given. */
+    public int defaultBaseline = 0;
+
+    public int baseline() { return baseline != null ? baseline : defaultBaseline; }
 
     @Option(names = "--baseline-seed", defaultValue = "7", description = "seed of the random clusters (default: ${DEFAULT-VALUE})")
     public long baselineSeed;
@@ -83,13 +88,15 @@ public final class ImpairOptions {
 
     public void validate() {
         if (seeds < 1) throw new NshapException("--seeds must be at least 1");
-        if (baseline < 0) throw new NshapException("--baseline must be 0 or more");
+        if (baseline() < 0) throw new NshapException("--baseline must be 0 or more");
         if (maxTokens < 1) throw new NshapException("--max-tokens must be positive");
         if (datasets == null || datasets.isEmpty()) throw new NshapException("--datasets: no dataset given");
         for (Path p : datasets) if (p.toString().isBlank()) throw new NshapException("--datasets: an empty file name in the list");
-        mode();
         site();
-        levels();
+        double[] lv = levels();
+        if (mode().random())
+            for (double l : lv)
+                if (l < 0) throw new NshapException("--levels: a noise intensity cannot be negative (got " + l + ")");
         metrics();
     }
 
@@ -114,7 +121,7 @@ public final class ImpairOptions {
         for (Metric x : metrics()) ms.add(x.cliName);
         c.put("seeds", mode().random() ? seeds : 1);
         c.put("seed", seed);
-        c.put("baseline", baseline);
+        c.put("baseline", baseline());
         c.put("baseline_seed", baselineSeed);
         c.put("max_tokens", maxTokens);
         c.put("ci", "95% Student-t over prompts of the per-prompt mean over noise seeds (each prompt has its own noise)");

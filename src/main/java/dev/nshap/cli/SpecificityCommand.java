@@ -46,10 +46,10 @@ public final class SpecificityCommand implements Runnable {
 
     @Override public void run() {
         long t0 = System.nanoTime();
-        if (opt.baseline == 0) opt.baseline = 10;
+        opt.defaultBaseline = 10;
         opt.defaultMetrics = List.of("accuracy");
         opt.validate();
-        if (opt.baseline < 2) throw new NshapException("--baseline: specificity needs at least 2 random clusters for a z-score");
+        if (opt.baseline() < 2) throw new NshapException("--baseline: specificity needs at least 2 random clusters for a z-score");
         if (!effect.equals("drop") && !effect.equals("auc")) throw new NshapException("--effect '" + effect + "': expected drop or auc");
         Mode mode = opt.mode();
         Site site = opt.site();
@@ -93,11 +93,11 @@ public final class SpecificityCommand implements Runnable {
             List<Target> t = new ArrayList<>();
             Target real = Target.ofCluster(cNames.get(i), cls.get(i), site);
             t.add(real);
-            t.addAll(RandomClusters.sample(real, width, opt.baseline, opt.baselineSeed + i));
+            t.addAll(RandomClusters.sample(real, width, opt.baseline(), opt.baselineSeed + i));
             targets.add(t);
         }
         long total = 0;
-        for (TokenizedDataset d : data) total += cls.size() * Sweep.work(1 + opt.baseline, mode, levels.length, opt.seeds, d.size());
+        for (TokenizedDataset d : data) total += cls.size() * Sweep.work(1 + opt.baseline(), mode, levels.length, opt.seeds, d.size());
         Progress progress = new Progress("specificity", total);
         long[] done = {0};
         Specificity.Cell[][] cells = new Specificity.Cell[cls.size()][data.size()];
