@@ -91,6 +91,7 @@ public final class ImpairCommand implements Runnable {
         ObjectNode per = c.putObject("units_per_layer");
         real.counts(m.config()).forEach((l, n) -> per.put(Integer.toString(l), n));
         opt.describe(c, data);
+        if (targets.size() > 1) c.set("random_clusters", Results.targets(targets.subList(1, targets.size())));
         o.set("provenance", Results.provenance(wall, passes));
         o.set("curves", curves);
         Path json = opt.out.resolve("impairment.json"), csv = opt.out.resolve("impairment.csv");

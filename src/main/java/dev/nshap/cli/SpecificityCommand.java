@@ -136,6 +136,7 @@ public final class SpecificityCommand implements Runnable {
             x.put("own_dataset", dNames.get(own[i]));
             x.put("specific", Specificity.specific(cells[i], own[i]));
             x.put("reason", Specificity.reason(cells[i], own[i], dNames));
+            x.set("random_clusters", Results.targets(targets.get(i).subList(1, targets.get(i).size())));
         }
         ArrayNode dj = o.putArray("datasets");
         for (int j = 0; j < data.size(); j++) dj.addObject().put("name", dNames.get(j)).put("topic", dTopics.get(j));

@@ -100,6 +100,21 @@ public final class Results {
         return sb.toString();
     }
 
+    /** The units of each target, per layer (so a baseline's random clusters can be inspected or re-run). */
+    public static ArrayNode targets(List<Target> ts) {
+        ArrayNode a = Json.MAPPER.createArrayNode();
+        for (Target t : ts) {
+            ObjectNode o = a.addObject();
+            o.put("name", t.name());
+            ObjectNode per = o.putObject("units");
+            t.units().forEach((l, u) -> {
+                ArrayNode x = per.putArray(Integer.toString(l));
+                if (u != null) for (int v : u) x.add(v);
+            });
+        }
+        return a;
+    }
+
     public static ObjectNode provenance(double wallSeconds, long forwardPasses) {
         ObjectNode o = Json.MAPPER.createObjectNode();
         o.put("tool", "nshap 0.1.0");

@@ -134,6 +134,9 @@ public final class Charts {
         NumberAxis y = new NumberAxis(!harm ? metric : metric.equals("accuracy") || metric.equals("logit-diff")
                 ? "harm: clean " + metric + " - impaired" : "harm: impaired " + metric + " - clean");
         y.setAutoRangeIncludesZero(false);
+        // a flat curve (a random-init model's accuracy is 0 everywhere) would otherwise get a +-5e-9 axis
+        if (metric.equals("accuracy") && !harm) y.setRange(-0.02, 1.02);
+        else y.setAutoRangeMinimumSize(metric.equals("accuracy") ? 0.1 : 1e-3);
         DeviationRenderer r = new DeviationRenderer(true, false);
         r.setAlpha(0.18f);
         for (int i = 0; i < ds.getSeriesCount(); i++) {

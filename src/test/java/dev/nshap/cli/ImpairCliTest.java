@@ -68,6 +68,10 @@ class ImpairCliTest {
         assertEquals(3, r.get("config").get("units_per_layer").get("0").asInt());
         assertTrue(r.get("config").get("model").get("random_init").asBoolean());
         assertEquals(4, r.get("curves").size());
+        JsonNode rc = r.get("config").get("random_clusters");
+        assertEquals(3, rc.size());
+        assertEquals(3, rc.get(0).get("units").get("0").size());
+        assertEquals(3, rc.get(0).get("units").get("1").size());
         for (JsonNode c : r.get("curves")) {
             assertEquals(3, c.get("points").size());
             JsonNode p0 = c.get("points").get(0);
