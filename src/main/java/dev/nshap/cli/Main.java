@@ -12,6 +12,7 @@ import java.io.UncheckedIOException;
                 CommandLine.HelpCommand.class,
                 ForwardCommand.class,
                 BenchCommand.class,
+                dev.nshap.convert.ConvertCommand.class,
         })
 public final class Main implements Runnable {
 
