@@ -11,6 +11,7 @@ import java.io.UncheckedIOException;
         subcommands = {
                 CommandLine.HelpCommand.class,
                 ForwardCommand.class,
+                EvaluateCommand.class,
                 BenchCommand.class,
                 dev.nshap.convert.ConvertCommand.class,
         })
