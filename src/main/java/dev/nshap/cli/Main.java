@@ -14,6 +14,7 @@ import java.io.UncheckedIOException;
                 EvaluateCommand.class,
                 BenchCommand.class,
                 dev.nshap.convert.ConvertCommand.class,
+                ModelCommand.class,
         })
 public final class Main implements Runnable {
 
