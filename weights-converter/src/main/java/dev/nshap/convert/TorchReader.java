@@ -67,17 +67,7 @@ public final class TorchReader {
 
     public static List<SourceTensor> readZip(Path file) {
         String where = file.toString();
-        ZipFile zip;
-        try {
-            zip = new ZipFile(file.toFile());
-        } catch (ZipException e) {
-            throw new NshapException(where + ": not a readable zip archive: " + e.getMessage());
-        } catch (IOException e) {
-            throw new NshapException(where + ": cannot read: " + e.getMessage());
-        }
-        // The ZipFile stays open for the tensor readers; it is closed by the garbage collector's cleaner, and
-        // conversions are one-shot processes.
-        try {
+        try (ZipFile zip = openZip(file)) {
             Map<String, ZipEntry> entries = new LinkedHashMap<>();
             String prefix = null;
             for (Enumeration<? extends ZipEntry> en = zip.entries(); en.hasMoreElements(); ) {
@@ -120,15 +110,31 @@ public final class TorchReader {
             for (Map.Entry<String, TensorRef> t : tensors.entrySet()) {
                 TensorRef r = t.getValue();
                 ZipEntry data = entries.get(pfx + "/data/" + r.storage().key());
+                long bytes = data.getSize();
+                // Each read opens the archive again, so no file handle outlives the conversion.
                 out.add(view(where, t.getKey(), r, dst -> {
-                    byte[] bytes = readEntry(zip, data, Integer.MAX_VALUE - 8, where);
-                    gather(bytes, 0, r, dst);
+                    try (ZipFile z = openZip(file)) {
+                        ZipEntry e = z.getEntry(data.getName());
+                        if (e == null || e.getSize() != bytes) throw new NshapException(where + ": changed while being read");
+                        gather(readEntry(z, e, Integer.MAX_VALUE - 8, where), 0, r, dst);
+                    } catch (IOException ex) {
+                        throw new NshapException(where + ": cannot read: " + ex.getMessage());
+                    }
                 }));
             }
             return out;
-        } catch (RuntimeException e) {
-            try { zip.close(); } catch (IOException ignored) { }
-            throw e;
+        } catch (IOException e) {
+            throw new NshapException(where + ": cannot read: " + e.getMessage());
+        }
+    }
+
+    private static ZipFile openZip(Path file) {
+        try {
+            return new ZipFile(file.toFile());
+        } catch (ZipException e) {
+            throw new NshapException(file + ": not a readable zip archive: " + e.getMessage());
+        } catch (IOException e) {
+            throw new NshapException(file + ": cannot read: " + e.getMessage());
         }
     }
 
