@@ -126,7 +126,15 @@ public final class HubClient {
         if (!REVISION.matcher(rev).matches() || rev.contains(".."))
             throw new NshapException("revision '" + rev + "' is not a branch, tag or commit name");
         Path repoDir = repoDir(repo);
-        FileMeta cfg = head(repo, rev, Checkpoint.CONFIG);
+        FileMeta cfg;
+        try {
+            cfg = head(repo, rev, Checkpoint.CONFIG);
+        } catch (Offline e) {
+            Pulled cached = cached(repo, rev);
+            if (cached == null) throw new NshapException(e.getMessage() + "; and no verified copy of " + repo + "@" + rev + " is in the cache " + cache);
+            System.err.println("nshap: " + e.getMessage() + "; using the cached " + repo + "@" + rev + " (" + cached.commit() + ")");
+            return cached;
+        }
         if (cfg == null)
             throw new NshapException(repo + "@" + rev + ": config.json not found on " + endpoint + " (HTTP 404): no such "
                     + "repository or revision, or not a transformers model");
@@ -186,6 +194,37 @@ public final class HubClient {
         return new Pulled(out, repo, commit, true);
     }
 
+    /** A complete, manifest-verified copy of repo@rev already in the cache, or null. */
+    Pulled cached(String repo, String rev) {
+        Path repoDir = repoDir(repo);
+        String commit = rev;
+        Path ref = repoDir.resolve("refs").resolve(rev);
+        if (!COMMIT.matcher(rev).matches()) {
+            if (!Files.isRegularFile(ref)) return null;
+            try {
+                commit = Files.readString(ref).trim();
+            } catch (IOException e) {
+                return null;
+            }
+            if (!COMMIT.matcher(commit).matches()) return null;
+        }
+        for (Path dir : new Path[]{repoDir.resolve("converted").resolve(commit), repoDir.resolve("snapshots").resolve(commit)}) {
+            if (!Files.isRegularFile(dir.resolve(Manifest.FILE)) || !Files.isRegularFile(dir.resolve(Checkpoint.WEIGHTS))) continue;
+            try {
+                Manifest.verify(dir);
+                return new Pulled(dir, repo, commit, dir.getParent().getFileName().toString().equals("converted"));
+            } catch (NshapException damaged) {
+                return null;
+            }
+        }
+        return null;
+    }
+
+    /** The hub could not be reached at all (as opposed to answering with an error). */
+    static final class Offline extends NshapException {
+        Offline(String message) { super(message); }
+    }
+
     // ------------------------------------------------------------------ HTTP
 
     private URI resolveUri(String repo, String rev, String file) {
@@ -220,7 +259,7 @@ public final class HubClient {
     }
 
     private NshapException offline(Exception e) {
-        return new NshapException("cannot reach the Hugging Face hub at " + endpoint + " (offline, or HF_ENDPOINT wrong?): "
+        return new Offline("cannot reach the Hugging Face hub at " + endpoint + " (offline, or HF_ENDPOINT wrong?): "
                 + (e.getMessage() != null ? e.getMessage() : e.getClass().getSimpleName()));
     }
 

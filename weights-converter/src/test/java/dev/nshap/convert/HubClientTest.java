@@ -165,6 +165,22 @@ class HubClientTest {
         assertTrue(r.err().contains("cannot reach the Hugging Face hub"), r.err());
     }
 
+    @Test void offlineFallsBackToAVerifiedCachedCopy() throws Exception {
+        HubClient.Pulled first = client().pull("org/tiny", null);
+        hub.close();
+        HubClient offline = new HubClient(URI.create(hub.endpoint()), null, tmp.resolve("cache"));
+        HubClient.Pulled again = offline.pull("org/tiny", null);
+        assertEquals(first.dir(), again.dir());
+        assertEquals(FakeHub.COMMIT, again.commit());
+        // a damaged cached copy is not used: the offline error stands
+        Path blob = repoDir().resolve("blobs").resolve(FakeHub.sha256(weights));
+        byte[] b = Files.readAllBytes(blob);
+        b[b.length - 1] ^= 1;
+        Files.write(blob, b);
+        NshapException e = assertThrows(NshapException.class, () -> offline.pull("org/tiny", null));
+        assertTrue(e.getMessage().contains("cannot reach") && e.getMessage().contains("no verified copy"), e.getMessage());
+    }
+
     @Test void namesAreCheckedAndAliased() {
         assertEquals("openai-community/gpt2-xl", HubClient.repoId("gpt2-xl"));
         assertEquals("distilbert/distilgpt2", HubClient.repoId("distilgpt2"));
