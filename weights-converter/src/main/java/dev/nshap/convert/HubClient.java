@@ -323,8 +323,17 @@ public final class HubClient {
     /** Downloads into blobs/ unless already there, then links snapshots/COMMIT/FILE to it. */
     private void fetch(Path repoDir, Path snap, FileMeta m) {
         Path blob = repoDir.resolve("blobs").resolve(m.etag);
-        if (!Files.isRegularFile(blob)) download(m, blob);
+        // A blob is named by its hash and only enters blobs/ verified; a wrong size means someone truncated it.
+        if (!Files.isRegularFile(blob) || (m.size >= 0 && sizeOf(blob) != m.size)) download(m, blob);
         link(snap.resolve(m.file), blob);
+    }
+
+    private static long sizeOf(Path f) {
+        try {
+            return Files.size(f);
+        } catch (IOException e) {
+            return -1;
+        }
     }
 
     private void download(FileMeta m, Path blob) {

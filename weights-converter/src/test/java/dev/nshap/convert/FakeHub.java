@@ -32,6 +32,8 @@ final class FakeHub implements AutoCloseable {
     final List<String> log = Collections.synchronizedList(new ArrayList<>());
     volatile int cutsLeft = 0;
     volatile boolean corrupt = false;
+    /** Where LFS redirects point: "" for this server, or another server's origin (a CDN on another host). */
+    volatile String cdnOrigin = "";
 
     FakeHub() throws IOException {
         server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
@@ -71,7 +73,8 @@ final class FakeHub implements AutoCloseable {
     private void handle(HttpExchange ex) throws IOException {
         String path = ex.getRequestURI().getRawPath();
         String range = ex.getRequestHeaders().getFirst("Range");
-        log.add(ex.getRequestMethod() + " " + path + (range != null ? " " + range : ""));
+        String auth = ex.getRequestHeaders().getFirst("Authorization");
+        log.add(ex.getRequestMethod() + " " + path + (range != null ? " " + range : "") + (auth != null ? " [" + auth + "]" : ""));
         boolean head = ex.getRequestMethod().equals("HEAD");
         try (ex) {
             if (path.startsWith("/cdn/")) {
@@ -100,7 +103,7 @@ final class FakeHub implements AutoCloseable {
                 ex.getResponseHeaders().set("X-Linked-Etag", "\"" + sha + "\"");
                 ex.getResponseHeaders().set("X-Linked-Size", String.valueOf(content.length));
                 ex.getResponseHeaders().set("ETag", "\"" + gitBlobId(("version https://git-lfs.github.com/spec/v1\noid sha256:" + sha).getBytes(StandardCharsets.US_ASCII)) + "\"");
-                ex.getResponseHeaders().set("Location", "/cdn/" + sha);
+                ex.getResponseHeaders().set("Location", cdnOrigin + "/cdn/" + sha);
                 ex.sendResponseHeaders(302, -1);
                 return;
             }

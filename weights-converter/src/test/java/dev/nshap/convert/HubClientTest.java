@@ -181,6 +181,19 @@ class HubClientTest {
         assertTrue(e.getMessage().contains("cannot reach") && e.getMessage().contains("no verified copy"), e.getMessage());
     }
 
+    @Test void tokenGoesToTheHubButNeverToTheCdn() throws Exception {
+        try (FakeHub cdn = new FakeHub()) {
+            cdn.put("org/tiny", "model.safetensors", weights);
+            hub.cdnOrigin = cdn.endpoint().replace("127.0.0.1", "localhost"); // another origin
+            HubClient c = new HubClient(URI.create(hub.endpoint()), "hf_secret", tmp.resolve("cache"));
+            HubClient.Pulled p = c.pull("org/tiny", null);
+            ConverterTest.assertSameBits(w, Checkpoint.load(p.dir()).weights());
+            assertTrue(hub.log.stream().allMatch(l -> l.endsWith("[Bearer hf_secret]")), hub.log.toString());
+            assertEquals(1, cdn.log.size(), cdn.log.toString());
+            assertFalse(cdn.log.get(0).contains("hf_secret"), cdn.log.toString());
+        }
+    }
+
     @Test void namesAreCheckedAndAliased() {
         assertEquals("openai-community/gpt2-xl", HubClient.repoId("gpt2-xl"));
         assertEquals("distilbert/distilgpt2", HubClient.repoId("distilgpt2"));
