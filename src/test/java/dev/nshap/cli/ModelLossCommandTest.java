@@ -48,7 +48,16 @@ class ModelLossCommandTest {
         assertEquals(0, cl.execute("--model", model.toString(), "--backend", "cpu", "--check", good.toString()));
         assertEquals(1, new CommandLine(new ModelLossCommand()).execute("--model", model.toString(), "--backend", "cpu", "--check", bad.toString()));
         Files.writeString(bad, "{\"sequences\":[{\"tokens\":[1]}]}");
-        int rc = Main.run("model", "loss", "--model", model.toString(), "--check", bad.toString());
-        assertTrue(rc == 2, "a one-token sequence is bad input");
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream old = System.err;
+        System.setErr(new java.io.PrintStream(err, true));
+        int rc;
+        try {
+            rc = Main.run("model", "loss", "--model", model.toString(), "--backend", "cpu", "--check", bad.toString());
+        } finally {
+            System.setErr(old);
+        }
+        assertEquals(2, rc, "a one-token sequence is bad input");
+        assertTrue(err.toString().contains("needs at least 2 tokens"), err.toString());
     }
 }
