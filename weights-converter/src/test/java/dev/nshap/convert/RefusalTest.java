@@ -207,7 +207,7 @@ class RefusalTest {
         Path f = d.resolve("model.safetensors");
         byte[] b = Files.readAllBytes(f);
         Files.write(f, java.util.Arrays.copyOf(b, b.length - 100));
-        refused(d, "run past");
+        refused(d, "truncated");
     }
 
     @Test void shardIndexWithPathTraversal() throws Exception {
