@@ -57,6 +57,9 @@ public final class Converter {
         try {
             Files.createDirectories(target.getParent());
             tmp = Files.createTempDirectory(target.getParent(), "." + target.getFileName() + ".converting-");
+            try { // temp directories are private (0700); the model directory it becomes should not be
+                Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+            } catch (UnsupportedOperationException ignored) { }
             Checkpoint.write(tmp, src.weights, dt, meta);
             if (src.tokenizerDir != null)
                 for (String f : new String[]{"vocab.json", "merges.txt"}) {
@@ -239,6 +242,7 @@ public final class Converter {
         boolean tied = head == null || (wte != null && wte.storage() != null && wte.storage().equals(head.storage())
                 && wte.begin() == head.begin() && wte.last() == head.last() && Arrays.equals(wte.shape(), head.shape()));
         if (head != null && tied) byCanon.remove("lm_head.weight");
+        Checkpoint.requireHeap(4 * Checkpoint.parameterCount(c, tied), "converting " + where);
         GPT2Weights w = new GPT2Weights(c, tied);
         Map<String, SafeTensors.Tensor> table = new LinkedHashMap<>();
         Checkpoint.tensors(w, "F32").forEach((k, v) -> table.put(canonical(k), v));

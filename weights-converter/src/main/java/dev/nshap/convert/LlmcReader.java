@@ -1,6 +1,7 @@
 package dev.nshap.convert;
 
 import dev.nshap.NshapException;
+import dev.nshap.model.Checkpoint;
 import dev.nshap.model.GPT2Config;
 import dev.nshap.model.GPT2Weights;
 import dev.nshap.model.SafeTensors;
@@ -68,6 +69,7 @@ public final class LlmcReader {
             if ((long) V * C > Integer.MAX_VALUE - 8 || 4 * lC * lC > Integer.MAX_VALUE - 8)
                 throw new NshapException(where + ": model too large for one array per tensor");
             GPT2Config cfg = new GPT2Config(L, NH, C, maxT, V, 1e-5, "gelu_new");
+            Checkpoint.requireHeap(4 * Checkpoint.parameterCount(cfg, true), "converting " + where);
             GPT2Weights w = new GPT2Weights(cfg, true);
             Progress progress = new Progress("reading " + file.getFileName(), 16);
             long[] off = new long[16];

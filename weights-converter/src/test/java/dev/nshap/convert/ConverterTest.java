@@ -98,6 +98,8 @@ class ConverterTest {
         assertEquals(0, r.code, r.err);
         assertTrue(r.out.contains("MB/s"), r.out);
         assertEquals(2, Manifest.verify(out), "config.json and model.safetensors");
+        assertTrue(Files.getPosixFilePermissions(out).contains(java.nio.file.attribute.PosixFilePermission.OTHERS_READ),
+                "a converted model is readable like any directory, not private like a temp dir");
         return Checkpoint.load(out).weights();
     }
 
