@@ -89,7 +89,7 @@ class ConverterTest {
         }
     }
 
-    GPT2Weights convertAndLoad(Path from, String... extra) {
+    GPT2Weights convertAndLoad(Path from, String... extra) throws java.io.IOException {
         Path out = tmp.resolve("out-" + System.nanoTime());
         String[] args = new String[4 + extra.length];
         args[0] = "convert"; args[1] = "--from"; args[2] = from.toString(); args[3] = "--out=" + out;
