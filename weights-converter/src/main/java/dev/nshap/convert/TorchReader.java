@@ -175,61 +175,77 @@ public final class TorchReader {
 
     public static List<SourceTensor> readLegacy(Path file) {
         String where = file.toString();
-        byte[] all;
-        try {
-            long size = Files.size(file);
-            if (size > Integer.MAX_VALUE - 8)
-                throw new NshapException(where + ": legacy (pre-1.6) torch.save files over 2 GB are not supported; "
-                        + "re-save with a current PyTorch or as safetensors");
-            all = Files.readAllBytes(file);
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            long end = ch.size();
+            // The five pickles come first and are small; only this prefix is read up front, the storages later one
+            // by one, so files past 2 GB (GPT-2 large and xl as saved in 2019) work.
+            byte[] pre = readAt(ch, 0, (int) Math.min(end, 2 * MAX_PICKLE), where);
+            int lim = pre.length;
+            Object[] r = RestrictedUnpickler.loadAt(pre, 0, lim, where, null);
+            if (!LEGACY_MAGIC.matches(r[0])) throw new NshapException(where + ": not a torch.save file (bad magic number)");
+            r = RestrictedUnpickler.loadAt(pre, (int) r[1], lim, where, null);
+            if (!(r[0] instanceof Long v) || v != 1001L) throw new NshapException(where + ": unsupported legacy protocol version " + r[0]);
+            r = RestrictedUnpickler.loadAt(pre, (int) r[1], lim, where, null);
+            if (r[0] instanceof Map<?, ?> sys && Boolean.FALSE.equals(sys.get("little_endian")))
+                throw new NshapException(where + ": big-endian checkpoint is not supported");
+            Map<String, StorageRef> storages = new LinkedHashMap<>();
+            int start = (int) r[1];
+            r = RestrictedUnpickler.loadAt(pre, start, (int) Math.min(lim, start + MAX_PICKLE), where, pid -> {
+                StorageRef s = storageId(where, pid, 6);
+                StorageRef prev = storages.putIfAbsent(s.key(), s);
+                if (prev != null && !prev.equals(s)) throw new NshapException(where + ": storage '" + s.key() + "' is described two different ways");
+                return s;
+            });
+            Map<String, TensorRef> tensors = stateDict(where, r[0]);
+            start = (int) r[1];
+            r = RestrictedUnpickler.loadAt(pre, start, (int) Math.min(lim, start + MAX_PICKLE), where, null);
+            if (!(r[0] instanceof List<?> keys)) throw new NshapException(where + ": legacy storage key list is missing");
+            Map<String, Long> dataAt = new HashMap<>();
+            long p = (int) r[1];
+            ByteBuffer count = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+            for (Object k : keys) {
+                StorageRef s = k instanceof String ks ? storages.get(ks) : null;
+                if (s == null) throw new NshapException(where + ": storage key list names unknown storage " + k);
+                if (end - p < 8) throw new NshapException(where + ": truncated at storage '" + s.key() + "'");
+                count.clear();
+                while (count.hasRemaining()) if (ch.read(count, p + count.position()) < 0) break;
+                long numel = count.getLong(0);
+                if (numel != s.numel())
+                    throw new NshapException(where + ": storage '" + s.key() + "' holds " + numel + " elements but the pickle says " + s.numel());
+                long bytes = Math.multiplyExact(numel, s.type().elementSize());
+                if (bytes > end - p - 8)
+                    throw new NshapException(where + ": storage '" + s.key() + "' (" + bytes + " bytes) runs past the end of the file");
+                if (dataAt.put(s.key(), p + 8) != null) throw new NshapException(where + ": storage '" + s.key() + "' stored twice");
+                p += 8 + bytes;
+            }
+            if (p != end) throw new NshapException(where + ": " + (end - p) + " stray bytes after the last storage");
+            List<SourceTensor> out = new ArrayList<>();
+            for (Map.Entry<String, TensorRef> t : tensors.entrySet()) {
+                TensorRef ref = t.getValue();
+                Long at = dataAt.get(ref.storage().key());
+                if (at == null) throw new NshapException(where + ": tensor '" + t.getKey() + "' uses storage '" + ref.storage().key() + "', which the file does not hold");
+                long bytes = ref.storage().numel() * ref.storage().type().elementSize();
+                if (bytes > Integer.MAX_VALUE - 8) throw new NshapException(where + ": storage '" + ref.storage().key() + "' is over 2 GB");
+                out.add(view(where, t.getKey(), ref, dst -> {
+                    try (FileChannel c = FileChannel.open(file, StandardOpenOption.READ)) {
+                        gather(readAt(c, at, (int) bytes, where), 0, ref, dst);
+                    } catch (IOException e) {
+                        throw new NshapException(where + ": cannot read: " + e.getMessage());
+                    }
+                }));
+            }
+            return out;
         } catch (IOException e) {
             throw new NshapException(where + ": cannot read: " + e.getMessage());
         }
-        int end = all.length;
-        int lim = (int) Math.min(end, MAX_PICKLE);
-        Object[] r = RestrictedUnpickler.loadAt(all, 0, lim, where, null);
-        if (!LEGACY_MAGIC.matches(r[0])) throw new NshapException(where + ": not a torch.save file (bad magic number)");
-        r = RestrictedUnpickler.loadAt(all, (int) r[1], lim, where, null);
-        if (!(r[0] instanceof Long v) || v != 1001L) throw new NshapException(where + ": unsupported legacy protocol version " + r[0]);
-        r = RestrictedUnpickler.loadAt(all, (int) r[1], lim, where, null);
-        if (r[0] instanceof Map<?, ?> sys && Boolean.FALSE.equals(sys.get("little_endian")))
-            throw new NshapException(where + ": big-endian checkpoint is not supported");
-        Map<String, StorageRef> storages = new LinkedHashMap<>();
-        int start = (int) r[1];
-        r = RestrictedUnpickler.loadAt(all, start, (int) Math.min(end, start + MAX_PICKLE), where, pid -> {
-            StorageRef s = storageId(where, pid, 6);
-            StorageRef prev = storages.putIfAbsent(s.key(), s);
-            if (prev != null && !prev.equals(s)) throw new NshapException(where + ": storage '" + s.key() + "' is described two different ways");
-            return s;
-        });
-        Map<String, TensorRef> tensors = stateDict(where, r[0]);
-        start = (int) r[1];
-        r = RestrictedUnpickler.loadAt(all, start, (int) Math.min(end, start + MAX_PICKLE), where, null);
-        if (!(r[0] instanceof List<?> keys)) throw new NshapException(where + ": legacy storage key list is missing");
-        Map<String, Integer> dataAt = new HashMap<>();
-        long p = (int) r[1];
-        for (Object k : keys) {
-            StorageRef s = k instanceof String ks ? storages.get(ks) : null;
-            if (s == null) throw new NshapException(where + ": storage key list names unknown storage " + k);
-            if (end - p < 8) throw new NshapException(where + ": truncated at storage '" + s.key() + "'");
-            long numel = ByteBuffer.wrap(all, (int) p, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
-            if (numel != s.numel())
-                throw new NshapException(where + ": storage '" + s.key() + "' holds " + numel + " elements but the pickle says " + s.numel());
-            long bytes = Math.multiplyExact(numel, s.type().elementSize());
-            if (bytes > end - p - 8)
-                throw new NshapException(where + ": storage '" + s.key() + "' (" + bytes + " bytes) runs past the end of the file");
-            if (dataAt.put(s.key(), (int) (p + 8)) != null) throw new NshapException(where + ": storage '" + s.key() + "' stored twice");
-            p += 8 + bytes;
+    }
+
+    private static byte[] readAt(FileChannel ch, long pos, int n, String where) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(n);
+        while (b.hasRemaining()) {
+            if (ch.read(b, pos + b.position()) < 0) throw new NshapException(where + ": truncated (changed while being read?)");
         }
-        if (p != end) throw new NshapException(where + ": " + (end - p) + " stray bytes after the last storage");
-        List<SourceTensor> out = new ArrayList<>();
-        for (Map.Entry<String, TensorRef> t : tensors.entrySet()) {
-            TensorRef ref = t.getValue();
-            Integer at = dataAt.get(ref.storage().key());
-            if (at == null) throw new NshapException(where + ": tensor '" + t.getKey() + "' uses storage '" + ref.storage().key() + "', which the file does not hold");
-            out.add(view(where, t.getKey(), ref, dst -> gather(all, at, ref, dst)));
-        }
-        return out;
+        return b.array();
     }
 
     // ------------------------------------------------------------------ shared

@@ -115,6 +115,26 @@ class RefusalTest {
         refused(d, "data.pkl", "over the limit");
     }
 
+    @Test void legacyFileWithStorageRunningPastTheEnd() throws Exception {
+        Path d = dirWithConfig("legacytrunc");
+        Fixtures.TorchDict t = dict();
+        Path f = d.resolve("pytorch_model.bin");
+        Fixtures.writeTorchLegacy(f, t.entries, t.storages, t.elemSize);
+        byte[] b = Files.readAllBytes(f);
+        Files.write(f, java.util.Arrays.copyOf(b, b.length - 1));
+        refused(d, "runs past the end of the file");
+    }
+
+    @Test void legacyStorageCountDisagreeingWithThePickle() throws Exception {
+        Path d = dirWithConfig("legacycount");
+        Fixtures.TorchDict t = dict();
+        List<Fixtures.TEntry> es = new ArrayList<>(t.entries);
+        Fixtures.TEntry e = es.get(0);
+        es.set(0, new Fixtures.TEntry(e.name(), e.storageType(), e.key(), e.numel() - 1, 0, e.size(), e.stride()));
+        Fixtures.writeTorchLegacy(d.resolve("pytorch_model.bin"), es, t.storages, t.elemSize);
+        refused(d, "elements but the pickle says");
+    }
+
     // ------------------------------------------------------------------ pickle
 
     Path zipWithPickle(String name, byte[] pickle) throws IOException {
