@@ -111,6 +111,8 @@ public final class Converter {
         // --force into a populated directory: replace file by file; the manifest goes last, so it never vouches
         // for a file that is not yet in place.
         Files.deleteIfExists(target.resolve(Manifest.FILE));
+        for (String tok : new String[]{"vocab.json", "merges.txt"}) // an old model's tokenizer must not outlive it
+            if (!files.contains(tok)) Files.deleteIfExists(target.resolve(tok));
         for (String f : files) move(tmp.resolve(f), target.resolve(f));
         move(tmp.resolve(Manifest.FILE), target.resolve(Manifest.FILE));
         deleteTree(tmp);

@@ -285,6 +285,8 @@ class ConverterTest {
         GPT2Weights wa = Fixtures.weights(Fixtures.config(), 13), wb = Fixtures.weights(Fixtures.config(), 14);
         Checkpoint.write(a, wa, "f32", null);
         Checkpoint.write(b, wb, "f32", null);
+        Files.writeString(a.resolve("vocab.json"), "{\"a\": 0}");
+        Files.writeString(a.resolve("merges.txt"), "#version: 0.2\n");
         assertEquals(0, cli("convert", "--from", a.toString(), "--out", out.toString()).code);
         Run refused = cli("convert", "--from", b.toString(), "--out", out.toString());
         assertEquals(2, refused.code);
@@ -293,5 +295,6 @@ class ConverterTest {
         assertEquals(0, cli("convert", "--from", b.toString(), "--out", out.toString(), "--force").code);
         assertSameBits(wb, Checkpoint.load(out).weights());
         assertEquals(2, Manifest.verify(out));
+        assertFalse(Files.exists(out.resolve("vocab.json")), "the replaced model's tokenizer is gone");
     }
 }
