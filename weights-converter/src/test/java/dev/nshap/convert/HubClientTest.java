@@ -67,6 +67,8 @@ class HubClientTest {
         assertEquals(1, gets);
         client().pull("org/tiny", "main"); // cached: only metadata requests this time
         assertEquals(gets, getsOfCdn());
+        assertEquals(snap, client().pull("org/tiny", FakeHub.COMMIT).dir(), "a commit revision names the same snapshot");
+        assertTrue(hub.log.contains("HEAD /org/tiny/resolve/" + FakeHub.COMMIT + "/config.json"), hub.log.toString());
     }
 
     @Test void resumesWithARangeRequestWhenTheConnectionDrops() throws Exception {
