@@ -12,7 +12,6 @@ import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -43,14 +42,8 @@ import java.util.zip.ZipFile;
 public final class TorchReader {
     /** A state dict's pickle is a few hundred kB even for GPT-2 xl; a larger one is not a checkpoint. */
     static final long MAX_PICKLE = 64L << 20;
-    private static final BigIntegerHolder LEGACY_MAGIC = new BigIntegerHolder("1950a86a20f9469cfc6c");
+    private static final java.math.BigInteger LEGACY_MAGIC = new java.math.BigInteger("1950a86a20f9469cfc6c", 16);
     private static final Pattern KEY = Pattern.compile("[A-Za-z0-9_.]{1,64}");
-
-    private record BigIntegerHolder(String hex) {
-        boolean matches(Object o) {
-            return o instanceof java.math.BigInteger b && b.toString(16).equals(hex);
-        }
-    }
 
     private TorchReader() {}
 
@@ -182,7 +175,7 @@ public final class TorchReader {
             byte[] pre = readAt(ch, 0, (int) Math.min(end, 2 * MAX_PICKLE), where);
             int lim = pre.length;
             Object[] r = RestrictedUnpickler.loadAt(pre, 0, lim, where, null);
-            if (!LEGACY_MAGIC.matches(r[0])) throw new NshapException(where + ": not a torch.save file (bad magic number)");
+            if (!LEGACY_MAGIC.equals(r[0])) throw new NshapException(where + ": not a torch.save file (bad magic number)");
             r = RestrictedUnpickler.loadAt(pre, (int) r[1], lim, where, null);
             if (!(r[0] instanceof Long v) || v != 1001L) throw new NshapException(where + ": unsupported legacy protocol version " + r[0]);
             r = RestrictedUnpickler.loadAt(pre, (int) r[1], lim, where, null);
