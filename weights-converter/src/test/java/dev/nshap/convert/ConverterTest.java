@@ -114,6 +114,22 @@ class ConverterTest {
         assertLogitsEqual(w, got);
     }
 
+    @Test void untiedHeadStaysUntied() throws Exception {
+        GPT2Config c = Fixtures.config();
+        GPT2Weights tied = Fixtures.weights(c, 15);
+        GPT2Weights w = new GPT2Weights(c, false);
+        Map<String, float[]> from = Fixtures.arrays(tied), to = Fixtures.arrays(w);
+        from.forEach((k, v) -> System.arraycopy(v, 0, to.get(k), 0, v.length));
+        java.util.Random r = new java.util.Random(16);
+        for (int i = 0; i < w.lmHead.length; i++) w.lmHead[i] = (float) r.nextGaussian();
+        Path src = tmp.resolve("untied");
+        Checkpoint.write(src, w, "f32", null);
+        GPT2Weights got = convertAndLoad(src);
+        assertFalse(got.tied());
+        for (int i = 0; i < w.lmHead.length; i++) assertEquals(Float.floatToRawIntBits(w.lmHead[i]), Float.floatToRawIntBits(got.lmHead[i]));
+        assertLogitsEqual(w, got);
+    }
+
     @Test void shardedSafetensorsWithoutPrefix() throws Exception {
         GPT2Config c = Fixtures.config();
         GPT2Weights w = Fixtures.weights(c, 2);

@@ -31,7 +31,7 @@ final class Fixtures {
         return new GPT2Config(2, 4, 32, 16, 101, 1e-5, "gelu_new");
     }
 
-    /** Random weights with every tensor distinct (LayerNorm around 1, biases non-zero), untied head. */
+    /** Random weights with every tensor distinct (LayerNorm around 1, biases non-zero), head tied to wte as in GPT-2. */
     static GPT2Weights weights(GPT2Config c, long seed) {
         GPT2Weights w = new GPT2Weights(c, true);
         Random r = new Random(seed);
