@@ -27,7 +27,7 @@ public final class EstimatorEval {
         return List.of(
                 new Case("unanimity, all players in light terms", SyntheticGames.randomUnanimity(n1, K, n1, 3 * n1, 4, seed)),
                 new Case("weighted voting, 10 heavy voters", SyntheticGames.randomVoting(n2, K, seed + 1)),
-                new Case("unanimity, 90% null players", SyntheticGames.randomUnanimity(n3, K, n3 / 10, 2 * n3 / 10, 4, seed + 2)));
+                new Case("voting, quota 70%, 90% null players", SyntheticGames.randomVoting(n3, K, n3 / 10 - K, 0.7, seed + 2)));
     }
 
     static ShapleyConfig.Builder base(Estimator e, long seed) {

@@ -314,7 +314,9 @@ public final class ShapleyRunner {
                     try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException ignored) { }
                 }
             }
-            if (showProgress) progress.update(Math.max(evaluations, total), status());
+            if (showProgress && evaluations < total)
+                err.println("shapley " + cfg.estimator().id() + " stopped (" + stopReason + ") after " + evaluations
+                        + " evaluations, " + status());
             BitSet finalSettled = cfg.estimator() == Estimator.TMAB ? settled : null;
             return new ShapleyResult(cfg, game.describe(), fingerprint(game), estimates(cfg, stats, finalSettled),
                     evaluations, nextSeq, rounds, stopReason, elapsed(), stats, game.exactValues());

@@ -338,11 +338,20 @@ public final class SyntheticGames {
 
     /** A voting game: {@code heavy} players of weight 20..29 and the rest 1..5, quota at half the total weight. */
     public static Voting randomVoting(int n, int heavy, long seed) {
+        return randomVoting(n, heavy, n - heavy, 0.5, seed);
+    }
+
+    /**
+     * A voting game: {@code heavy} players of weight 20..29, {@code light} of weight 1..5, the rest weight 0
+     * (null players); the quota is {@code quotaFraction} of the total weight (rounded up). A high quota makes the
+     * value drop to 0 early on a removal walk, the situation truncated Monte Carlo exploits.
+     */
+    public static Voting randomVoting(int n, int heavy, int light, double quotaFraction, long seed) {
         var rng = org.apache.commons.rng.simple.RandomSource.XO_RO_SHI_RO_128_PP.create(seed);
         long[] w = new long[n];
         int[] perm = Walk.permutation(seed, 0, n);
-        for (int i = 0; i < n; i++) w[perm[i]] = i < heavy ? 20 + rng.nextInt(10) : 1 + rng.nextInt(5);
+        for (int i = 0; i < n; i++) w[perm[i]] = i < heavy ? 20 + rng.nextInt(10) : i < heavy + light ? 1 + rng.nextInt(5) : 0;
         long total = Arrays.stream(w).sum();
-        return new Voting(Math.ceil(total / 2.0), w);
+        return new Voting(Math.ceil(total * quotaFraction), w);
     }
 }
