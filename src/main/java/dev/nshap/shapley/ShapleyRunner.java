@@ -292,7 +292,8 @@ public final class ShapleyRunner {
 
         ShapleyResult run() {
             if (cfg.resume()) restore(Json.readTree(cfg.checkpointPath()));
-            long total = cfg.budget() > 0 ? cfg.budget() : cfg.permutations() * worstCost();
+            long shardUnits = (cfg.permutations() - cfg.shardIndex() + cfg.shardCount() - 1) / cfg.shardCount();
+            long total = cfg.budget() > 0 ? cfg.budget() : Math.max(1, shardUnits * worstCost());
             progress = new Progress("shapley " + cfg.estimator().id(), total, err);
             lastCheckpoint = evaluations;
             CountDownLatch saved = new CountDownLatch(1);
