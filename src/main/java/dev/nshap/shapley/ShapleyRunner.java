@@ -286,7 +286,7 @@ public final class ShapleyRunner {
             return switch (cfg.estimator()) {
                 case PERMUTATION -> n + 1;
                 case ANTITHETIC -> 2L * (n + 1);
-                default -> 2L * unsettled() + 2;   // N, empty, and per unsettled player a refresh and its removal
+                default -> 2L + unsettled() + Math.min(unsettled(), n - unsettled());   // N, empty, removals, refreshes
             };
         }
 
