@@ -156,4 +156,26 @@ class SamplingEstimatorTest {
             }
         }
     }
+
+    /**
+     * TMAB's Bernstein intervals are conservative and its settled players stop sampling, so it is checked for
+     * coverage of at least 95% (not for the 1/budget rate): frozen estimates must still bracket the exact values.
+     */
+    @Test
+    void tmabIntervalsCoverTheExactValues() {
+        for (Game g : games()) {
+            double[] exact = g.exactValues();
+            int covered = 0, total = 0;
+            for (int r = 0; r < 25; r++) {
+                ShapleyResult res = run(g, ShapleyConfig.builder(Estimator.TMAB).topK(3).seed(300 + r).round(4)
+                        .budget(250L * (g.players() + 1)).build());
+                for (PlayerEstimate p : res.estimates()) {
+                    total++;
+                    if (p.ciLow() <= exact[p.player()] && exact[p.player()] <= p.ciHigh()) covered++;
+                }
+            }
+            double coverage = (double) covered / total;
+            assertTrue(coverage >= 0.95, g.describe().get("type") + ": tmab coverage " + coverage);
+        }
+    }
 }
