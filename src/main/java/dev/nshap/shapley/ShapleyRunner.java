@@ -351,7 +351,7 @@ public final class ShapleyRunner {
 
         boolean startRound() {
             if (stopReason != null) return false;
-            long k = cfg.round();
+            long k = groupSize();
             if (cfg.budget() > 0) k = Math.min(k, (cfg.budget() - evaluations) / worstCost());
             int count = 0;
             while (count < k && (cfg.permutations() == 0 || unitAt(nextSeq + count) < cfg.permutations())) count++;
@@ -363,6 +363,17 @@ public final class ShapleyRunner {
             for (int j = 0; j < count; j++) round.add(new Unit(unitAt(nextSeq + j), settled, stats));
             nextSeq += count;
             return true;
+        }
+
+        /**
+         * Units started together. TMAB and the stopping tolerance decide between rounds, so there a group is
+         * exactly one round. Otherwise nothing is decided between groups (the budget rule picks the same units for
+         * any grouping), so a group is widened to the batch size: truncated walks emit one coalition per step,
+         * and this keeps batches full without changing a number.
+         */
+        long groupSize() {
+            boolean decides = cfg.estimator() == Estimator.TMAB || cfg.tolerance() > 0;
+            return decides ? cfg.round() : Math.max(cfg.round(), cfg.batch());
         }
 
         /** Gathers up to one batch round-robin over the walks, evaluates it, feeds the values back in order. */
