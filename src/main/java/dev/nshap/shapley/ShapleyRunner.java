@@ -45,7 +45,10 @@ import java.util.function.LongPredicate;
 public final class ShapleyRunner {
     public static final String CHECKPOINT_FORMAT = "nshap-shapley-checkpoint-1";
 
-    /** Called after every round (tests and the estimator evaluation watch convergence through it). */
+    /**
+     * Called after every group of units started together: a round for TMAB or with a stopping tolerance, else
+     * max(round, batch) units (tests and the estimator evaluation watch convergence through it).
+     */
     public interface RoundListener { void afterRound(long evaluations, SufficientStats stats, BitSet settled); }
 
     /** The run stopped early (signal or injected stop); its state is in the checkpoint, if it has an output. */

@@ -82,7 +82,7 @@ public final class SyntheticGames {
 
         static int players(JsonNode o) {
             JsonNode p = o.get("players");
-            if (p == null || !p.canConvertToInt() || p.asInt() < 1)
+            if (p == null || !p.isIntegralNumber() || !p.canConvertToInt() || p.asInt() < 1)
                 throw new NshapException("\"players\" must be a positive integer");
             return p.asInt();
         }
