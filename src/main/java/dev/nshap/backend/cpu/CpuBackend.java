@@ -1,0 +1,277 @@
+package dev.nshap.backend.cpu;
+
+import dev.nshap.NshapException;
+import dev.nshap.backend.Backend;
+import dev.nshap.backend.CounterRng;
+import dev.nshap.backend.ForwardRequest;
+import dev.nshap.backend.ForwardResult;
+import dev.nshap.backend.HookPoint;
+import dev.nshap.backend.Intervention;
+import dev.nshap.model.GPT2Config;
+import dev.nshap.model.GPT2Weights;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
+
+/**
+ * The reference GPT-2 forward pass in plain Java. Every sequence of the batch is packed into one [N, C]
+ * activation matrix, so each linear layer is a single GEMM whatever the lengths; attention runs per
+ * (sequence, head). Interventions are applied at each hook point in the order given, and caches hold the
+ * activations after them.
+ */
+public final class CpuBackend implements Backend {
+    private final GPT2Weights w;
+    private final GPT2Config c;
+
+    public CpuBackend(GPT2Weights weights) {
+        this.w = weights;
+        this.c = weights.config;
+    }
+
+    @Override public String name() { return "cpu"; }
+
+    @Override public GPT2Config config() { return c; }
+
+    @Override
+    public ForwardResult forward(ForwardRequest req) {
+        final int nSeq = req.size();
+        if (nSeq == 0) throw new NshapException("forward: empty batch");
+        final int C = c.nEmbd(), H = c.nInner(), V = c.vocabSize();
+        int[] len = new int[nSeq], row0 = new int[nSeq];
+        int n = 0;
+        for (int s = 0; s < nSeq; s++) {
+            int[] toks = req.tokens.get(s);
+            if (toks == null || toks.length == 0) throw new NshapException("forward: sequence " + s + " is empty");
+            if (toks.length > c.nPositions())
+                throw new NshapException("forward: sequence " + s + " has " + toks.length + " tokens; the model's context is " + c.nPositions());
+            for (int tok : toks)
+                if (tok < 0 || tok >= V) throw new NshapException("forward: token id " + tok + " outside the vocabulary (0.." + (V - 1) + ")");
+            len[s] = toks.length;
+            row0[s] = n;
+            n += toks.length;
+        }
+        final int N = n;
+        int start = req.startLayer;
+        if (start < 0 || start > c.nLayer()) throw new NshapException("forward: start layer " + start + " outside 0.." + c.nLayer());
+        Map<HookPoint, List<Intervention>> byHook = groupInterventions(req, nSeq, start);
+        for (HookPoint hp : req.cache) {
+            hp.checkFor(c);
+            if (hp.layer() < start) throw new NshapException("forward: cannot cache " + hp + " before the start layer " + start);
+        }
+        Map<HookPoint, float[][]> cache = new LinkedHashMap<>();
+
+        float[] x = new float[N * C];
+        if (start == 0) {
+            for (int s = 0; s < nSeq; s++) {
+                int[] toks = req.tokens.get(s);
+                for (int t = 0; t < toks.length; t++) {
+                    int o = (row0[s] + t) * C, eo = toks[t] * C, po = t * C;
+                    for (int k = 0; k < C; k++) x[o + k] = w.wte[eo + k] + w.wpe[po + k];
+                }
+            }
+        } else {
+            if (req.startResidual == null || req.startResidual.size() != nSeq)
+                throw new NshapException("forward: start layer " + start + " needs a start residual for each of the " + nSeq + " sequences");
+            for (int s = 0; s < nSeq; s++) {
+                float[] r = req.startResidual.get(s);
+                if (r == null || r.length != len[s] * C)
+                    throw new NshapException("forward: start residual of sequence " + s + " has the wrong size");
+                System.arraycopy(r, 0, x, row0[s] * C, r.length);
+            }
+        }
+
+        float[] ln = new float[N * C], qkv = new float[N * 3 * C], att = new float[N * C], proj = new float[N * C], h = new float[N * H];
+        Hooks hooks = new Hooks(byHook, req.cache, cache, len, row0, nSeq);
+        for (int l = start; l < c.nLayer(); l++) {
+            GPT2Weights.Block b = w.blocks[l];
+            hooks.at(l, HookPoint.Kind.RESID_PRE, x, C);
+            layerNormRows(ln, x, b.ln1W, b.ln1B, N, C);
+            CpuKernels.matmul(qkv, ln, b.attnW, b.attnB, N, C, 3 * C);
+            IntStream.range(0, nSeq * c.nHead()).parallel().forEach(task -> {
+                int s = task / c.nHead(), head = task % c.nHead();
+                CpuKernels.attentionHead(att, qkv, row0[s], len[s], C, c.nHead(), head, new float[len[s]]);
+            });
+            CpuKernels.matmul(proj, att, b.attnProjW, b.attnProjB, N, C, C);
+            hooks.at(l, HookPoint.Kind.ATTN_OUT, proj, C);
+            CpuKernels.addInPlace(x, proj, N * C);
+            hooks.at(l, HookPoint.Kind.RESID_MID, x, C);
+            layerNormRows(ln, x, b.ln2W, b.ln2B, N, C);
+            CpuKernels.matmul(h, ln, b.fcW, b.fcB, N, C, H);
+            hooks.at(l, HookPoint.Kind.MLP_PRE, h, H);
+            geluRows(h, N, H);
+            hooks.at(l, HookPoint.Kind.MLP_POST, h, H);
+            CpuKernels.matmul(proj, h, b.projW, b.projB, N, H, C);
+            hooks.at(l, HookPoint.Kind.MLP_OUT, proj, C);
+            CpuKernels.addInPlace(x, proj, N * C);
+            hooks.at(l, HookPoint.Kind.RESID_POST, x, C);
+        }
+        return score(req, x, len, row0, nSeq, cache);
+    }
+
+    private ForwardResult score(ForwardRequest req, float[] x, int[] len, int[] row0, int nSeq, Map<HookPoint, float[][]> cache) {
+        final int C = c.nEmbd(), V = c.vocabSize();
+        int total = 0;
+        for (int s = 0; s < nSeq; s++) {
+            int[] pos = s < req.scorePositions.size() ? req.scorePositions.get(s) : null;
+            if (pos == null) continue;
+            for (int p : pos)
+                if (p < 0 || p >= len[s]) throw new NshapException("forward: scored position " + p + " outside sequence " + s + " of length " + len[s]);
+            int[] tg = s < req.targets.size() ? req.targets.get(s) : null;
+            if (tg != null) {
+                if (tg.length != pos.length) throw new NshapException("forward: sequence " + s + " has " + pos.length + " scored positions but " + tg.length + " targets");
+                for (int t : tg) if (t < 0 || t >= V) throw new NshapException("forward: target token " + t + " outside the vocabulary");
+            }
+            total += pos.length;
+        }
+        float[][] logits = new float[nSeq][], targetLp = new float[nSeq][];
+        int[][] top1 = new int[nSeq][];
+        if (total == 0) return new ForwardResult(logits, targetLp, top1, cache);
+        float[] rows = new float[total * C];
+        int r = 0;
+        for (int s = 0; s < nSeq; s++) {
+            int[] pos = s < req.scorePositions.size() ? req.scorePositions.get(s) : null;
+            if (pos == null) continue;
+            for (int p : pos) System.arraycopy(x, (row0[s] + p) * C, rows, (r++) * C, C);
+        }
+        float[] normed = new float[total * C];
+        CpuKernels.layerNorm(normed, rows, w.lnfW, w.lnfB, total, C, c.layerNormEpsilon());
+        float[] all = new float[Math.multiplyExact(total, V)];
+        CpuKernels.unembed(all, normed, w.lmHead, total, C, V);
+        r = 0;
+        for (int s = 0; s < nSeq; s++) {
+            int[] pos = s < req.scorePositions.size() ? req.scorePositions.get(s) : null;
+            if (pos == null) continue;
+            int[] tg = s < req.targets.size() ? req.targets.get(s) : null;
+            top1[s] = new int[pos.length];
+            if (tg != null) targetLp[s] = new float[pos.length];
+            for (int i = 0; i < pos.length; i++) {
+                int o = (r + i) * V;
+                int best = 0;
+                float max = all[o];
+                for (int v = 1; v < V; v++) if (all[o + v] > max) { max = all[o + v]; best = v; }
+                top1[s][i] = best;
+                if (tg != null) {
+                    double sum = 0;
+                    for (int v = 0; v < V; v++) sum += Math.exp(all[o + v] - max);
+                    targetLp[s][i] = (float) (all[o + tg[i]] - max - Math.log(sum));
+                }
+            }
+            if (req.wantLogits) {
+                logits[s] = new float[pos.length * V];
+                System.arraycopy(all, r * V, logits[s], 0, pos.length * V);
+            }
+            r += pos.length;
+        }
+        return new ForwardResult(logits, targetLp, top1, cache);
+    }
+
+    private Map<HookPoint, List<Intervention>> groupInterventions(ForwardRequest req, int nSeq, int start) {
+        Map<HookPoint, List<Intervention>> by = new HashMap<>();
+        for (Intervention iv : req.interventions) {
+            HookPoint hp = iv.hook().checkFor(c);
+            if (hp.layer() < start)
+                throw new NshapException("forward: intervention at " + hp + " lies before the start layer " + start);
+            int width = hp.width(c);
+            if (iv.units() != null)
+                for (int u : iv.units())
+                    if (u < 0 || u >= width) throw new NshapException("forward: unit " + u + " outside " + hp + " (width " + width + ")");
+            if (iv.sequences() != null)
+                for (int s : iv.sequences())
+                    if (s < 0 || s >= nSeq) throw new NshapException("forward: intervention names sequence " + s + " of a batch of " + nSeq);
+            if (iv.op() == Intervention.Op.REPLACE && (iv.vector() == null || iv.vector().length != width))
+                throw new NshapException("forward: replacement vector at " + hp + " must have " + width + " values");
+            by.computeIfAbsent(hp, k -> new ArrayList<>()).add(iv);
+        }
+        return by;
+    }
+
+    private void layerNormRows(float[] out, float[] x, float[] g, float[] b, int n, int cc) {
+        int chunks = Math.min(n, 64);
+        IntStream.range(0, chunks).parallel().forEach(q -> {
+            int r0 = (int) ((long) n * q / chunks), r1 = (int) ((long) n * (q + 1) / chunks);
+            float[] tmp = new float[(r1 - r0) * cc];
+            float[] src = new float[(r1 - r0) * cc];
+            System.arraycopy(x, r0 * cc, src, 0, src.length);
+            CpuKernels.layerNorm(tmp, src, g, b, r1 - r0, cc, c.layerNormEpsilon());
+            System.arraycopy(tmp, 0, out, r0 * cc, tmp.length);
+        });
+    }
+
+    private static void geluRows(float[] h, int n, int width) {
+        int chunks = Math.min(n, 64);
+        IntStream.range(0, chunks).parallel().forEach(q -> {
+            int r0 = (int) ((long) n * q / chunks), r1 = (int) ((long) n * (q + 1) / chunks);
+            float[] tmp = new float[(r1 - r0) * width];
+            System.arraycopy(h, r0 * width, tmp, 0, tmp.length);
+            CpuKernels.geluNew(tmp, tmp.length);
+            System.arraycopy(tmp, 0, h, r0 * width, tmp.length);
+        });
+    }
+
+    /** Applies the interventions registered at a hook point, then caches it if asked. */
+    private final class Hooks {
+        final Map<HookPoint, List<Intervention>> byHook;
+        final java.util.Set<HookPoint> wanted;
+        final Map<HookPoint, float[][]> cache;
+        final int[] len, row0;
+        final int nSeq;
+
+        Hooks(Map<HookPoint, List<Intervention>> byHook, java.util.Set<HookPoint> wanted, Map<HookPoint, float[][]> cache,
+              int[] len, int[] row0, int nSeq) {
+            this.byHook = byHook; this.wanted = wanted; this.cache = cache; this.len = len; this.row0 = row0; this.nSeq = nSeq;
+        }
+
+        void at(int layer, HookPoint.Kind kind, float[] a, int width) {
+            HookPoint hp = new HookPoint(layer, kind);
+            List<Intervention> ivs = byHook.get(hp);
+            if (ivs != null) for (Intervention iv : ivs) apply(iv, a, width);
+            if (wanted.contains(hp)) {
+                float[][] per = new float[nSeq][];
+                for (int s = 0; s < nSeq; s++) {
+                    per[s] = new float[len[s] * width];
+                    System.arraycopy(a, row0[s] * width, per[s], 0, per[s].length);
+                }
+                cache.put(hp, per);
+            }
+        }
+
+        void apply(Intervention iv, float[] a, int width) {
+            int[] units = iv.units();
+            int nu = units == null ? width : units.length;
+            int[] seqs = iv.sequences();
+            int count = seqs == null ? nSeq : seqs.length;
+            float[] z = iv.op() == Intervention.Op.NEGATIVE_NOISE ? new float[nu] : null;
+            for (int si = 0; si < count; si++) {
+                int s = seqs == null ? si : seqs[si];
+                for (int t = 0; t < len[s]; t++) {
+                    int base = (row0[s] + t) * width;
+                    switch (iv.op()) {
+                        case ZERO -> { for (int i = 0; i < nu; i++) a[base + (units == null ? i : units[i])] = 0f; }
+                        case REPLACE -> {
+                            for (int i = 0; i < nu; i++) { int u = units == null ? i : units[i]; a[base + u] = iv.vector()[u]; }
+                        }
+                        case SCALE -> { for (int i = 0; i < nu; i++) a[base + (units == null ? i : units[i])] *= iv.amount(); }
+                        case NOISE -> {
+                            for (int i = 0; i < nu; i++) {
+                                int u = units == null ? i : units[i];
+                                a[base + u] += iv.amount() * CounterRng.gaussian(iv.seed(), t, u);
+                            }
+                        }
+                        case NEGATIVE_NOISE -> {
+                            float max = Float.NEGATIVE_INFINITY;
+                            for (int i = 0; i < nu; i++) {
+                                z[i] = CounterRng.gaussian(iv.seed(), t, units == null ? i : units[i]);
+                                if (z[i] > max) max = z[i];
+                            }
+                            for (int i = 0; i < nu; i++) a[base + (units == null ? i : units[i])] += iv.amount() * (z[i] - max);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+package dev.nshap.backend.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.util.stream.IntStream;
+
+/**
+ * The CPU kernels of the forward pass, one job each. Each has a plain float64 reference in the tests.
+ * Data are flat row-major float arrays; the GEMMs use the Vector API and both cores.
+ */
+public final class CpuKernels {
+    private CpuKernels() {}
+
+    static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    static final int L = S.length();
+    /** Columns per task: a [K x PANEL] slice of W stays in L2 while every row block streams past it. */
+    static final int PANEL = 8 * L;
+    /** Below this much work (multiply-adds) a GEMM runs on the calling thread only. */
+    static final long PARALLEL_MIN = 1L << 18;
+
+    /** out[N,M] = x[N,K] W[K,M] + bias[M] (bias may be null). */
+    public static void matmul(float[] out, float[] x, float[] w, float[] bias, int n, int k, int m) {
+        int panels = (m + PANEL - 1) / PANEL;
+        if ((long) n * k * m < PARALLEL_MIN || panels == 1) {
+            for (int p = 0; p < panels; p++) matmulPanel(out, x, w, bias, n, k, m, p * PANEL, Math.min(m, p * PANEL + PANEL));
+        } else {
+            IntStream.range(0, panels).parallel().forEach(p ->
+                    matmulPanel(out, x, w, bias, n, k, m, p * PANEL, Math.min(m, p * PANEL + PANEL)));
+        }
+    }
+
+    private static void matmulPanel(float[] out, float[] x, float[] w, float[] bias, int n, int k, int m, int j0, int j1) {
+        int jVec = j0 + (j1 - j0) / (2 * L) * (2 * L);
+        int i = 0;
+        for (; i + 4 <= n; i += 4) {
+            for (int j = j0; j < jVec; j += 2 * L) block4x2(out, x, w, bias, k, m, i, j);
+            for (int j = jVec; j < j1; j++) for (int r = 0; r < 4; r++) out[(i + r) * m + j] = dotColumn(x, w, bias, k, m, i + r, j);
+        }
+        for (; i < n; i++) {
+            for (int j = j0; j < jVec; j += 2 * L) block1x2(out, x, w, bias, k, m, i, j);
+            for (int j = jVec; j < j1; j++) out[i * m + j] = dotColumn(x, w, bias, k, m, i, j);
+        }
+    }
+
+    private static float dotColumn(float[] x, float[] w, float[] bias, int k, int m, int i, int j) {
+        float s = bias == null ? 0f : bias[j];
+        int xo = i * k;
+        for (int kk = 0; kk < k; kk++) s += x[xo + kk] * w[kk * m + j];
+        return s;
+    }
+
+    private static void block4x2(float[] out, float[] x, float[] w, float[] bias, int k, int m, int i, int j) {
+        FloatVector a00 = FloatVector.zero(S), a01 = FloatVector.zero(S), a10 = FloatVector.zero(S), a11 = FloatVector.zero(S);
+        FloatVector a20 = FloatVector.zero(S), a21 = FloatVector.zero(S), a30 = FloatVector.zero(S), a31 = FloatVector.zero(S);
+        int x0 = i * k, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
+        for (int kk = 0, wo = j; kk < k; kk++, wo += m) {
+            FloatVector w0 = FloatVector.fromArray(S, w, wo);
+            FloatVector w1 = FloatVector.fromArray(S, w, wo + L);
+            FloatVector b = FloatVector.broadcast(S, x[x0 + kk]);
+            a00 = w0.fma(b, a00); a01 = w1.fma(b, a01);
+            b = FloatVector.broadcast(S, x[x1 + kk]);
+            a10 = w0.fma(b, a10); a11 = w1.fma(b, a11);
+            b = FloatVector.broadcast(S, x[x2 + kk]);
+            a20 = w0.fma(b, a20); a21 = w1.fma(b, a21);
+            b = FloatVector.broadcast(S, x[x3 + kk]);
+            a30 = w0.fma(b, a30); a31 = w1.fma(b, a31);
+        }
+        if (bias != null) {
+            FloatVector b0 = FloatVector.fromArray(S, bias, j), b1 = FloatVector.fromArray(S, bias, j + L);
+            a00 = a00.add(b0); a01 = a01.add(b1); a10 = a10.add(b0); a11 = a11.add(b1);
+            a20 = a20.add(b0); a21 = a21.add(b1); a30 = a30.add(b0); a31 = a31.add(b1);
+        }
+        int o = i * m + j;
+        a00.intoArray(out, o); a01.intoArray(out, o + L); o += m;
+        a10.intoArray(out, o); a11.intoArray(out, o + L); o += m;
+        a20.intoArray(out, o); a21.intoArray(out, o + L); o += m;
+        a30.intoArray(out, o); a31.intoArray(out, o + L);
+    }
+
+    private static void block1x2(float[] out, float[] x, float[] w, float[] bias, int k, int m, int i, int j) {
+        FloatVector a0 = FloatVector.zero(S), a1 = FloatVector.zero(S);
+        int x0 = i * k;
+        for (int kk = 0, wo = j; kk < k; kk++, wo += m) {
+            FloatVector b = FloatVector.broadcast(S, x[x0 + kk]);
+            a0 = FloatVector.fromArray(S, w, wo).fma(b, a0);
+            a1 = FloatVector.fromArray(S, w, wo + L).fma(b, a1);
+        }
+        if (bias != null) {
+            a0 = a0.add(FloatVector.fromArray(S, bias, j));
+            a1 = a1.add(FloatVector.fromArray(S, bias, j + L));
+        }
+        a0.intoArray(out, i * m + j);
+        a1.intoArray(out, i * m + j + L);
+    }
+
+    /**
+     * out[N,V] = h[N,C] E[V,C]^T: logits against the (tied) embedding rows. E is used row-wise, so each
+     * logit is a dot product; four rows of h share every load of E.
+     */
+    public static void unembed(float[] out, float[] h, float[] e, int n, int c, int v) {
+        int chunk = 256;
+        int chunks = (v + chunk - 1) / chunk;
+        IntStream.range(0, chunks).parallel().forEach(q -> {
+            int v0 = q * chunk, v1 = Math.min(v, v0 + chunk);
+            int i = 0;
+            for (; i + 4 <= n; i += 4) for (int t = v0; t < v1; t++) dot4(out, h, e, c, v, i, t);
+            for (; i < n; i++) for (int t = v0; t < v1; t++) out[i * v + t] = dot(h, i * c, e, t * c, c);
+        });
+    }
+
+    private static void dot4(float[] out, float[] h, float[] e, int c, int v, int i, int t) {
+        FloatVector a0 = FloatVector.zero(S), a1 = FloatVector.zero(S), a2 = FloatVector.zero(S), a3 = FloatVector.zero(S);
+        int eo = t * c, h0 = i * c, h1 = h0 + c, h2 = h1 + c, h3 = h2 + c;
+        int kv = c / L * L;
+        for (int k = 0; k < kv; k += L) {
+            FloatVector ev = FloatVector.fromArray(S, e, eo + k);
+            a0 = FloatVector.fromArray(S, h, h0 + k).fma(ev, a0);
+            a1 = FloatVector.fromArray(S, h, h1 + k).fma(ev, a1);
+            a2 = FloatVector.fromArray(S, h, h2 + k).fma(ev, a2);
+            a3 = FloatVector.fromArray(S, h, h3 + k).fma(ev, a3);
+        }
+        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+        for (int k = kv; k < c; k++) {
+            float ek = e[eo + k];
+            s0 += h[h0 + k] * ek; s1 += h[h1 + k] * ek; s2 += h[h2 + k] * ek; s3 += h[h3 + k] * ek;
+        }
+        out[i * v + t] = s0; out[(i + 1) * v + t] = s1; out[(i + 2) * v + t] = s2; out[(i + 3) * v + t] = s3;
+    }
+
+    static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        FloatVector acc = FloatVector.zero(S);
+        int nv = n / L * L;
+        for (int k = 0; k < nv; k += L)
+            acc = FloatVector.fromArray(S, a, ao + k).fma(FloatVector.fromArray(S, b, bo + k), acc);
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (int k = nv; k < n; k++) s += a[ao + k] * b[bo + k];
+        return s;
+    }
+
+    /** out[N,C] = LayerNorm(x[N,C]) * g + b, statistics in float64 for stability. */
+    public static void layerNorm(float[] out, float[] x, float[] g, float[] b, int n, int c, double eps) {
+        for (int i = 0; i < n; i++) {
+            int o = i * c;
+            double mean = 0;
+            for (int k = 0; k < c; k++) mean += x[o + k];
+            mean /= c;
+            double var = 0;
+            for (int k = 0; k < c; k++) { double d = x[o + k] - mean; var += d * d; }
+            var /= c;
+            float inv = (float) (1.0 / Math.sqrt(var + eps));
+            float mu = (float) mean;
+            for (int k = 0; k < c; k++) out[o + k] = (x[o + k] - mu) * inv * g[k] + b[k];
+        }
+    }
+
+    private static final float GELU_C = (float) Math.sqrt(2.0 / Math.PI);
+
+    /** gelu_new (tanh approximation), in place. tanh(y) = 1 - 2/(e^{2y}+1) keeps it on the fast exp intrinsic. */
+    public static void geluNew(float[] x, int n) {
+        for (int i = 0; i < n; i++) {
+            float v = x[i];
+            float y = GELU_C * (v + 0.044715f * v * v * v);
+            float th = y > 15f ? 1f : y < -15f ? -1f : 1f - 2f / ((float) Math.exp(2f * y) + 1f);
+            x[i] = 0.5f * v * (1f + th);
+        }
+    }
+
+    /**
+     * Causal attention of one head of one sequence. qkv holds [T, 3C] rows starting at row {@code row0}
+     * (q | k | v, heads contiguous inside each); out gets the head's [T, D] slice of [T, C] at the same rows.
+     * {@code scratch} needs T floats.
+     */
+    public static void attentionHead(float[] out, float[] qkv, int row0, int t, int c, int nHead, int h, float[] scratch) {
+        int d = c / nHead;
+        float scale = (float) (1.0 / Math.sqrt(d));
+        int c3 = 3 * c;
+        int kv = d / L * L;
+        for (int i = 0; i < t; i++) {
+            int qo = (row0 + i) * c3 + h * d;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j <= i; j++) {
+                float s = dot(qkv, qo, qkv, (row0 + j) * c3 + c + h * d, d) * scale;
+                scratch[j] = s;
+                if (s > max) max = s;
+            }
+            float sum = 0f;
+            for (int j = 0; j <= i; j++) { float p = (float) Math.exp(scratch[j] - max); scratch[j] = p; sum += p; }
+            float inv = 1f / sum;
+            int oo = (row0 + i) * c + h * d;
+            for (int k = 0; k < d; k++) out[oo + k] = 0f;
+            for (int j = 0; j <= i; j++) {
+                float p = scratch[j] * inv;
+                int vo = (row0 + j) * c3 + 2 * c + h * d;
+                FloatVector pv = FloatVector.broadcast(S, p);
+                for (int k = 0; k < kv; k += L)
+                    FloatVector.fromArray(S, qkv, vo + k).fma(pv, FloatVector.fromArray(S, out, oo + k)).intoArray(out, oo + k);
+                for (int k = kv; k < d; k++) out[oo + k] += p * qkv[vo + k];
+            }
+        }
+    }
+
+    /** a += b, element-wise over n. */
+    public static void addInPlace(float[] a, float[] b, int n) {
+        int nv = n / L * L;
+        for (int i = 0; i < nv; i += L)
+            FloatVector.fromArray(S, a, i).add(FloatVector.fromArray(S, b, i)).intoArray(a, i);
+        for (int i = nv; i < n; i++) a[i] += b[i];
+    }
+}

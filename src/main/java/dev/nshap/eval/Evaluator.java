@@ -1,0 +1,232 @@
+package dev.nshap.eval;
+
+import dev.nshap.NshapException;
+import dev.nshap.backend.Backend;
+import dev.nshap.backend.ForwardRequest;
+import dev.nshap.backend.ForwardResult;
+import dev.nshap.backend.HookPoint;
+import dev.nshap.backend.Intervention;
+import dev.nshap.model.GPT2Config;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
+
+/**
+ * Scores a dataset under many conditions with as few forward passes as possible: conditions x prompts are
+ * packed into batches of at most {@code maxTokens} tokens, and the layers before the first intervened layer
+ * are run once per prompt and reused from then on.
+ */
+public final class Evaluator {
+    private final Backend backend;
+    private final TokenizedDataset data;
+    private final GPT2Config cfg;
+    private final int maxTokens;
+    private final Map<Integer, float[][]> prefix = new HashMap<>();
+    private float[][] cleanLogProbs;
+    private long forwardPasses, sequencesRun;
+
+    public Evaluator(Backend backend, TokenizedDataset data, int maxTokens) {
+        this.backend = backend;
+        this.data = data;
+        this.cfg = backend.config();
+        this.maxTokens = Math.max(1, maxTokens);
+    }
+
+    public TokenizedDataset data() { return data; }
+    public Backend backend() { return backend; }
+    public long forwardPasses() { return forwardPasses; }
+    public long sequencesRun() { return sequencesRun; }
+
+    public int[] allPrompts() { return IntStream.range(0, data.size()).toArray(); }
+
+    /** Per condition, per prompt of {@code prompts}: the metric. */
+    public double[][] evaluate(List<Condition> conditions, int[] prompts, Metric metric) {
+        if (prompts.length == 0) throw new NshapException("evaluate: no prompts selected");
+        if (metric == Metric.LOGIT_DIFF)
+            for (int p : prompts)
+                if (data.foils[p] < 0)
+                    throw new NshapException(data.dataset.file() + ": prompt '" + data.dataset.prompts().get(p).id()
+                            + "' has no foil, which the logit-diff metric needs");
+        if (metric == Metric.KL) cleanLogProbs();
+        double[][] out = new double[conditions.size()][prompts.length];
+        int start = cfg.nLayer();
+        for (Condition c : conditions) start = Math.min(start, c.firstLayer());
+        float[][] pre = start > 0 ? prefix(start) : null;
+
+        List<int[]> batch = new ArrayList<>(); // (condition, prompt slot)
+        int tokens = 0;
+        for (int ci = 0; ci < conditions.size(); ci++) {
+            for (int pi = 0; pi < prompts.length; pi++) {
+                int len = data.sequences[prompts[pi]].length;
+                if (!batch.isEmpty() && tokens + len > maxTokens) {
+                    run(batch, conditions, prompts, metric, start, pre, out);
+                    batch.clear();
+                    tokens = 0;
+                }
+                batch.add(new int[]{ci, pi});
+                tokens += len;
+            }
+        }
+        if (!batch.isEmpty()) run(batch, conditions, prompts, metric, start, pre, out);
+        return out;
+    }
+
+    /** Mean over prompts for each condition. */
+    public double[] evaluateMean(List<Condition> conditions, int[] prompts, Metric metric) {
+        double[][] v = evaluate(conditions, prompts, metric);
+        double[] m = new double[v.length];
+        for (int i = 0; i < v.length; i++) {
+            double s = 0;
+            for (double x : v[i]) s += x;
+            m[i] = s / v[i].length;
+        }
+        return m;
+    }
+
+    private void run(List<int[]> items, List<Condition> conds, int[] prompts, Metric metric, int start, float[][] pre, double[][] out) {
+        ForwardRequest req = new ForwardRequest();
+        req.wantLogits = metric.needsLogits;
+        req.startLayer = start;
+        if (start > 0) req.startResidual = new ArrayList<>();
+        Map<Integer, List<Integer>> seqsOf = new LinkedHashMap<>();
+        for (int i = 0; i < items.size(); i++) {
+            int p = prompts[items.get(i)[1]];
+            req.add(data.sequences[p], data.scorePositions[p], data.answers[p]);
+            if (start > 0) req.startResidual.add(pre[p]);
+            seqsOf.computeIfAbsent(items.get(i)[0], k -> new ArrayList<>()).add(i);
+        }
+        for (Map.Entry<Integer, List<Integer>> e : seqsOf.entrySet()) {
+            int[] seqs = e.getValue().stream().mapToInt(Integer::intValue).toArray();
+            int[] ps = new int[seqs.length];
+            for (int k = 0; k < seqs.length; k++) ps[k] = prompts[items.get(seqs[k])[1]];
+            for (Intervention iv : conds.get(e.getKey()).interventions(seqs, ps)) {
+                if (iv.hook().layer() < start)
+                    throw new IllegalStateException("condition intervenes at " + iv.hook() + " before its declared first layer");
+                req.interventions.add(iv);
+            }
+        }
+        ForwardResult res = backend.forward(req);
+        forwardPasses++;
+        sequencesRun += items.size();
+        int V = cfg.vocabSize();
+        for (int s = 0; s < items.size(); s++) {
+            int ci = items.get(s)[0], pi = items.get(s)[1], p = prompts[pi];
+            int[] ans = data.answers[p];
+            out[ci][pi] = switch (metric) {
+                case ACCURACY -> {
+                    boolean ok = true;
+                    for (int k = 0; k < ans.length; k++) ok &= res.top1()[s][k] == ans[k];
+                    yield ok ? 1.0 : 0.0;
+                }
+                case LOSS -> {
+                    double nll = 0;
+                    for (int k = 0; k < ans.length; k++) nll -= res.targetLogProb()[s][k];
+                    yield nll / ans.length;
+                }
+                case LOGIT_DIFF -> res.logits()[s][ans[0]] - res.logits()[s][data.foils[p]];
+                case KL -> {
+                    float[] lg = res.logits()[s];
+                    float[] clean = cleanLogProbs[p];
+                    double kl = 0;
+                    for (int k = 0; k < ans.length; k++) {
+                        double lse = logSumExp(lg, k * V, V);
+                        for (int v = 0; v < V; v++) {
+                            double lc = clean[k * V + v];
+                            kl += Math.exp(lc) * (lc - (lg[k * V + v] - lse));
+                        }
+                    }
+                    yield kl / ans.length;
+                }
+            };
+        }
+    }
+
+    /** The residual stream entering {@code layer} in the clean run, per prompt ([T x C]). */
+    public synchronized float[][] prefix(int layer) {
+        float[][] cached = prefix.get(layer);
+        if (cached != null) return cached;
+        HookPoint hp = layer < cfg.nLayer() ? new HookPoint(layer, HookPoint.Kind.RESID_PRE)
+                : new HookPoint(cfg.nLayer() - 1, HookPoint.Kind.RESID_POST);
+        float[][] res = collect(hp);
+        prefix.put(layer, res);
+        return res;
+    }
+
+    /** Mean activation at a hook over every position of every prompt in the clean run (for mean ablation). */
+    public float[] meanActivation(HookPoint hp) {
+        float[][] acts = collect(hp);
+        int width = hp.width(cfg);
+        double[] sum = new double[width];
+        long rows = 0;
+        for (float[] a : acts) {
+            for (int r = 0; r < a.length / width; r++, rows++)
+                for (int u = 0; u < width; u++) sum[u] += a[r * width + u];
+        }
+        float[] mean = new float[width];
+        for (int u = 0; u < width; u++) mean[u] = (float) (sum[u] / rows);
+        return mean;
+    }
+
+    /** Clean-run activations at a hook, per prompt. */
+    public float[][] collect(HookPoint hp) {
+        float[][] out = new float[data.size()][];
+        int from = 0;
+        while (from < data.size()) {
+            ForwardRequest req = new ForwardRequest();
+            req.cache.add(hp);
+            int tokens = 0, to = from;
+            while (to < data.size() && (to == from || tokens + data.sequences[to].length <= maxTokens)) {
+                req.add(data.sequences[to], null, null);
+                tokens += data.sequences[to].length;
+                to++;
+            }
+            ForwardResult r = backend.forward(req);
+            forwardPasses++;
+            float[][] got = r.cache().get(hp);
+            for (int i = from; i < to; i++) out[i] = got[i - from];
+            from = to;
+        }
+        return out;
+    }
+
+    private synchronized void cleanLogProbs() {
+        if (cleanLogProbs != null) return;
+        int V = cfg.vocabSize();
+        float[][] lp = new float[data.size()][];
+        int from = 0;
+        while (from < data.size()) {
+            ForwardRequest req = new ForwardRequest();
+            int tokens = 0, to = from;
+            while (to < data.size() && (to == from || tokens + data.sequences[to].length <= maxTokens)) {
+                req.add(data.sequences[to], data.scorePositions[to], null);
+                tokens += data.sequences[to].length;
+                to++;
+            }
+            ForwardResult r = backend.forward(req);
+            forwardPasses++;
+            for (int i = from; i < to; i++) {
+                float[] lg = r.logits()[i - from];
+                float[] o = new float[lg.length];
+                for (int k = 0; k < lg.length / V; k++) {
+                    double lse = logSumExp(lg, k * V, V);
+                    for (int v = 0; v < V; v++) o[k * V + v] = (float) (lg[k * V + v] - lse);
+                }
+                lp[i] = o;
+            }
+            from = to;
+        }
+        cleanLogProbs = lp;
+    }
+
+    static double logSumExp(float[] a, int off, int n) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) max = Math.max(max, a[off + i]);
+        double s = 0;
+        for (int i = 0; i < n; i++) s += Math.exp(a[off + i] - max);
+        return max + Math.log(s);
+    }
+}

@@ -1,0 +1,104 @@
+package dev.nshap.backend.cpu;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Each Vector-API kernel against a plain float64 loop, on shapes that exercise every tail path. */
+class CpuKernelsTest {
+    private final Random r = new Random(7);
+
+    private float[] rand(int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float) r.nextGaussian();
+        return a;
+    }
+
+    @Test void matmulMatchesFloat64OnOddAndPanelShapes() {
+        int[][] shapes = {{1, 1, 1}, {7, 13, 37}, {5, 64, 128}, {33, 96, 400}, {9, 768, 200}};
+        for (int[] sh : shapes) {
+            int n = sh[0], k = sh[1], m = sh[2];
+            float[] x = rand(n * k), w = rand(k * m), b = rand(m), out = new float[n * m];
+            CpuKernels.matmul(out, x, w, b, n, k, m);
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < m; j++) {
+                    double s = b[j];
+                    for (int kk = 0; kk < k; kk++) s += (double) x[i * k + kk] * w[kk * m + j];
+                    assertEquals(s, out[i * m + j], 1e-4 * Math.sqrt(k) + 1e-5, "shape " + n + "x" + k + "x" + m + " at " + i + "," + j);
+                }
+        }
+    }
+
+    @Test void matmulWithoutBias() {
+        float[] x = rand(6 * 10), w = rand(10 * 20), out = new float[6 * 20];
+        CpuKernels.matmul(out, x, w, null, 6, 10, 20);
+        double s = 0;
+        for (int kk = 0; kk < 10; kk++) s += (double) x[5 * 10 + kk] * w[kk * 20 + 19];
+        assertEquals(s, out[5 * 20 + 19], 1e-5);
+    }
+
+    @Test void unembedIsDotWithEachEmbeddingRow() {
+        int n = 6, c = 40, v = 517;
+        float[] h = rand(n * c), e = rand(v * c), out = new float[n * v];
+        CpuKernels.unembed(out, h, e, n, c, v);
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < v; t++) {
+                double s = 0;
+                for (int k = 0; k < c; k++) s += (double) h[i * c + k] * e[t * c + k];
+                assertEquals(s, out[i * v + t], 1e-4);
+            }
+    }
+
+    @Test void layerNormMatchesDefinition() {
+        int n = 3, c = 19;
+        float[] x = rand(n * c), g = rand(c), b = rand(c), out = new float[n * c];
+        for (int k = 0; k < c; k++) x[k] += 100f; // a large mean must not cost precision
+        CpuKernels.layerNorm(out, x, g, b, n, c, 1e-5);
+        for (int i = 0; i < n; i++) {
+            double mean = 0, var = 0;
+            for (int k = 0; k < c; k++) mean += x[i * c + k];
+            mean /= c;
+            for (int k = 0; k < c; k++) var += Math.pow(x[i * c + k] - mean, 2);
+            var /= c;
+            for (int k = 0; k < c; k++)
+                assertEquals((x[i * c + k] - mean) / Math.sqrt(var + 1e-5) * g[k] + b[k], out[i * c + k], 2e-4);
+        }
+    }
+
+    @Test void geluNewMatchesTanhFormula() {
+        float[] x = {-20f, -5f, -1f, -0.1f, 0f, 0.3f, 1f, 2.5f, 8f, 30f};
+        float[] y = x.clone();
+        CpuKernels.geluNew(y, y.length);
+        for (int i = 0; i < x.length; i++) {
+            double v = x[i];
+            double ref = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+            assertEquals(ref, y[i], 1e-6 + 1e-6 * Math.abs(ref), "x=" + v);
+        }
+    }
+
+    @Test void attentionHeadIsCausalSoftmaxAverage() {
+        int t = 9, c = 24, nh = 3, d = c / nh, row0 = 2;
+        float[] qkv = rand((row0 + t) * 3 * c), out = new float[(row0 + t) * c];
+        for (int h = 0; h < nh; h++) CpuKernels.attentionHead(out, qkv, row0, t, c, nh, h, new float[t]);
+        for (int h = 0; h < nh; h++)
+            for (int i = 0; i < t; i++) {
+                double[] s = new double[i + 1];
+                double sum = 0;
+                for (int j = 0; j <= i; j++) {
+                    double dot = 0;
+                    for (int k = 0; k < d; k++) dot += (double) qkv[(row0 + i) * 3 * c + h * d + k] * qkv[(row0 + j) * 3 * c + c + h * d + k];
+                    s[j] = Math.exp(dot / Math.sqrt(d));
+                    sum += s[j];
+                }
+                for (int k = 0; k < d; k++) {
+                    double o = 0;
+                    for (int j = 0; j <= i; j++) o += s[j] / sum * qkv[(row0 + j) * 3 * c + 2 * c + h * d + k];
+                    assertEquals(o, out[(row0 + i) * c + h * d + k], 1e-5);
+                }
+            }
+        for (int k = 0; k < row0 * c; k++) assertTrue(out[k] == 0f, "rows before row0 untouched");
+    }
+}
