@@ -29,7 +29,7 @@ __device__ __forceinline__ bool unit_in(const unsigned* __restrict__ masks, int 
 
 // One block per row; the row lives in shared memory while the ops run in order.
 template <bool GELU, typename T>
-__device__ void intervene_row(T* out, float* __restrict__ cacheOut, const float* in,
+__device__ void intervene_row(T* out, float* cacheOut, const float* in,
                               int width, int act, const int* __restrict__ rowSeq, const int* __restrict__ rowPos,
                               const int* __restrict__ seqOpStart, const int* __restrict__ opList,
                               const int* __restrict__ ops, const unsigned* __restrict__ masks,
