@@ -121,6 +121,13 @@ public final class CudaDevice {
     static String oneLine(String s) {
         if (s == null) return "no detail";
         s = s.strip();
+        // JCuda lists what it tried line by line; the useful line names the missing driver library
+        for (String line : s.split("\n"))
+            if (line.contains("libcuda") || line.contains("cannot open shared object")) {
+                String first = s.lines().findFirst().orElse("").strip();
+                s = first + ": " + line.strip();
+                break;
+            }
         int nl = s.indexOf('\n');
         if (nl >= 0) s = s.substring(0, nl).strip();
         return s.length() > 300 ? s.substring(0, 300) + "..." : s;
