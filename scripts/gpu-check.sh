@@ -22,9 +22,9 @@ JOPTS=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xm
 "$JAVA" -version 2>&1 | head -1
 CP=".carry/nshap.jar:.carry/nshap-tests.jar"
 
-probe="$("$JAVA" "${JOPTS[@]}" -jar .carry/nshap.jar cuda-info 2>&1 | grep -v '^WARNING' | tr '\n' ' ')"
-probe_rc=${PIPESTATUS[0]}
-say "probe: $probe"
+"$JAVA" "${JOPTS[@]}" -jar .carry/nshap.jar cuda-info > "$OUT/cuda-info.txt" 2>&1
+probe_rc=$?
+say "probe: $(grep -v '^WARNING' "$OUT/cuda-info.txt" | tr '\n' ' ')"
 
 echo "== GPU tests"
 start=$(date +%s)
