@@ -167,7 +167,7 @@ public final class CudaDevice {
 
     public CUdeviceptr upload(float[] a) {
         CUdeviceptr p = alloc(4L * a.length);
-        cuMemcpyHtoD(p, Pointer.to(a), 4L * a.length);
+        if (a.length > 0) cuMemcpyHtoD(p, Pointer.to(a), 4L * a.length);
         return p;
     }
 
