@@ -65,6 +65,11 @@ public final class CudaBackend implements Backend {
      * @param useCublas the weight GEMMs through cuBLAS instead of the own kernels
      */
     public CudaBackend(GPT2Weights w, String precision, boolean useCublas) {
+        this(w, precision, useCublas, null);
+    }
+
+    /** device: null = the GPU ({@link CudaDevice#get()}); tests pass a host emulation. */
+    public CudaBackend(GPT2Weights w, String precision, boolean useCublas, CudaDevice device) {
         this.c = w.config;
         this.bf16 = switch (precision == null ? "fp32" : precision.toLowerCase()) {
             case "fp32" -> false;
@@ -75,7 +80,7 @@ public final class CudaBackend implements Backend {
         if (!CudaKernels.headDimSupported(c.headDim()))
             throw new NshapException("CUDA backend: head dim " + c.headDim() + " is not one of 16, 32, 64, 128");
         this.act = c.activationFunction().equals("gelu") ? CudaKernels.ACT_GELU_ERF : CudaKernels.ACT_GELU_TANH;
-        this.dev = CudaDevice.get();
+        this.dev = device != null ? device : CudaDevice.get();
         this.k = new CudaKernels(dev);
         long need = weightBytes();
         long free = dev.memInfo()[0];
