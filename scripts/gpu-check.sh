@@ -40,6 +40,13 @@ if grep -qE "[1-9][0-9]* (tests|containers) (skipped|aborted)" "$OUT/tests.txt";
   say "NOTE: some tests were skipped or aborted: see tests.txt (no GPU seen, or no cuBLAS)"
 fi
 
+echo "== kernel and forward timings (dev.nshap.backend.cuda.CudaPerf)"
+timeout "${PERF_TIMEOUT:-240}" "$JAVA" "${JOPTS[@]}" -cp .carry/nshap.jar dev.nshap.backend.cuda.CudaPerf > "$OUT/perf.txt" 2>&1
+prc=$?
+cat "$OUT/perf.txt"
+say "perf: exit $prc"
+grep -E "^(cuda-perf|kernel|forward)" "$OUT/perf.txt" | sed 's/^/  /' >> "$summary"
+
 "$JAVA" "${JOPTS[@]}" -jar .carry/nshap.jar --help > "$OUT/nshap-help.txt" 2>&1
 if grep -qE '^ +bench( |$)' "$OUT/nshap-help.txt"; then
   for p in bf16 fp32; do
