@@ -224,6 +224,8 @@ public class CudaDevice {
 
     public void synchronize() { cuCtxSynchronize(); }
 
+    public void zero(CUdeviceptr p, long bytes) { cuMemsetD8(p, (byte) 0, bytes); }
+
     // ------------------------------------------------------------------ launches
 
     /**

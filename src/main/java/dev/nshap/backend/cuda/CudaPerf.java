@@ -49,6 +49,7 @@ public final class CudaPerf {
         // attention: 1024 sequences of 32 tokens (short kernel), 16 of 1024 (flash kernel)
         CUdeviceptr qkv = dev.alloc(4L * rows * 3 * C), z = dev.alloc(2L * rows * C);
         keep.accept(qkv); keep.accept(z);
+        dev.zero(qkv, 4L * rows * 3 * C);
         int[] st = new int[1024], ln = new int[1024];
         for (int s = 0; s < 1024; s++) { st[s] = 32 * s; ln[s] = 32; }
         CUdeviceptr dst = dev.upload(st), dln = dev.upload(ln);
