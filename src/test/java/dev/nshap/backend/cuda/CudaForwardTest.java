@@ -25,11 +25,17 @@ class CudaForwardTest {
 
     /** Head dim 16, a context long enough for the flash attention kernel. */
     static final GPT2Config TINY = new GPT2Config(3, 4, 64, 160, 999, 1e-5, "gelu_new");
-    static GPT2Weights tiny;
+    /**
+     * "Hot" random weights (std 0.2) make every layer matter: used for the exact fp32 comparisons. bf16 is compared on
+     * HF-initialised weights (std 0.02, as GPT-2 is trained from): on hot random models the next-token distribution is
+     * nearly flat, so bf16 rounding alone flips about 1% of the arg-maxes and moves log-probs by ~0.03.
+     */
+    static GPT2Weights tiny, tinyHf;
 
     @BeforeAll static void model() {
         Gpu.assumeGpu();
         tiny = TestModels.random(TINY, 21, 0.2f);
+        tinyHf = ModelInit.random(TINY, 22);
     }
 
     static ForwardRequest plain(Random r, int V, int[] lens) {
@@ -132,9 +138,9 @@ class CudaForwardTest {
     @Test void tinyBf16MatchesCpu() {
         Random r = new Random(2);
         ForwardRequest q = plain(r, TINY.vocabSize(), new int[]{12, 64, 100, 33, 5, 50});
-        ForwardResult want = new CpuBackend(tiny).forward(q);
-        try (CudaBackend gpu = new CudaBackend(tiny, "bf16", false)) {
-            compare(want, gpu.forward(q), BF16_LP, 0.1, "bf16 plain");
+        ForwardResult want = new CpuBackend(tinyHf).forward(q);
+        try (CudaBackend gpu = new CudaBackend(tinyHf, "bf16", false)) {
+            compare(want, gpu.forward(q), BF16_LP, 0.05, "bf16 plain");
         }
     }
 
@@ -143,12 +149,12 @@ class CudaForwardTest {
         ForwardRequest q = coalitions(r, TINY, 4, 10, 20, 0, true);
         cacheAllHooks(q, TINY.nLayer() - 1);
         q.cache.add(HookPoint.mlpPost(0));
-        ForwardResult want = new CpuBackend(tiny).forward(q);
-        for (String p : new String[]{"fp32", "bf16"})
-            try (CudaBackend gpu = new CudaBackend(tiny, p, false)) {
-                boolean fp = p.equals("fp32");
-                compare(want, gpu.forward(q), fp ? FP32_LP : BF16_LP, fp ? 2e-4 : 0.1, p + " coalitions");
-            }
+        try (CudaBackend gpu = new CudaBackend(tiny, "fp32", false)) {
+            compare(new CpuBackend(tiny).forward(q), gpu.forward(q), FP32_LP, 2e-4, "fp32 coalitions");
+        }
+        try (CudaBackend gpu = new CudaBackend(tinyHf, "bf16", false)) {
+            compare(new CpuBackend(tinyHf).forward(q), gpu.forward(q), BF16_LP, 0.05, "bf16 coalitions");
+        }
     }
 
     @Test void sharedPrefixIsBroadcastAndCachedPerSequence() {
