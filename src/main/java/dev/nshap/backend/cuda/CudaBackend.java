@@ -245,8 +245,7 @@ public final class CudaBackend implements Backend {
     }
 
     private static int[] scorePos(ForwardRequest req, int s) {
-        int[] p = s < req.scorePositions.size() ? req.scorePositions.get(s) : null;
-        return p == null || p.length == 0 ? null : p;
+        return s < req.scorePositions.size() ? req.scorePositions.get(s) : null;
     }
 
     private static int[] targetsOf(ForwardRequest req, int s) {
