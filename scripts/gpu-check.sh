@@ -47,19 +47,19 @@ cat "$OUT/perf.txt"
 say "perf: exit $prc"
 grep -E "^(cuda-perf|kernel|forward)" "$OUT/perf.txt" | sed 's/^/  /' >> "$summary"
 
-"$JAVA" "${JOPTS[@]}" -jar .carry/nshap.jar --help > "$OUT/nshap-help.txt" 2>&1
-if grep -qE '^ +bench( |$)' "$OUT/nshap-help.txt"; then
+"$JAVA" "${JOPTS[@]}" -jar .carry/nshap.jar bench forward --help > "$OUT/bench-help.txt" 2>&1
+if grep -q -- "--backend" "$OUT/bench-help.txt"; then
   for p in bf16 fp32; do
-    echo "== nshap bench --backend cuda --precision $p ${BENCH_ARGS:-}"
-    timeout "${BENCH_TIMEOUT:-200}" "$JAVA" "${JOPTS[@]}" -jar .carry/nshap.jar bench --backend cuda --precision "$p" ${BENCH_ARGS:-} \
+    echo "== nshap bench forward --backend cuda --precision $p ${BENCH_ARGS:-}"
+    timeout "${BENCH_TIMEOUT:-200}" "$JAVA" "${JOPTS[@]}" -jar .carry/nshap.jar bench forward --backend cuda --precision "$p" ${BENCH_ARGS:-} \
       > "$OUT/bench-$p.txt" 2>&1
     brc=$?
     cat "$OUT/bench-$p.txt"
     say "bench $p: exit $brc"
-    tail -n 30 "$OUT/bench-$p.txt" | sed 's/^/  /' >> "$summary"
+    grep -v '^WARNING' "$OUT/bench-$p.txt" | tail -n 30 | sed 's/^/  /' >> "$summary"
   done
 else
-  say "bench: this jar has no 'nshap bench' command yet; skipped"
+  say "bench: this jar's 'nshap bench forward' has no --backend option yet (CPU only); the GPU figures are the perf lines above"
 fi
 if [ "$probe_rc" != 0 ]; then
   say "FAIL: the CUDA backend is not usable on this machine, so the GPU tests were skipped"

@@ -27,7 +27,7 @@ public final class Backends {
             throw new NshapException("unknown precision '" + precision + "' (expected fp32 or bf16)");
         switch (b) {
             case "cpu" -> {
-                if (p.equals("bf16")) notes.println("nshap: --precision bf16 applies to the CUDA backend; the CPU backend computes in fp32");
+                if (p.equals("bf16")) throw new NshapException("the CPU backend computes in fp32 only (use --precision fp32)");
                 return new CpuBackend(w);
             }
             case "cuda" -> {
@@ -38,7 +38,8 @@ public final class Backends {
             case "auto" -> {
                 String why = CudaDevice.unavailableReason();
                 if (why == null) return new CudaBackend(w, p);
-                notes.println("nshap: CUDA backend unavailable (" + why + "); using the CPU backend");
+                notes.println("nshap: CUDA backend unavailable (" + why + "); using the CPU backend"
+                        + (p.equals("bf16") ? " in fp32" : ""));
                 return new CpuBackend(w);
             }
             default -> throw new NshapException("unknown backend '" + name + "' (expected cpu, cuda or auto)");

@@ -10,6 +10,7 @@ import dev.nshap.NshapException;
 public final class JTokkitTokenizer implements Tokenizer {
     private static final Encoding R50K = Encodings.newLazyEncodingRegistry().getEncoding(EncodingType.R50K_BASE);
     public static final int EOT = 50256;
+    public static final String EOT_TEXT = "<|endoftext|>";
 
     public static final JTokkitTokenizer GPT2 = new JTokkitTokenizer();
 
@@ -17,7 +18,18 @@ public final class JTokkitTokenizer implements Tokenizer {
 
     /** {@code <|endoftext|>} in the text becomes the end-of-text token, as in GPT-2's training data. */
     @Override public int[] encode(String text) {
-        return R50K.encode(text).toArray();
+        // jtokkit refuses special tokens in encode(); split on them ourselves.
+        IntArrayList out = new IntArrayList();
+        int from = 0;
+        while (true) {
+            int at = text.indexOf(EOT_TEXT, from);
+            IntArrayList part = R50K.encodeOrdinary(text.substring(from, at < 0 ? text.length() : at));
+            for (int i = 0; i < part.size(); i++) out.add(part.get(i));
+            if (at < 0) break;
+            out.add(EOT);
+            from = at + EOT_TEXT.length();
+        }
+        return out.toArray();
     }
 
     @Override public String decode(int[] tokens) {

@@ -45,6 +45,7 @@ class BackendsTest {
     @Test void unknownNamesAreRejected() {
         assertThrows(NshapException.class, () -> Backends.open("tpu", w, "fp32"));
         assertThrows(NshapException.class, () -> Backends.open("cpu", w, "fp16"));
+        assertThrows(NshapException.class, () -> Backends.open("cpu", w, "bf16"));
         try (Backend b = Backends.open("cpu", w, "fp32")) { assertEquals("cpu", b.name()); }
     }
 }
