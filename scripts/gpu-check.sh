@@ -28,7 +28,7 @@ say "probe: $(grep -v '^WARNING' "$OUT/cuda-info.txt" | tr '\n' ' ')"
 
 echo "== GPU tests"
 start=$(date +%s)
-"$JAVA" "${JOPTS[@]}" -jar .carry/junit-platform-console-standalone.jar execute \
+timeout "${TEST_TIMEOUT:-330}" "$JAVA" "${JOPTS[@]}" -jar .carry/junit-platform-console-standalone.jar execute \
   --class-path "$CP" --disable-banner --details=tree --reports-dir "$OUT/junit" \
   --select-package dev.nshap.backend.cuda --select-class dev.nshap.backend.BackendsTest \
   ${GPU_TEST_EXTRA:-} > "$OUT/tests.txt" 2>&1
