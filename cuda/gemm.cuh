@@ -18,6 +18,47 @@ __device__ __forceinline__ void epilogue_store(float* __restrict__ out, const fl
     }
 }
 
+// ---------------------------------------------------------------- log-softmax summaries in the epilogue
+// The unembedding GEMM can reduce its tile of logits instead of storing it: per (row, column tile) the max, the sum
+// of exp(logit - max) and the arg-max (ties to the lower id), plus the target's logit where the target falls in
+// the tile. lse_combine (unembed.cuh) folds the tiles. This is the path when no logits are wanted back.
+struct LseAcc {
+    float m, s;
+    int a;
+};
+
+__device__ __forceinline__ void lse_add(LseAcc& x, float v, int c) {
+    if (v > x.m) { x.s = (x.m == -INFINITY ? 0.f : x.s * __expf(x.m - v)) + 1.f; x.m = v; x.a = c; }
+    else { x.s += __expf(v - x.m); if (v == x.m && c < x.a) x.a = c; }
+}
+
+__device__ __forceinline__ LseAcc lse_merge(LseAcc x, LseAcc y) {
+    if (y.m == -INFINITY) return x;
+    if (x.m == -INFINITY) return y;
+    LseAcc r;
+    r.m = fmaxf(x.m, y.m);
+    r.s = x.s * __expf(x.m - r.m) + y.s * __expf(y.m - r.m);
+    r.a = (y.m > x.m || (y.m == x.m && y.a < x.a)) ? y.a : x.a;
+    return r;
+}
+
+__device__ __forceinline__ LseAcc lse_shfl_xor(LseAcc x, int o) {
+    LseAcc y;
+    y.m = __shfl_xor_sync(0xffffffffu, x.m, o);
+    y.s = __shfl_xor_sync(0xffffffffu, x.s, o);
+    y.a = __shfl_xor_sync(0xffffffffu, x.a, o);
+    return lse_merge(x, y);
+}
+
+// Where the partial summaries go: [M, nTiles] each, nTiles = gridDim.x.
+struct LseOut {
+    const int* targets;  // [M], < 0 = none
+    float* tgtLogit;     // [M]
+    float* pMax;
+    float* pSum;
+    int* pArg;
+};
+
 // ---------------------------------------------------------------- bf16 tensor cores
 #define TC_BM 128
 #define TC_BN 128
@@ -68,9 +109,10 @@ __device__ __forceinline__ void tc_load_tile(__nv_bfloat16* sA, __nv_bfloat16* s
     }
 }
 
-extern "C" __global__ void __launch_bounds__(TC_THREADS)
-gemm_bf16_tc(float* __restrict__ out, const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restrict__ Bt,
-             const float* __restrict__ bias, int M, int N, int K, int accumulate) {
+template <bool SUMMARY>
+__device__ __forceinline__ void gemm_bf16_tc_body(float* __restrict__ out, const __nv_bfloat16* __restrict__ A,
+                                                  const __nv_bfloat16* __restrict__ Bt, const float* __restrict__ bias,
+                                                  int M, int N, int K, int accumulate, LseOut lo) {
     NSHAP_DYN_SMEM(unsigned char, tc_smem);
     __nv_bfloat16* sA = reinterpret_cast<__nv_bfloat16*>(tc_smem);
     __nv_bfloat16* sB = sA + TC_STAGES * TC_BM * TC_BK;
@@ -122,16 +164,66 @@ gemm_bf16_tc(float* __restrict__ out, const __nv_bfloat16* __restrict__ A, const
         }
     }
     cp_async_wait<0>();
+    if constexpr (!SUMMARY) {
+#pragma unroll
+        for (int mi = 0; mi < 4; mi++)
+#pragma unroll
+            for (int ni = 0; ni < 4; ni++) {
+                int r = bm + wm * 64 + mi * 16 + (lane >> 2), c = bn + wn * 32 + ni * 8 + (lane & 3) * 2;
+                epilogue_store(out, bias, M, N, r, c, acc[mi][ni][0], accumulate);
+                epilogue_store(out, bias, M, N, r, c + 1, acc[mi][ni][1], accumulate);
+                epilogue_store(out, bias, M, N, r + 8, c, acc[mi][ni][2], accumulate);
+                epilogue_store(out, bias, M, N, r + 8, c + 1, acc[mi][ni][3], accumulate);
+            }
+    } else {
+    // Summary epilogue: a row's 128 columns are spread over the 4 lanes of a quad and the 4 warps of a warp row.
+    __syncthreads();  // the pipeline's shared memory is reused for the cross-warp step
+    LseAcc* red = reinterpret_cast<LseAcc*>(tc_smem);  // [128 rows][4 warps]
 #pragma unroll
     for (int mi = 0; mi < 4; mi++)
 #pragma unroll
-        for (int ni = 0; ni < 4; ni++) {
-            int r = bm + wm * 64 + mi * 16 + (lane >> 2), c = bn + wn * 32 + ni * 8 + (lane & 3) * 2;
-            epilogue_store(out, bias, M, N, r, c, acc[mi][ni][0], accumulate);
-            epilogue_store(out, bias, M, N, r, c + 1, acc[mi][ni][1], accumulate);
-            epilogue_store(out, bias, M, N, r + 8, c, acc[mi][ni][2], accumulate);
-            epilogue_store(out, bias, M, N, r + 8, c + 1, acc[mi][ni][3], accumulate);
+        for (int half = 0; half < 2; half++) {
+            int rl = wm * 64 + mi * 16 + (lane >> 2) + half * 8, r = bm + rl;
+            int t = (lo.targets && r < M) ? lo.targets[r] : -1;
+            LseAcc x = {-INFINITY, 0.f, 0x7fffffff};
+#pragma unroll
+            for (int ni = 0; ni < 4; ni++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    int c = bn + wn * 32 + ni * 8 + (lane & 3) * 2 + j;
+                    if (c >= N) continue;
+                    float v = acc[mi][ni][half * 2 + j] + (bias ? bias[c] : 0.f);
+                    if (c == t) lo.tgtLogit[r] = v;
+                    lse_add(x, v, c);
+                }
+            x = lse_shfl_xor(x, 1);
+            x = lse_shfl_xor(x, 2);
+            if ((lane & 3) == 0) red[rl * 4 + wn] = x;
         }
+    __syncthreads();
+    if (threadIdx.x < TC_BM) {
+        int rl = threadIdx.x, r = bm + rl;
+        LseAcc x = red[rl * 4];
+        for (int w = 1; w < 4; w++) x = lse_merge(x, red[rl * 4 + w]);
+        if (r < M) {
+            long long i = (long long)r * gridDim.x + blockIdx.x;
+            lo.pMax[i] = x.m; lo.pSum[i] = x.s; lo.pArg[i] = x.a;
+        }
+    }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+gemm_bf16_tc(float* __restrict__ out, const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restrict__ Bt,
+             const float* __restrict__ bias, int M, int N, int K, int accumulate) {
+    gemm_bf16_tc_body<false>(out, A, Bt, bias, M, N, K, accumulate, LseOut{nullptr, nullptr, nullptr, nullptr, nullptr});
+}
+
+// The unembedding with the log-softmax summary in the epilogue (column tiles of 128).
+extern "C" __global__ void __launch_bounds__(TC_THREADS)
+gemm_bf16_tc_summary(const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restrict__ Bt, int M, int N, int K,
+                     const int* targets, float* tgtLogit, float* pMax, float* pSum, int* pArg) {
+    gemm_bf16_tc_body<true>(nullptr, A, Bt, nullptr, M, N, K, 0, LseOut{targets, tgtLogit, pMax, pSum, pArg});
 }
 
 // ---------------------------------------------------------------- fp32 SIMT
@@ -140,9 +232,10 @@ gemm_bf16_tc(float* __restrict__ out, const __nv_bfloat16* __restrict__ A, const
 #define SG_BK 16
 
 // B_NK: B is stored [N,K]; otherwise [K,N]. 256 threads, 4x4 outputs each, register prefetch of the next tile.
-template <bool B_NK>
+template <bool B_NK, bool SUMMARY = false>
 __device__ void gemm_f32_body(float* __restrict__ out, const float* __restrict__ A, const float* __restrict__ B,
-                              const float* __restrict__ bias, int M, int N, int K, int accumulate) {
+                              const float* __restrict__ bias, int M, int N, int K, int accumulate,
+                              LseOut lo = LseOut{nullptr, nullptr, nullptr, nullptr, nullptr}) {
     __shared__ __align__(16) float As[2][SG_BK][SG_BM + 4];
     __shared__ __align__(16) float Bs[2][SG_BK][SG_BN + 4];
     int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
@@ -184,10 +277,36 @@ __device__ void gemm_f32_body(float* __restrict__ out, const float* __restrict__
         if (more) store(buf ^ 1, na, nb);
         __syncthreads();
     }
+    if constexpr (!SUMMARY) {
 #pragma unroll
-    for (int i = 0; i < 4; i++)
+        for (int i = 0; i < 4; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++) epilogue_store(out, bias, M, N, bm + ty * 4 + i, bn + tx * 4 + j, acc[i][j], accumulate);
+            for (int j = 0; j < 4; j++) epilogue_store(out, bias, M, N, bm + ty * 4 + i, bn + tx * 4 + j, acc[i][j], accumulate);
+    } else {
+    // Summary epilogue: a row's 64 columns belong to the 16 consecutive lanes with the same ty.
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        int r = bm + ty * 4 + i;
+        int t = (lo.targets && r < M) ? lo.targets[r] : -1;
+        LseAcc x = {-INFINITY, 0.f, 0x7fffffff};
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int c = bn + tx * 4 + j;
+            if (c >= N) continue;
+            float v = acc[i][j] + (bias ? bias[c] : 0.f);
+            if (c == t) lo.tgtLogit[r] = v;
+            lse_add(x, v, c);
+        }
+        x = lse_shfl_xor(x, 1);
+        x = lse_shfl_xor(x, 2);
+        x = lse_shfl_xor(x, 4);
+        x = lse_shfl_xor(x, 8);
+        if (tx == 0 && r < M) {
+            long long k = (long long)r * gridDim.x + blockIdx.x;
+            lo.pMax[k] = x.m; lo.pSum[k] = x.s; lo.pArg[k] = x.a;
+        }
+    }
+    }
 }
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -198,4 +317,11 @@ gemm_f32_nn(float* out, const float* A, const float* B, const float* bias, int M
 extern "C" __global__ void __launch_bounds__(256)
 gemm_f32_nt(float* out, const float* A, const float* B, const float* bias, int M, int N, int K, int accumulate) {
     gemm_f32_body<true>(out, A, B, bias, M, N, K, accumulate);
+}
+
+// The fp32 unembedding with the log-softmax summary in the epilogue (column tiles of 64), B as [N,K].
+extern "C" __global__ void __launch_bounds__(256)
+gemm_f32_nt_summary(const float* A, const float* B, int M, int N, int K, const int* targets, float* tgtLogit,
+                    float* pMax, float* pSum, int* pArg) {
+    gemm_f32_body<true, true>(nullptr, A, B, nullptr, M, N, K, 0, LseOut{targets, tgtLogit, pMax, pSum, pArg});
 }

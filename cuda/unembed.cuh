@@ -4,6 +4,7 @@
 // to the host when no logits are wanted.
 #pragma once
 #include "common.cuh"
+#include "gemm.cuh"
 
 // One block per row. targets[r] < 0: no target. Ties in the arg-max go to the lower token id (as on the CPU).
 extern "C" __global__ void logsoftmax_summary(const float* __restrict__ logits, const int* __restrict__ targets,
@@ -42,5 +43,27 @@ extern "C" __global__ void logsoftmax_summary(const float* __restrict__ logits, 
         if (lse) lse[r] = l;
         int t = targets ? targets[r] : -1;
         logProb[r] = t >= 0 ? x[t] - l : NAN;
+    }
+}
+
+// Folds the per-tile summaries of gemm_*_summary into log p(target), top-1 and log-sum-exp: one warp per row.
+extern "C" __global__ void lse_combine(const float* __restrict__ pMax, const float* __restrict__ pSum,
+                                       const int* __restrict__ pArg, int nTiles, const float* __restrict__ tgtLogit,
+                                       const int* __restrict__ targets, float* __restrict__ logProb,
+                                       int* __restrict__ top1, float* __restrict__ lse, int rows) {
+    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (r >= rows) return;  // whole warp
+    LseAcc x = {-INFINITY, 0.f, 0x7fffffff};
+    for (int i = lane; i < nTiles; i += 32) {
+        long long k = (long long)r * nTiles + i;
+        x = lse_merge(x, LseAcc{pMax[k], pSum[k], pArg[k]});
+    }
+    for (int o = 16; o > 0; o >>= 1) x = lse_shfl_xor(x, o);
+    if (lane == 0) {
+        float l = x.m + logf(x.s);
+        top1[r] = x.a;
+        if (lse) lse[r] = l;
+        int t = targets ? targets[r] : -1;
+        logProb[r] = t >= 0 ? tgtLogit[r] - l : NAN;
     }
 }

@@ -264,6 +264,62 @@ static void test_residual() {
     check("gather_rows", wg, [&](size_t i) { return o[i]; }, 0, 0);
 }
 
+static void test_unembed_summary() {
+    int M = 37, N = 1001, K = 64;
+    auto a = gauss(M * K, 1), b = gauss(N * K, 1);  // b as [N,K], like lm_head
+    for (int k = 0; k < K; k++) b[900 * K + k] = b[5 * K + k] = 3 * b[5 * K + k];  // a tie across tiles: 5 must win
+    for (auto& v : a) v = (float)bfr(v);
+    for (auto& v : b) v = (float)bfr(v);
+    std::vector<int> tg(M);
+    for (int r = 0; r < M; r++) tg[r] = r % 5 == 0 ? -1 : (r * 97) % N;
+    tg[1] = 1000; tg[2] = 0;
+    std::vector<double> wl(M), wlp;
+    std::vector<int> wt(M);
+    for (int r = 0; r < M; r++) {
+        std::vector<double> lg(N);
+        double mx = -1e300; int best = 0;
+        for (int n = 0; n < N; n++) {
+            double t = 0;
+            for (int k = 0; k < K; k++) t += (double)a[r * K + k] * b[n * K + k];
+            lg[n] = t;
+            if (t > mx) { mx = t; best = n; }
+        }
+        double s = 0;
+        for (int n = 0; n < N; n++) s += std::exp(lg[n] - mx);
+        wl[r] = mx + std::log(s);
+        wt[r] = best;
+        if (tg[r] >= 0) wlp.push_back(lg[tg[r]] - wl[r]);
+    }
+    auto ab = tobf(a), bb = tobf(b);
+    for (int kind = 0; kind < 2; kind++) {
+        int tile = kind == 0 ? 128 : 64, nTiles = (N + tile - 1) / tile;
+        std::vector<float> pMax(M * nTiles), pSum(M * nTiles), tl(M, 123.f), lp(M), lse(M);
+        std::vector<int> pArg(M * nTiles), top(M);
+        if (kind == 0)
+            nshap_launch(gemm_bf16_tc_summary, g3(nTiles, (M + 127) / 128), 256, 3 * 256 * 32 * 2, (const __nv_bfloat16*)ab.data(),
+                         (const __nv_bfloat16*)bb.data(), M, N, K, (const int*)tg.data(), tl.data(), pMax.data(), pSum.data(), pArg.data());
+        else
+            nshap_launch(gemm_f32_nt_summary, g3(nTiles, (M + 63) / 64), 256, 0, (const float*)a.data(), (const float*)b.data(),
+                         M, N, K, (const int*)tg.data(), tl.data(), pMax.data(), pSum.data(), pArg.data());
+        nshap_launch(lse_combine, g3((M + 3) / 4), 128, 0, (const float*)pMax.data(), (const float*)pSum.data(), (const int*)pArg.data(),
+                     nTiles, (const float*)tl.data(), (const int*)tg.data(), lp.data(), top.data(), lse.data(), M);
+        std::string tag = kind == 0 ? "unembed summary bf16_tc" : "unembed summary f32_nt";
+        check((tag + " lse").c_str(), wl, [&](size_t i) { return lse[i]; }, 1e-4, 1e-5);
+        std::vector<float> lpg;
+        for (int r = 0; r < M; r++) if (tg[r] >= 0) lpg.push_back(lp[r]);
+        check((tag + " log p(target)").c_str(), wlp, [&](size_t i) { return lpg[i]; }, 1e-4, 1e-5);
+        bool ok = true;
+        int ties = 0;
+        for (int r = 0; r < M; r++) {
+            ok &= top[r] == wt[r];
+            ties += wt[r] == 5;
+            if (tg[r] < 0) ok &= std::isnan(lp[r]);
+        }
+        if (!ok || ties == 0) { failures++; std::printf("FAIL %s top-1 (ties at 5/900: %d rows)\n", tag.c_str(), ties); }
+        else std::printf("ok   %s top-1 incl. %d rows with a cross-tile tie, NaN without target\n", tag.c_str(), ties);
+    }
+}
+
 // Values printed by dev.nshap.backend.CounterRng (see run.sh): "seed position unit value" per line.
 static void test_rng(const char* file) {
     FILE* f = std::fopen(file, "r");
@@ -291,6 +347,7 @@ int main(int argc, char** argv) {
     test_attention<16>({1, 63, 65, 130}, true);
     test_attention<64>({70, 3}, true);
     test_gemm();
+    test_unembed_summary();
     if (argc > 1) test_rng(argv[1]);
     std::printf(failures ? "%d FAILED\n" : "all passed\n", failures);
     return failures ? 1 : 0;

@@ -288,7 +288,10 @@ public final class CudaBackend implements Backend {
     }
 
     /** Scoring scratch plus headroom for the intervention tables and the driver. */
-    long fixedBytes() { return (long) LOGIT_SLAB * (c.vocabSize() + c.nEmbd()) * 4 + (128L << 20); }
+    long fixedBytes() {
+        return (long) LOGIT_SLAB * (c.vocabSize() + c.nEmbd()) * 4 + 12L * LOGIT_SLAB * CudaKernels.summaryTiles(false, c.vocabSize())
+                + (128L << 20);
+    }
 
     /** The most token rows one chunk may hold: all of them when they fit, else what free memory allows. */
     private long planRows(ForwardRequest req, int[] len, int scored) {
@@ -319,7 +322,7 @@ public final class CudaBackend implements Backend {
         final long bytes;
         final CUdeviceptr residA, residB, xln, qkv, z, tmp, h, hact, logits, lnOut;
         final CUdeviceptr tokens, positions, rowSeq, seqStart, seqLen, rowMap, uTokens, uPositions, uSeqStart, uSeqLen;
-        final CUdeviceptr scoredRows, targets, logProb, top1;
+        final CUdeviceptr scoredRows, targets, logProb, top1, tgtLogit, pMax, pSum, pArg;
         private final List<CUdeviceptr> all = new ArrayList<>();
 
         Workspace(int rows) {
@@ -334,12 +337,16 @@ public final class CudaBackend implements Backend {
                 tokens = a(R * 4); positions = a(R * 4); rowSeq = a(R * 4); seqStart = a(R * 4); seqLen = a(R * 4);
                 rowMap = a(R * 4); uTokens = a(R * 4); uPositions = a(R * 4); uSeqStart = a(R * 4); uSeqLen = a(R * 4);
                 scoredRows = a(LOGIT_SLAB * 4); targets = a(LOGIT_SLAB * 4); logProb = a(LOGIT_SLAB * 4); top1 = a(LOGIT_SLAB * 4);
+                tgtLogit = a(LOGIT_SLAB * 4);
+                long tiles = (long) LOGIT_SLAB * CudaKernels.summaryTiles(false, c.vocabSize());
+                pMax = a(tiles * 4); pSum = a(tiles * 4); pArg = a(tiles * 4);
             } catch (CudaException ex) {
                 close();
                 throw new NshapException("GPU " + dev.name + ": cannot allocate the workspace for " + rows
                         + " token rows (" + CudaDevice.oneLine(ex.getMessage()) + ")");
             }
-            bytes = R * bytesPerRow() + (long) LOGIT_SLAB * (c.vocabSize() + C) * 4;
+            bytes = R * bytesPerRow() + (long) LOGIT_SLAB * (c.vocabSize() + C) * 4
+                    + 12L * LOGIT_SLAB * CudaKernels.summaryTiles(false, c.vocabSize());
         }
 
         private CUdeviceptr a(long bytes) {
@@ -564,9 +571,15 @@ public final class CudaBackend implements Backend {
             dev.copyIn(ws.scoredRows, Arrays.copyOfRange(rows, off, off + m), m);
             dev.copyIn(ws.targets, Arrays.copyOfRange(tg, off, off + m), m);
             k.layerNorm(ws.lnOut, bf16, resid, ws.scoredRows, lnfW, lnfB, m, C, (float) c.layerNormEpsilon());
-            if (cublas != null) cublas.gemm(bf16, true, ws.logits, ws.lnOut, lmHead, null, m, V, C, false);
-            else k.gemm(bf16 ? GemmKind.BF16_TC : GemmKind.F32_NT, ws.logits, ws.lnOut, lmHead, null, m, V, C, false);
-            k.logSoftmaxSummary(ws.logits, ws.targets, ws.logProb, ws.top1, null, m, V);
+            if (!req.wantLogits && cublas == null) {
+                // no logits wanted: reduce them in the GEMM's epilogue instead of storing them
+                k.unembedSummary(bf16, ws.lnOut, lmHead, m, V, C, ws.targets, ws.tgtLogit, ws.pMax, ws.pSum, ws.pArg,
+                        ws.logProb, ws.top1, null);
+            } else {
+                if (cublas != null) cublas.gemm(bf16, true, ws.logits, ws.lnOut, lmHead, null, m, V, C, false);
+                else k.gemm(bf16 ? GemmKind.BF16_TC : GemmKind.F32_NT, ws.logits, ws.lnOut, lmHead, null, m, V, C, false);
+                k.logSoftmaxSummary(ws.logits, ws.targets, ws.logProb, ws.top1, null, m, V);
+            }
             dev.copyOut(part, ws.logProb, m);
             dev.copyOut(partTop, ws.top1, m);
             System.arraycopy(part, 0, lp, off, m);

@@ -174,6 +174,26 @@ public final class CudaKernels {
         dev.launch("logsoftmax_summary", rows, 1, 1, 256, 0, logits, targets, logProb, top1, lse, rows, V);
     }
 
+    /** Column tile of the summary epilogues: partial summaries per row = ceil(V / tile). */
+    public static int summaryTiles(boolean bf16, int V) { return (V + (bf16 ? 128 : 64) - 1) / (bf16 ? 128 : 64); }
+
+    /**
+     * The unembedding A[M,K] x lm_head[V,K]^T reduced in the GEMM's epilogue to log p(target) (targets nullable,
+     * -1 = none), top-1 and log-sum-exp (nullable) per row, without storing the logits. bf16: A and lm_head bf16.
+     * Scratch: tgtLogit [M], pMax/pSum/pArg [M x summaryTiles].
+     */
+    public void unembedSummary(boolean bf16, CUdeviceptr a, CUdeviceptr lmHead, int M, int V, int K, CUdeviceptr targets,
+                               CUdeviceptr tgtLogit, CUdeviceptr pMax, CUdeviceptr pSum, CUdeviceptr pArg,
+                               CUdeviceptr logProb, CUdeviceptr top1, CUdeviceptr lse) {
+        if (M == 0) return;
+        int tiles = summaryTiles(bf16, V);
+        if (bf16) dev.launch("gemm_bf16_tc_summary", tiles, blocks(M, 128), 1, 256, 3 * 256 * 32 * 2,
+                a, lmHead, M, V, K, targets, tgtLogit, pMax, pSum, pArg);
+        else dev.launch("gemm_f32_nt_summary", tiles, blocks(M, 64), 1, 256, 0,
+                a, lmHead, M, V, K, targets, tgtLogit, pMax, pSum, pArg);
+        dev.launch("lse_combine", blocks(M, 4), 1, 1, 128, 0, pMax, pSum, pArg, tiles, tgtLogit, targets, logProb, top1, lse, M);
+    }
+
     public void rngGaussian(CUdeviceptr out, CUdeviceptr positions, CUdeviceptr units, int n, long seed) {
         if (n == 0) return;
         dev.launch("rng_gaussian", blocks(n, 256), 1, 1, 256, 0, out, positions, units, n, seed);

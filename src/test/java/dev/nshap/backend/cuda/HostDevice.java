@@ -148,6 +148,55 @@ final class HostDevice extends CudaDevice {
                     f(lp, r, t >= 0 ? (float) (f(x, (long) r * V + t) - l) : Float.NaN);
                 }
             }
+            case "gemm_bf16_tc_summary", "gemm_f32_nt_summary" -> {
+                // the contract: per row and column tile (128 or 64 wide, gx tiles) max, sum exp(v - max), arg-max
+                boolean bf = k.startsWith("gemm_bf16");
+                ByteBuffer A = buf(a[0]), B = buf(a[1]), tg = buf(a[5]), tl = buf(a[6]), pm = buf(a[7]), ps = buf(a[8]), pa = buf(a[9]);
+                int M = (Integer) a[2], N = (Integer) a[3], K = (Integer) a[4], tile = bf ? 128 : 64;
+                if ((long) gx * tile < N) throw new IllegalStateException(k + ": " + gx + " tiles for N = " + N);
+                for (int m = 0; m < M; m++) {
+                    int t = tg == null ? -1 : n(tg, m);
+                    for (int ti = 0; ti < gx; ti++) {
+                        float max = Float.NEGATIVE_INFINITY;
+                        float[] v = new float[tile];
+                        int arg = Integer.MAX_VALUE;
+                        for (int j = 0; j < tile && ti * tile + j < N; j++) {
+                            int col = ti * tile + j;
+                            double s = 0;
+                            for (int q = 0; q < K; q++)
+                                s += (bf ? h(A, (long) m * K + q) : f(A, (long) m * K + q)) * (bf ? h(B, (long) col * K + q) : f(B, (long) col * K + q));
+                            v[j] = (float) s;
+                            if (col == t) f(tl, m, v[j]);
+                            if (v[j] > max) { max = v[j]; arg = col; }
+                        }
+                        double sum = 0;
+                        for (int j = 0; j < tile && ti * tile + j < N; j++) sum += Math.exp(v[j] - max);
+                        long i = (long) m * gx + ti;
+                        f(pm, i, max); f(ps, i, (float) sum); pa.putInt((int) (4 * i), arg);
+                    }
+                }
+            }
+            case "lse_combine" -> {
+                ByteBuffer pm = buf(a[0]), ps = buf(a[1]), pa = buf(a[2]), tl = buf(a[4]), tg = buf(a[5]);
+                ByteBuffer lp = buf(a[6]), top = buf(a[7]), lse = buf(a[8]);
+                int tiles = (Integer) a[3], rows = (Integer) a[9];
+                for (int r = 0; r < rows; r++) {
+                    float max = Float.NEGATIVE_INFINITY;
+                    int arg = Integer.MAX_VALUE;
+                    for (int ti = 0; ti < tiles; ti++) {
+                        float m = f(pm, (long) r * tiles + ti);
+                        int ai = n(pa, (long) r * tiles + ti);
+                        if (m > max || (m == max && ai < arg)) { max = m; arg = ai; }
+                    }
+                    double sum = 0;
+                    for (int ti = 0; ti < tiles; ti++) sum += f(ps, (long) r * tiles + ti) * Math.exp(f(pm, (long) r * tiles + ti) - max);
+                    double l = max + Math.log(sum);
+                    top.putInt(4 * r, arg);
+                    if (lse != null) f(lse, r, (float) l);
+                    int t = tg == null ? -1 : n(tg, r);
+                    f(lp, r, t >= 0 ? (float) (f(tl, r) - l) : Float.NaN);
+                }
+            }
             case "rng_gaussian" -> {
                 ByteBuffer o = buf(a[0]), pos = buf(a[1]), u = buf(a[2]);
                 int cnt = (Integer) a[3];
