@@ -62,6 +62,19 @@ public final class CudaPerf {
         keep.accept(dst2); keep.accept(dln2);
         time("attn_flash 16 x T=1024, 12 heads", 10, () -> k.attention(z, true, qkv, dst2, dln2, 16, 1024, 12, C, true), dev,
                 2.0 * 2 * 16 * 1024 * 1025 / 2 * C, 0);
+        // unembedding of one 256-row slab: logits stored then reduced, or reduced in the GEMM epilogue
+        int V = 50257, S = CudaBackend.LOGIT_SLAB, tiles = CudaKernels.summaryTiles(true, V);
+        CUdeviceptr head = dev.upload(CudaKernels.toBf16(rand(r, V * C))), xs = dev.upload(CudaKernels.toBf16(rand(r, S * C)));
+        CUdeviceptr logits = dev.alloc(4L * S * V), tg = dev.upload(new int[S]), lp = dev.alloc(4L * S), t1 = dev.alloc(4L * S);
+        CUdeviceptr tl = dev.alloc(4L * S), pm = dev.alloc(4L * S * tiles), psum = dev.alloc(4L * S * tiles), pa = dev.alloc(4L * S * tiles);
+        for (CUdeviceptr p : new CUdeviceptr[]{head, xs, logits, tg, lp, t1, tl, pm, psum, pa}) keep.accept(p);
+        double uflop = 2.0 * S * V * C;
+        time("unembed 256x50257x768 store+reduce", 20, () -> {
+            k.gemm(GemmKind.BF16_TC, logits, xs, head, null, S, V, C, false);
+            k.logSoftmaxSummary(logits, tg, lp, t1, null, S, V);
+        }, dev, uflop, 0);
+        time("unembed 256x50257x768 fused summary", 20, () -> k.unembedSummary(true, xs, head, S, V, C, tg, tl, pm, psum, pa, lp, t1, null),
+                dev, uflop, 0);
         for (CUdeviceptr p : bufs) dev.free(p);
 
         GPT2Config cfg = GPT2Config.preset("small");
