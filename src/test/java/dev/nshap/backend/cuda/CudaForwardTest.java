@@ -130,7 +130,7 @@ class CudaForwardTest {
         ForwardRequest q = plain(r, TINY.vocabSize(), new int[]{1, 9, 64, 65, 160, 31});
         cacheAllHooks(q, 1);
         ForwardResult want = new CpuBackend(tiny).forward(q);
-        try (CudaBackend gpu = new CudaBackend(tiny, "fp32", false)) {
+        try (CudaBackend gpu = new CudaBackend(tiny, "fp32", false, Gpu.device())) {
             compare(want, gpu.forward(q), FP32_LP, 2e-4, "fp32 plain");
         }
     }
@@ -139,7 +139,7 @@ class CudaForwardTest {
         Random r = new Random(2);
         ForwardRequest q = plain(r, TINY.vocabSize(), new int[]{12, 64, 100, 33, 5, 50});
         ForwardResult want = new CpuBackend(tinyHf).forward(q);
-        try (CudaBackend gpu = new CudaBackend(tinyHf, "bf16", false)) {
+        try (CudaBackend gpu = new CudaBackend(tinyHf, "bf16", false, Gpu.device())) {
             compare(want, gpu.forward(q), BF16_LP, 0.05, "bf16 plain");
         }
     }
@@ -149,10 +149,10 @@ class CudaForwardTest {
         ForwardRequest q = coalitions(r, TINY, 4, 10, 20, 0, true);
         cacheAllHooks(q, TINY.nLayer() - 1);
         q.cache.add(HookPoint.mlpPost(0));
-        try (CudaBackend gpu = new CudaBackend(tiny, "fp32", false)) {
+        try (CudaBackend gpu = new CudaBackend(tiny, "fp32", false, Gpu.device())) {
             compare(new CpuBackend(tiny).forward(q), gpu.forward(q), FP32_LP, 2e-4, "fp32 coalitions");
         }
-        try (CudaBackend gpu = new CudaBackend(tinyHf, "bf16", false)) {
+        try (CudaBackend gpu = new CudaBackend(tinyHf, "bf16", false, Gpu.device())) {
             compare(new CpuBackend(tinyHf).forward(q), gpu.forward(q), BF16_LP, 0.05, "bf16 coalitions");
         }
     }
@@ -165,7 +165,7 @@ class CudaForwardTest {
         q.cache.add(HookPoint.mlpPost(0));
         q.cache.add(HookPoint.mlpPost(2));
         ForwardResult want = new CpuBackend(tiny).forward(q);
-        try (CudaBackend gpu = new CudaBackend(tiny, "fp32", false)) {
+        try (CudaBackend gpu = new CudaBackend(tiny, "fp32", false, Gpu.device())) {
             compare(want, gpu.forward(q), FP32_LP, 2e-4, "broadcast prefix");
             gpu.setMaxRowsPerChunk(50); // 18 sequences of 24 tokens: 9 chunks of 2
             compare(want, gpu.forward(q), FP32_LP, 2e-4, "chunked");
@@ -185,7 +185,7 @@ class CudaForwardTest {
         for (float[] x : full.cache().get(new HookPoint(2, Kind.RESID_PRE))) q.startResidual.add(x);
         q.wantLogits = false;
         ForwardResult want = new CpuBackend(tiny).forward(q);
-        try (CudaBackend gpu = new CudaBackend(tiny, "fp32", false)) {
+        try (CudaBackend gpu = new CudaBackend(tiny, "fp32", false, Gpu.device())) {
             ForwardResult got = gpu.forward(q);
             for (float[] l : got.logits()) assertNull(l, "wantLogits=false returns no logits");
             compare(want, got, FP32_LP, 0, "start layer 2");
@@ -196,6 +196,7 @@ class CudaForwardTest {
     }
 
     @Test void gpt2SmallShapedFp32AndBf16() {
+        org.junit.jupiter.api.Assumptions.assumeFalse(Gpu.EMULATE, "too slow in the host emulation");
         GPT2Config small = GPT2Config.preset("small");
         GPT2Weights w = ModelInit.random(small, 7);
         Random r = new Random(6);
@@ -220,6 +221,7 @@ class CudaForwardTest {
         ForwardResult want = new CpuBackend(tiny).forward(q);
         CudaBackend gpu;
         try {
+            org.junit.jupiter.api.Assumptions.assumeFalse(Gpu.EMULATE, "no cuBLAS in the host emulation");
             gpu = new CudaBackend(tiny, "fp32", true);
         } catch (dev.nshap.NshapException e) {
             org.junit.jupiter.api.Assumptions.abort("cuBLAS not usable: " + e.getMessage());

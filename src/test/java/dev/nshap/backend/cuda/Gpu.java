@@ -14,7 +14,17 @@ final class Gpu implements AutoCloseable {
     final CudaKernels k;
     private final List<CUdeviceptr> owned = new ArrayList<>();
 
+    /**
+     * -Dnshap.test.emulateGpu=true runs these GPU tests on {@link HostDevice}: a check of the tests themselves
+     * (references, shapes, launches) on a machine without a GPU. It proves nothing about the kernels.
+     */
+    static final boolean EMULATE = Boolean.getBoolean("nshap.test.emulateGpu");
+
+    /** The device under test: the GPU, or the host emulation. */
+    static CudaDevice device() { return EMULATE ? new HostDevice(16L << 30) : CudaDevice.get(); }
+
     static void assumeGpu() {
+        if (EMULATE) return;
         String why = CudaDevice.unavailableReason();
         Assumptions.assumeTrue(why == null, () -> "no usable GPU: " + why);
     }
@@ -25,7 +35,7 @@ final class Gpu implements AutoCloseable {
     }
 
     private Gpu() {
-        dev = CudaDevice.get();
+        dev = device();
         k = new CudaKernels(dev);
     }
 
@@ -34,7 +44,7 @@ final class Gpu implements AutoCloseable {
     CUdeviceptr up(short[] a) { return own(dev.upload(a)); }
     CUdeviceptr zeros(long bytes) {
         CUdeviceptr p = own(dev.alloc(bytes));
-        jcuda.driver.JCudaDriver.cuMemsetD8(p, (byte) 0, bytes);
+        dev.zero(p, bytes);
         return p;
     }
 

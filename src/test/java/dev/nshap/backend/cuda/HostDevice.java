@@ -28,6 +28,7 @@ final class HostDevice extends CudaDevice {
 
     @Override public void makeCurrent() {}
     @Override public void synchronize() {}
+    @Override public void zero(CUdeviceptr p, long bytes) { ByteBuffer b = buf(p); for (int i = 0; i < bytes; i++) b.put(i, (byte) 0); }
     @Override public long[] memInfo() { return new long[]{capacity - used, capacity}; }
 
     @Override public CUdeviceptr alloc(long bytes) {
