@@ -28,7 +28,7 @@ say "probe: $(grep -v '^WARNING' "$OUT/cuda-info.txt" | tr '\n' ' ')"
 
 echo "== GPU tests"
 start=$(date +%s)
-timeout "${TEST_TIMEOUT:-330}" "$JAVA" "${JOPTS[@]}" -jar .carry/junit-platform-console-standalone.jar execute \
+timeout "${TEST_TIMEOUT:-300}" "$JAVA" "${JOPTS[@]}" -jar .carry/junit-platform-console-standalone.jar execute \
   --class-path "$CP" --disable-banner --details=tree --reports-dir "$OUT/junit" \
   --select-package dev.nshap.backend.cuda --select-class dev.nshap.backend.BackendsTest \
   ${GPU_TEST_EXTRA:-} > "$OUT/tests.txt" 2>&1
@@ -41,7 +41,7 @@ if grep -qE "[1-9][0-9]* (tests|containers) (skipped|aborted)" "$OUT/tests.txt";
 fi
 
 echo "== kernel and forward timings (dev.nshap.backend.cuda.CudaPerf)"
-timeout "${PERF_TIMEOUT:-240}" "$JAVA" "${JOPTS[@]}" -cp .carry/nshap.jar dev.nshap.backend.cuda.CudaPerf > "$OUT/perf.txt" 2>&1
+timeout "${PERF_TIMEOUT:-200}" "$JAVA" "${JOPTS[@]}" -cp .carry/nshap.jar dev.nshap.backend.cuda.CudaPerf > "$OUT/perf.txt" 2>&1
 prc=$?
 cat "$OUT/perf.txt"
 say "perf: exit $prc"
