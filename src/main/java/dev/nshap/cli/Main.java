@@ -15,6 +15,7 @@ import java.io.UncheckedIOException;
                 ForwardCommand.class,
                 EvaluateCommand.class,
                 BenchCommand.class,
+                dev.nshap.convert.ConvertCommand.class,
         })
 public final class Main implements Runnable {
 
