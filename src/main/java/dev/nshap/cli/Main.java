@@ -10,6 +10,7 @@ import java.io.UncheckedIOException;
         description = "Neuron Shapley attribution for GPT-2: rank MLP neurons per topic, export clusters, impair them.",
         subcommands = {
                 CommandLine.HelpCommand.class,
+                ShapleyCommand.class,
         })
 public final class Main implements Runnable {
 
