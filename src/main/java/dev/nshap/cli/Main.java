@@ -11,6 +11,8 @@ import java.io.UncheckedIOException;
         subcommands = {
                 CommandLine.HelpCommand.class,
                 ShapleyCommand.class,
+                ClustersCommand.class,
+                DatasetsCommand.class,
         })
 public final class Main implements Runnable {
 

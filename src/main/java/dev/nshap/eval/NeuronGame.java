@@ -131,6 +131,25 @@ public final class NeuronGame implements Game {
         return m;
     }
 
+    private Double vAll, vNone;
+
+    /** v(all) and v(none) on every prompt, and what the run cost. */
+    @Override public Map<String, Object> provenance() {
+        if (vAll == null) vAll = valueOfAll();
+        if (vNone == null) vNone = valueOfNone();
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("v_all", vAll);
+        m.put("v_none", vNone);
+        m.put("value_sign", metric.higherIsBetter ? "value = mean " + metric.cliName
+                : "value = -mean " + metric.cliName + " (negated so that higher = better)");
+        m.put("backend", ev.backend().name());
+        m.put("coalitions_evaluated", coalitionsEvaluated);
+        m.put("forward_passes", ev.forwardPasses());
+        m.put("sequences_run", ev.sequencesRun());
+        m.put("prefix_reused_layers", firstLayer);
+        return m;
+    }
+
     /** The ablations a coalition implies: one intervention per layer in play, over every ablated neuron there. */
     public Condition condition(BitSet members) {
         int[] count = new int[layers.length];
