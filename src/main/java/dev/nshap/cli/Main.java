@@ -14,6 +14,9 @@ import java.io.UncheckedIOException;
                 ForwardCommand.class,
                 EvaluateCommand.class,
                 BenchCommand.class,
+                ShapleyCommand.class,
+                ClustersCommand.class,
+                DatasetsCommand.class,
         })
 public final class Main implements Runnable {
 
