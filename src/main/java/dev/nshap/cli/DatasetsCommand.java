@@ -21,8 +21,8 @@ import java.util.Set;
 import java.util.concurrent.Callable;
 
 @Command(name = "datasets", mixinStandardHelpOptions = true,
-        description = "Topic prompt sets: build them from labelled corpora.",
-        subcommands = {DatasetsCommand.Build.class})
+        description = "Topic prompt sets: build them from labelled corpora; tokenize training text.",
+        subcommands = {DatasetsCommand.Build.class, DatasetsTokenizeCommand.class})
 public final class DatasetsCommand implements Runnable {
 
     @Override public void run() {
