@@ -98,6 +98,7 @@ public final class TrainingCorpora {
 
     // ---- ToxiGen ----
 
+    private static final Pattern LITERAL_NEWLINE = Pattern.compile("\\\\n");
     private static final Pattern TOXIGEN_FILE = Pattern.compile("(hate|neutral)_.+_1k\\.txt");
 
     /** Every distinct statement of every hate_*_1k.txt / neutral_*_1k.txt, in first-seen order (files sorted by name). */
@@ -115,7 +116,7 @@ public final class TrainingCorpora {
         for (Path f : files)
             CorpusReader.forEach(f, lines, d -> {
                 // Statements are separated by a literal backslash-n followed by "- " (not a real line break).
-                for (String part : d.text().split("\\\\n")) {
+                for (String part : LITERAL_NEWLINE.split(d.text())) {
                     String t = part.strip();
                     if (t.startsWith("-")) t = t.substring(1).strip();
                     if (!t.isEmpty()) seen.add(clean(t));
@@ -205,7 +206,7 @@ public final class TrainingCorpora {
                 }
                 continue;
             }
-            for (String tok : line.strip().split("\\s+")) {
+            for (String tok : WHITESPACE.split(line.strip())) {
                 int slash = tok.lastIndexOf('/');
                 // The tag follows the last slash (words such as 1/2 keep theirs); a token without one is kept whole.
                 words.add(slash > 0 ? tok.substring(0, slash) : tok);
@@ -254,28 +255,38 @@ public final class TrainingCorpora {
 
     /** HTML entities decoded, runs of spaces and tabs collapsed, the literal end-of-text marker removed. */
     public static String clean(String s) {
-        Matcher m = ENTITY.matcher(s);
-        StringBuilder sb = new StringBuilder();
-        while (m.find()) {
-            String e = m.group(1);
-            String r = switch (e) {
-                case "amp" -> "&";
-                case "lt" -> "<";
-                case "gt" -> ">";
-                case "quot" -> "\"";
-                case "apos" -> "'";
-                case "nbsp" -> " ";
-                default -> codePoint(e.charAt(1) == 'x' || e.charAt(1) == 'X'
-                        ? Integer.parseInt(e.substring(2), 16) : Integer.parseInt(e.substring(1)));
-            };
-            m.appendReplacement(sb, Matcher.quoteReplacement(r));
+        if (s.indexOf('&') >= 0) {
+            Matcher m = ENTITY.matcher(s);
+            StringBuilder sb = new StringBuilder();
+            while (m.find()) {
+                String e = m.group(1);
+                String r = switch (e) {
+                    case "amp" -> "&";
+                    case "lt" -> "<";
+                    case "gt" -> ">";
+                    case "quot" -> "\"";
+                    case "apos" -> "'";
+                    case "nbsp" -> " ";
+                    default -> codePoint(e.charAt(1) == 'x' || e.charAt(1) == 'X'
+                            ? Integer.parseInt(e.substring(2), 16) : Integer.parseInt(e.substring(1)));
+                };
+                m.appendReplacement(sb, Matcher.quoteReplacement(r));
+            }
+            m.appendTail(sb);
+            s = sb.toString();
         }
-        m.appendTail(sb);
         // The document separator must only ever come from the tokenizer's EOT id, never from the text.
-        String t = sb.toString().replace("<|endoftext|>", "").replace("\r\n", "\n").replace('\r', '\n');
-        t = t.replaceAll("[ \\t\\u00a0]+", " ").replaceAll(" ?\\n ?", "\n").replaceAll("\\n{3,}", "\n\n");
-        return t.strip();
+        if (s.contains("<|endoftext|>")) s = s.replace("<|endoftext|>", "");
+        if (s.indexOf('\r') >= 0) s = s.replace("\r\n", "\n").replace('\r', '\n');
+        s = SPACES.matcher(s).replaceAll(" ");
+        if (s.indexOf('\n') >= 0) s = BLANK_LINES.matcher(SPACED_NEWLINE.matcher(s).replaceAll("\n")).replaceAll("\n\n");
+        return s.strip();
     }
+
+    private static final Pattern SPACES = Pattern.compile("[ \\t\\u00a0]{2,}|[\\t\\u00a0]");
+    private static final Pattern SPACED_NEWLINE = Pattern.compile(" ?\\n ?");
+    private static final Pattern BLANK_LINES = Pattern.compile("\\n{3,}");
+    private static final Pattern WHITESPACE = Pattern.compile("\\s+");
 
     private static String codePoint(int cp) {
         if (cp <= 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return "";
