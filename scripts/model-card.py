@@ -55,8 +55,9 @@ def overlap(train_bin, val_bin, prompt_bins, n=8):
         hit = 0
         for d in docs:
             g = grams(d[2:])  # d[0] is the separator, d[1] the prompt's first token
-            if g.size and np.isin(g, corpus).any():
-                hit += 1
+            if g.size:
+                at = np.minimum(np.searchsorted(corpus, g), corpus.size - 1)
+                hit += bool((corpus[at] == g).any())
         result[name] = (hit, len(docs))
     return result
 
