@@ -4,8 +4,9 @@
 # .carry/tokens.val.bin), then checks with nshap's CPU and CUDA backends (the carried JRE and jar) that they
 # reproduce PyTorch's loss on the saved weights.
 #
-# The device allows 10 minutes a command, so training is capped at TRAIN_MINUTES (default 7.5) of steps; with the
-# ~3M-token corpus the validation loss normally stops improving well before that (early stopping).
+# The device allows 10 minutes a command, so training is capped at TRAIN_MINUTES (default 7) of steps, after a
+# 30-step smoke run of a tiny model (SMOKE=0 skips it); with the ~3M-token corpus the validation loss is expected
+# to stop improving before the cap (early stopping), and train_log.json says which of the two ended the run.
 #
 # Everything goes to $OUT, within the device tool's limits (at most 8 files, each at most 16 MiB, plain names):
 #   config.json  model.safetensors.part00..02 (split -b 15M; cat them back)  train_log.json  val_check.json
@@ -27,10 +28,28 @@ PY="${PYTHON:-python3}"
 "$PY" -c 'import sys, torch, transformers, safetensors, numpy; print("python", sys.version.split()[0], "torch", torch.__version__, "transformers", transformers.__version__, "safetensors", safetensors.__version__, "numpy", numpy.__version__, "cuda", torch.cuda.is_available())' \
   || { echo "FAIL: python3 with torch, transformers, safetensors and numpy is needed"; exit 1; }
 
+jre="$(mktemp -d)"
+tar xzf .carry/jre.tar.gz -C "$jre"
+JAVA="$jre/jre/bin/java"
+JOPTS=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+IgnoreUnrecognizedVMOptions)
+
+if [ "${SMOKE:-1}" = 1 ]; then
+  # A few steps of a tiny model through the whole script (save, reload, reference losses) and nshap's CPU check,
+  # so that an API surprise costs seconds, not the whole training run.
+  echo "== smoke test (1 x 64, 30 steps)"
+  smoke="$(mktemp -d)/smoke"
+  timeout 120 "$PY" weights-converter/train/train.py --train .carry/tokens.bin --val .carry/tokens.val.bin --out "$smoke" \
+    --n-layer 1 --n-head 2 --n-embd 64 --batch 16 --max-steps 30 --warmup 5 --eval-every 10 --eval-windows 64 --check-sequences 2 \
+    || { echo "FAIL: the smoke run of train.py failed"; exit 1; }
+  timeout 60 "$JAVA" "${JOPTS[@]}" -jar .carry/nshap.jar model loss --model "$smoke" --check "$smoke/val_check.json" --backend cpu \
+    || { echo "FAIL: nshap does not reproduce PyTorch's loss on the smoke model"; exit 1; }
+  echo "smoke test passed after $(( $(date +%s) - start ))s"
+fi
+
 model="$(mktemp -d)/model"
-echo "== training (budget ${TRAIN_MINUTES:-7.5} min)"
-timeout "${TRAIN_TIMEOUT:-540}" "$PY" weights-converter/train/train.py --train .carry/tokens.bin --val .carry/tokens.val.bin \
-  --out "$model" --max-minutes "${TRAIN_MINUTES:-7.5}" ${TRAIN_ARGS:-}
+echo "== training (budget ${TRAIN_MINUTES:-7} min)"
+timeout "${TRAIN_TIMEOUT:-500}" "$PY" weights-converter/train/train.py --train .carry/tokens.bin --val .carry/tokens.val.bin \
+  --out "$model" --max-minutes "${TRAIN_MINUTES:-7}" ${TRAIN_ARGS:-}
 trc=$?
 echo "train.py: exit $trc after $(( $(date +%s) - start ))s"
 if [ "$trc" != 0 ] || [ ! -f "$model/model.safetensors" ]; then
@@ -44,10 +63,6 @@ echo "model.safetensors bytes: $(stat -c %s "$model/model.safetensors")"
 echo "model.safetensors sha256: $(sha256sum "$model/model.safetensors" | cut -d' ' -f1)"
 ls -l "$OUT"
 
-jre="$(mktemp -d)"
-tar xzf .carry/jre.tar.gz -C "$jre"
-JAVA="$jre/jre/bin/java"
-JOPTS=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -XX:+IgnoreUnrecognizedVMOptions)
 rc=0
 for backend in cpu cuda; do
   echo "== nshap model loss --backend $backend"
