@@ -20,7 +20,7 @@ def loss_table(text):
         m = re.match(r"\s*(\d+)\s+(\d+)\s+(-?[\d.]+)\s+(-?[\d.]+|NaN)\s+([\d.e+-]+|NaN)\s*$", line)
         if m:
             rows.append((int(m[1]), int(m[2]), float(m[3]), m[4], m[5]))
-        elif line.startswith(("model ", "mean ", "OK:", "MISMATCH")):
+        elif line.startswith(("model ", "mean ", "OK:", "MISMATCH", "nshap:")):
             summary.append(line.strip())
     return rows, summary
 
@@ -184,7 +184,7 @@ def main():
         w(f"| {i} | {s['loss']:.6f} | " + " | ".join(cells) + " |")
     w("")
     for name, (_, summary) in cols:
-        verdict = next((x for x in summary if x.startswith(("OK", "MISMATCH"))), "no verdict (did the check run?)")
+        verdict = next((x for x in summary if x.startswith(("OK", "MISMATCH", "nshap:"))), "no verdict (did the check run?)")
         w(f"- {name}: {verdict}")
     w("")
 
