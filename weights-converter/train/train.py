@@ -145,7 +145,7 @@ def main():
           f"model {params:,} parameters ({est_mib:.1f} MiB f16) on {device}", flush=True)
 
     # to_json_string is what save_pretrained writes: JSON-safe whatever the config holds (dtypes and the like).
-    log = {"config": json.loads(cfg.to_json_string()), "args": vars(a), "parameters": params, "train_tokens": int(train.numel()),
+    log = {"config": json.loads(cfg.to_json_string(use_diff=False)), "args": vars(a), "parameters": params, "train_tokens": int(train.numel()),
            "val_tokens": int(val.numel()), "eval_windows": int(val_windows.size(0)), "curve": []}
     best, best_step, best_state, bad, step = float("inf"), 0, None, 0, 0
     horizon = a.max_steps  # shortened once the step rate is known, so the cosine reaches min_lr within the time budget
