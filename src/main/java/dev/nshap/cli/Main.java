@@ -17,6 +17,8 @@ import java.io.UncheckedIOException;
                 BenchCommand.class,
                 ShapleyCommand.class,
                 dev.nshap.convert.ConvertCommand.class,
+                ClustersCommand.class,
+                DatasetsCommand.class,
         })
 public final class Main implements Runnable {
 

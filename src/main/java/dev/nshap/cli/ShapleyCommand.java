@@ -1,7 +1,9 @@
 package dev.nshap.cli;
 
 import dev.nshap.NshapException;
+import dev.nshap.eval.NeuronGame;
 import dev.nshap.shapley.EstimatorEval;
+import dev.nshap.shapley.PlayerEstimate;
 import dev.nshap.shapley.Game;
 import dev.nshap.shapley.Metrics;
 import dev.nshap.shapley.ShapleyConfig;
@@ -18,6 +20,7 @@ import java.io.PrintStream;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "shapley", mixinStandardHelpOptions = true,
@@ -33,10 +36,17 @@ public final class ShapleyCommand implements Callable<Integer> {
 
     @Mixin ShapleyOptions options;
 
-    /** The game source; other sources (the GPT-2 topic game) add their options and a branch here. */
+    @Mixin NeuronGameOptions neurons;
+
+    @Mixin ModelOptions model;
+
+    /** The game source: a synthetic game file, or the GPT-2 neuron game on a topic dataset. */
     Game buildGame() {
+        if (gameFile != null && neurons.selected())
+            throw new NshapException("give either --game FILE.json or --dataset FILE (the GPT-2 neuron game), not both");
         if (gameFile != null) return SyntheticGames.load(gameFile);
-        throw new NshapException("no game given: use --game FILE.json");
+        if (neurons.selected()) return neurons.build(model);
+        throw new NshapException("no game given: use --dataset FILE (GPT-2 neurons) or --game FILE.json");
     }
 
     @Override public Integer call() {
@@ -55,8 +65,23 @@ public final class ShapleyCommand implements Callable<Integer> {
             return 130;
         }
         summary(r, out);
+        if (game instanceof NeuronGame ng) neuronSummary(ng, r, out);
         out.println("wrote " + cfg.jsonPath() + " and " + cfg.csvPath());
         return 0;
+    }
+
+    static void neuronSummary(NeuronGame g, ShapleyResult r, PrintStream out) {
+        Map<String, Object> p = g.provenance();
+        double secs = r.elapsedSeconds();
+        out.printf(Locale.ROOT, "value = %s; v(all) %.6g, v(none) %.6g; %d forward passes; %.1f evaluations/s%n",
+                p.get("value_sign"), (Double) p.get("v_all"), (Double) p.get("v_none"),
+                g.evaluator().forwardPasses(), secs > 0 ? r.evaluations() / secs : 0.0);
+        List<PlayerEstimate> top = r.byRank();
+        out.println("rank  neuron                              value        stderr");
+        for (int i = 0; i < Math.min(10, top.size()); i++) {
+            PlayerEstimate e = top.get(i);
+            out.printf(Locale.ROOT, "%4d  %-34s %12.6g %12.4g%n", e.rank(), g.playerName(e.player()), e.mean(), e.stderr());
+        }
     }
 
     static void summary(ShapleyResult r, PrintStream out) {

@@ -28,6 +28,12 @@ public interface Game {
     /** Provenance: everything that defines the game. Its JSON is hashed into checkpoints to refuse mismatches. */
     default Map<String, Object> describe() { return Map.of(); }
 
+    /**
+     * Facts about the run that do not define the game (e.g. measured v(all) and v(none)): written into the result's
+     * provenance, never hashed into the fingerprint.
+     */
+    default Map<String, Object> provenance() { return Map.of(); }
+
     /** Exact Shapley values when known in closed form, else null; used for error reporting only. */
     default double[] exactValues() { return null; }
 }

@@ -41,7 +41,7 @@ public final class ShapleyOutput {
     }
 
     public static void write(ShapleyResult r, Game g, Path json, Path csv) {
-        write(r, Labels.of(g), json, csv, Map.of());
+        write(r, Labels.of(g), json, csv, g.provenance());
     }
 
     static void write(ShapleyResult r, Labels labels, Path json, Path csv, Map<String, Object> extraProvenance) {
