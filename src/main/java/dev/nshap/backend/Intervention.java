@@ -15,6 +15,18 @@ import java.util.Arrays;
  */
 public record Intervention(HookPoint hook, Op op, int[] units, int[] sequences, float[] vector, float amount, long seed) {
 
+    /** A unit listed twice would be scaled or noised twice on one backend and once on another: refuse it. */
+    public Intervention {
+        if (units != null && units.length > 1) {
+            java.util.BitSet seen = new java.util.BitSet();
+            for (int u : units) {
+                if (u < 0) throw new dev.nshap.NshapException("intervention at " + hook + ": negative unit " + u);
+                if (seen.get(u)) throw new dev.nshap.NshapException("intervention at " + hook + " lists unit " + u + " twice");
+                seen.set(u);
+            }
+        }
+    }
+
     public enum Op {
         /** Set to 0. */
         ZERO,

@@ -10,10 +10,15 @@ import java.io.UncheckedIOException;
         description = "Neuron Shapley attribution for GPT-2: rank MLP neurons per topic, export clusters, impair them.",
         subcommands = {
                 CommandLine.HelpCommand.class,
+                CudaInfoCommand.class,
                 ModelCommand.class,
                 ForwardCommand.class,
                 EvaluateCommand.class,
                 BenchCommand.class,
+                ShapleyCommand.class,
+                dev.nshap.convert.ConvertCommand.class,
+                ClustersCommand.class,
+                DatasetsCommand.class,
                 ImpairCommand.class, SpecificityCommand.class, NeuronCommand.class, PlotCommand.class,
         })
 public final class Main implements Runnable {

@@ -25,6 +25,8 @@ import java.util.Map;
                 ModelCommand.Init.class,
                 ModelCommand.Inspect.class,
                 ModelLossCommand.class,
+                dev.nshap.convert.VerifyCommand.class,
+                dev.nshap.convert.PullCommand.class,
         })
 public final class ModelCommand implements Runnable {
     @Spec CommandLine.Model.CommandSpec spec;

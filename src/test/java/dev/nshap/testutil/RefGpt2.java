@@ -55,7 +55,8 @@ public final class RefGpt2 {
             for (int t = 0; t < T; t++)
                 for (int k = 0; k < H; k++) {
                     double v = m[t][k];
-                    m[t][k] = 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+                    m[t][k] = c.activationFunction().equals("gelu") ? 0.5 * v * (1 + erfSeries(v / Math.sqrt(2)))
+                            : 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
                 }
             hook(m, l, HookPoint.Kind.MLP_POST, ivs, seqIndex);
             double[][] mo = lin(m, b.projW, b.projB, H, C);
@@ -103,6 +104,17 @@ public final class RefGpt2 {
                 }
             }
         }
+    }
+
+    /** erf by its Maclaurin series (exact to ~1e-8 for |x| < 4.5; beyond, erf = +-1 within 2e-10). */
+    static double erfSeries(double x) {
+        if (Math.abs(x) >= 4.5) return Math.signum(x);
+        double sum = 0, term = x; // term = (-1)^n x^(2n+1) / n!
+        for (int n = 0; n < 200; n++) {
+            sum += term / (2 * n + 1);
+            term *= -x * x / (n + 1);
+        }
+        return 2 / Math.sqrt(Math.PI) * sum;
     }
 
     private double[][] ln(double[][] x, float[] g, float[] b) {

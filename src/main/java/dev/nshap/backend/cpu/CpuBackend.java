@@ -44,9 +44,13 @@ public final class CpuBackend implements Backend {
         timings.gemmFlop += 2L * n * k * m;
     }
 
+    /** activation_function "gelu" is the erf form; "gelu_new" and "gelu_pytorch_tanh" the tanh approximation. */
+    private final boolean exactGelu;
+
     public CpuBackend(GPT2Weights weights) {
         this.w = weights;
         this.c = weights.config;
+        this.exactGelu = c.activationFunction().equals("gelu");
     }
 
     @Override public String name() { return "cpu"; }
@@ -121,7 +125,7 @@ public final class CpuBackend implements Backend {
             layerNormRows(ln, x, b.ln2W, b.ln2B, N, C);
             gemm(h, ln, b.fcW, b.fcB, N, C, H);
             hooks.at(l, HookPoint.Kind.MLP_PRE, h, H);
-            geluRows(h, N, H);
+            geluRows(h, N, H, exactGelu);
             hooks.at(l, HookPoint.Kind.MLP_POST, h, H);
             gemm(proj, h, b.projW, b.projB, N, H, C);
             hooks.at(l, HookPoint.Kind.MLP_OUT, proj, C);
@@ -223,13 +227,13 @@ public final class CpuBackend implements Backend {
         });
     }
 
-    private static void geluRows(float[] h, int n, int width) {
+    private static void geluRows(float[] h, int n, int width, boolean exact) {
         int chunks = Math.min(n, 64);
         IntStream.range(0, chunks).parallel().forEach(q -> {
             int r0 = (int) ((long) n * q / chunks), r1 = (int) ((long) n * (q + 1) / chunks);
             float[] tmp = new float[(r1 - r0) * width];
             System.arraycopy(h, r0 * width, tmp, 0, tmp.length);
-            CpuKernels.geluNew(tmp, tmp.length);
+            if (exact) CpuKernels.geluErf(tmp, tmp.length); else CpuKernels.geluNew(tmp, tmp.length);
             System.arraycopy(tmp, 0, h, r0 * width, tmp.length);
         });
     }

@@ -168,6 +168,24 @@ public final class CpuKernels {
         }
     }
 
+    /** Exact GELU, x * Phi(x), for activation_function "gelu" (HF's erf form), in place. */
+    public static void geluErf(float[] x, int n) {
+        for (int i = 0; i < n; i++) {
+            float v = x[i];
+            x[i] = (float) (0.5 * v * (1.0 + erf(v * 0.7071067811865476)));
+        }
+    }
+
+    /** erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit): below float resolution for GELU. */
+    static double erf(double x) {
+        double z = Math.abs(x);
+        double t = 1.0 / (1.0 + 0.5 * z);
+        double r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418
+                + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587
+                + t * (-0.82215223 + t * 0.17087277)))))))));
+        return x >= 0 ? 1.0 - r : r - 1.0;
+    }
+
     /**
      * Causal attention of one head of one sequence. qkv holds [T, 3C] rows starting at row {@code row0}
      * (q | k | v, heads contiguous inside each); out gets the head's [T, D] slice of [T, C] at the same rows.

@@ -71,6 +71,22 @@ class CpuBackendTest {
         }
     }
 
+    @Test void exactGeluActivationMatchesReference() {
+        GPT2Config erfCfg = new GPT2Config(2, 4, 32, 32, V, 1e-5, "gelu");
+        GPT2Weights we = TestModels.random(erfCfg, 11, 0.3f);
+        List<int[]> seqs = batch(9);
+        double[][][] got = logSoftmax(new CpuBackend(we), seqs, null);
+        assertTrue(maxDiff(got[0], new RefGpt2(we).logSoftmax(seqs.get(0), null, 0)) < 1e-4);
+        // and it is a different function from gelu_new on the same weights
+        GPT2Weights wt = TestModels.random(cfg, 11, 0.3f);
+        assertTrue(maxDiff(got[0], logSoftmax(new CpuBackend(wt), seqs, null)[0]) > 1e-5);
+    }
+
+    @Test void aUnitListedTwiceIsRefused() {
+        NshapException e = assertThrows(NshapException.class, () -> Intervention.scale(HookPoint.mlpPost(0), new int[]{3, 5, 3}, null, 2f));
+        assertTrue(e.getMessage().contains("unit 3 twice"), e.getMessage());
+    }
+
     @Test void everyInterventionMatchesReferenceSemantics() {
         List<int[]> seqs = batch(9, 12);
         int C = cfg.nEmbd(), H = cfg.nInner();
