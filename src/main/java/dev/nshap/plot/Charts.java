@@ -154,7 +154,8 @@ public final class Charts {
         JFreeChart chart = new JFreeChart("Impairment of " + shortName(cfg.path("cluster").asText()) + " at " + cfg.path("site").asText()
                 + " (" + cfg.path("mode").asText() + ")", new Font("SansSerif", Font.BOLD, 15), plot, true);
         chart.addSubtitle(new TextTitle((harm ? "change from clean (up = worse), paired 95% CI" : "mean and 95% CI")
-                + " over prompts x " + cfg.path("seeds").asInt() + " noise seed(s); dashed: random clusters, mean +- 1.96 sd"
+                + " over prompts" + (cfg.path("mode").asText().equals("scale") ? "" : " x " + cfg.path("seeds").asInt() + " noise seed(s)")
+                + "; dashed: random clusters, mean +- 1.96 sd"
                 + (cfg.path("model").path("random_init").asBoolean() ? "  [RANDOM-INIT model]" : ""), new Font("SansSerif", Font.PLAIN, 11)));
         chart.setBackgroundPaint(Color.WHITE);
         return chart;
