@@ -26,6 +26,23 @@ import java.util.stream.IntStream;
 public final class CpuBackend implements Backend {
     private final GPT2Weights w;
     private final GPT2Config c;
+    private final Timings timings = new Timings();
+
+    /** Time spent per stage since the last reset: how a benchmark splits the forward pass. */
+    public static final class Timings {
+        public long gemmNanos, gemmFlop, attentionNanos, unembedNanos, unembedFlop, otherNanos;
+
+        public void reset() { gemmNanos = gemmFlop = attentionNanos = unembedNanos = unembedFlop = otherNanos = 0; }
+    }
+
+    public Timings timings() { return timings; }
+
+    private void gemm(float[] out, float[] x, float[] wt, float[] bias, int n, int k, int m) {
+        long t0 = System.nanoTime();
+        CpuKernels.matmul(out, x, wt, bias, n, k, m);
+        timings.gemmNanos += System.nanoTime() - t0;
+        timings.gemmFlop += 2L * n * k * m;
+    }
 
     public CpuBackend(GPT2Weights weights) {
         this.w = weights;
@@ -90,21 +107,23 @@ public final class CpuBackend implements Backend {
             GPT2Weights.Block b = w.blocks[l];
             hooks.at(l, HookPoint.Kind.RESID_PRE, x, C);
             layerNormRows(ln, x, b.ln1W, b.ln1B, N, C);
-            CpuKernels.matmul(qkv, ln, b.attnW, b.attnB, N, C, 3 * C);
+            gemm(qkv, ln, b.attnW, b.attnB, N, C, 3 * C);
+            long ta = System.nanoTime();
             IntStream.range(0, nSeq * c.nHead()).parallel().forEach(task -> {
                 int s = task / c.nHead(), head = task % c.nHead();
                 CpuKernels.attentionHead(att, qkv, row0[s], len[s], C, c.nHead(), head, new float[len[s]]);
             });
-            CpuKernels.matmul(proj, att, b.attnProjW, b.attnProjB, N, C, C);
+            timings.attentionNanos += System.nanoTime() - ta;
+            gemm(proj, att, b.attnProjW, b.attnProjB, N, C, C);
             hooks.at(l, HookPoint.Kind.ATTN_OUT, proj, C);
             CpuKernels.addInPlace(x, proj, N * C);
             hooks.at(l, HookPoint.Kind.RESID_MID, x, C);
             layerNormRows(ln, x, b.ln2W, b.ln2B, N, C);
-            CpuKernels.matmul(h, ln, b.fcW, b.fcB, N, C, H);
+            gemm(h, ln, b.fcW, b.fcB, N, C, H);
             hooks.at(l, HookPoint.Kind.MLP_PRE, h, H);
             geluRows(h, N, H);
             hooks.at(l, HookPoint.Kind.MLP_POST, h, H);
-            CpuKernels.matmul(proj, h, b.projW, b.projB, N, H, C);
+            gemm(proj, h, b.projW, b.projB, N, H, C);
             hooks.at(l, HookPoint.Kind.MLP_OUT, proj, C);
             CpuKernels.addInPlace(x, proj, N * C);
             hooks.at(l, HookPoint.Kind.RESID_POST, x, C);
@@ -140,7 +159,10 @@ public final class CpuBackend implements Backend {
         float[] normed = new float[total * C];
         CpuKernels.layerNorm(normed, rows, w.lnfW, w.lnfB, total, C, c.layerNormEpsilon());
         float[] all = new float[Math.multiplyExact(total, V)];
+        long tu = System.nanoTime();
         CpuKernels.unembed(all, normed, w.lmHead, total, C, V);
+        timings.unembedNanos += System.nanoTime() - tu;
+        timings.unembedFlop += 2L * total * C * V;
         r = 0;
         for (int s = 0; s < nSeq; s++) {
             int[] pos = s < req.scorePositions.size() ? req.scorePositions.get(s) : null;
