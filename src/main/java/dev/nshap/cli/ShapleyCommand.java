@@ -28,7 +28,10 @@ import java.util.concurrent.Callable;
         subcommands = {ShapleyCommand.Merge.class, ShapleyCommand.EvalEstimators.class})
 public final class ShapleyCommand implements Callable<Integer> {
 
-    @Option(names = "--game", description = "synthetic game JSON (unanimity, voting or additive)")
+    @Option(names = "--game", description = {"synthetic game JSON with known values, one of:",
+            "  {\"type\":\"unanimity\",\"players\":N,\"terms\":[{\"coalition\":[0,2],\"weight\":1.5},...]}",
+            "  {\"type\":\"voting\",\"quota\":Q,\"weights\":[integers...]}",
+            "  {\"type\":\"additive\",\"weights\":[...]}   (optional \"names\":[...])"})
     Path gameFile;
 
     @Mixin ShapleyOptions options;

@@ -51,7 +51,7 @@ public final class ShapleyOptions {
     int truncationSteps;
 
     @Option(names = "--round", defaultValue = "16",
-            description = "permutations per round (TMAB settles players between rounds); keep >= --batch for full batches of TMC")
+            description = "permutations per round: TMAB settles players (and --tolerance is checked) between rounds; for tmab keep it >= --batch to fill batches")
     int round;
 
     @Option(names = "--confidence", defaultValue = "0.95", description = "confidence level of the intervals")

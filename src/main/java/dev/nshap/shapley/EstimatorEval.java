@@ -25,9 +25,9 @@ public final class EstimatorEval {
         int n2 = Math.max(20, (int) Math.round(300 * scale));
         int n3 = Math.max(20, (int) Math.round(1000 * scale));
         return List.of(
-                new Case("unanimity, all players in light terms", SyntheticGames.randomUnanimity(n1, K, n1, 3 * n1, 4, seed)),
-                new Case("weighted voting, 10 heavy voters", SyntheticGames.randomVoting(n2, K, seed + 1)),
-                new Case("voting, quota 70%, 90% null players", SyntheticGames.randomVoting(n3, K, n3 / 10 - K, 0.7, seed + 2)));
+                new Case("unanimity, dense", SyntheticGames.randomUnanimity(n1, K, 1.0, n1, 3 * n1, 4, seed)),
+                new Case("weighted voting, quota 50%", SyntheticGames.randomVoting(n2, K, seed + 1)),
+                new Case("top-10 + 20 contenders, 97% null", SyntheticGames.topKGame(n3, K, 20, 1.0, seed + 2)));
     }
 
     static ShapleyConfig.Builder base(Estimator e, long seed) {
@@ -99,10 +99,15 @@ public final class EstimatorEval {
      * ends (TMAB: all but one player settled; permutation: the cap). -1 if it does not hold at the end.
      */
     public static long evaluationsToPrecision(Game g, Estimator e, long seed, double target) {
+        return evaluationsToPrecision(g, e, seed, target, CAP_PERMUTATIONS);
+    }
+
+    public static long evaluationsToPrecision(Game g, Estimator e, long seed, double target, int capPermutations) {
         double[] exact = g.exactValues();
         int n = g.players();
         List<long[]> trace = new ArrayList<>();   // {evaluations, reached ? 1 : 0}
-        ShapleyConfig cfg = base(e, seed).round(4).budget((long) CAP_PERMUTATIONS * (n + 1)).build();
+        // batch = round keeps the listener's granularity at 4 permutations for every estimator (numbers unchanged)
+        ShapleyConfig cfg = base(e, seed).round(4).batch(4).budget((long) capPermutations * (n + 1)).build();
         new ShapleyRunner(g, cfg).progress(false).handleSignals(false).listener((evals, st, settled) -> {
             double[] m = new double[n];
             for (int i = 0; i < n; i++) m[i] = st.mean(i);

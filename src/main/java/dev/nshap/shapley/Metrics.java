@@ -76,13 +76,28 @@ public final class Metrics {
 
     /** Indices of the k largest values, largest first, ties by lower index; NaN sorts last. */
     public static int[] topK(double[] x, int k) {
-        return IntStream.range(0, x.length).boxed()
-                .sorted((i, j) -> {
-                    double a = Double.isNaN(x[i]) ? Double.NEGATIVE_INFINITY : x[i];
-                    double b = Double.isNaN(x[j]) ? Double.NEGATIVE_INFINITY : x[j];
-                    int c = Double.compare(b, a);
-                    return c != 0 ? c : Integer.compare(i, j);
-                })
-                .limit(k).mapToInt(Integer::intValue).toArray();
+        int n = x.length;
+        k = Math.min(k, n);
+        if (k > 64) {
+            return IntStream.range(0, n).boxed().sorted((i, j) -> before(x, i, j) ? -1 : before(x, j, i) ? 1 : 0)
+                    .limit(k).mapToInt(Integer::intValue).toArray();
+        }
+        // small k (the usual top-k): insertion into a sorted prefix, O(n k) without boxing
+        int[] top = new int[k];
+        int size = 0;
+        for (int i = 0; i < n; i++) {
+            if (size == k && !before(x, i, top[k - 1])) continue;
+            int j = size < k ? size++ : k - 1;
+            while (j > 0 && before(x, i, top[j - 1])) { top[j] = top[j - 1]; j--; }
+            top[j] = i;
+        }
+        return top;
+    }
+
+    /** Whether i ranks before j: larger value first, NaN last, ties by lower index. */
+    private static boolean before(double[] x, int i, int j) {
+        double a = Double.isNaN(x[i]) ? Double.NEGATIVE_INFINITY : x[i];
+        double b = Double.isNaN(x[j]) ? Double.NEGATIVE_INFINITY : x[j];
+        return a > b || (a == b && i < j);
     }
 }

@@ -69,7 +69,6 @@ public final class ShapleyOutput {
         o.put("estimator", r.config().estimator().id());
         o.put("evaluations", r.evaluations());
         o.put("units", r.units());
-        o.put("rounds", r.rounds());
         o.put("stopReason", r.stopReason());
         o.put("elapsedSeconds", r.elapsedSeconds());
         Metrics.Errors e = r.errors();

@@ -45,7 +45,10 @@ import java.util.function.LongPredicate;
 public final class ShapleyRunner {
     public static final String CHECKPOINT_FORMAT = "nshap-shapley-checkpoint-1";
 
-    /** Called after every round (tests and the estimator evaluation watch convergence through it). */
+    /**
+     * Called after every group of units started together: a round for TMAB or with a stopping tolerance, else
+     * max(round, batch) units (tests and the estimator evaluation watch convergence through it).
+     */
     public interface RoundListener { void afterRound(long evaluations, SufficientStats stats, BitSet settled); }
 
     /** The run stopped early (signal or injected stop); its state is in the checkpoint, if it has an output. */
@@ -286,13 +289,14 @@ public final class ShapleyRunner {
             return switch (cfg.estimator()) {
                 case PERMUTATION -> n + 1;
                 case ANTITHETIC -> 2L * (n + 1);
-                default -> unsettled() + 2L;
+                default -> 2L + unsettled() + Math.min(unsettled(), n - unsettled());   // N, empty, removals, refreshes
             };
         }
 
         ShapleyResult run() {
             if (cfg.resume()) restore(Json.readTree(cfg.checkpointPath()));
-            long total = cfg.budget() > 0 ? cfg.budget() : cfg.permutations() * worstCost();
+            long shardUnits = (cfg.permutations() - cfg.shardIndex() + cfg.shardCount() - 1) / cfg.shardCount();
+            long total = cfg.budget() > 0 ? cfg.budget() : Math.max(1, shardUnits * worstCost());
             progress = new Progress("shapley " + cfg.estimator().id(), total, err);
             lastCheckpoint = evaluations;
             CountDownLatch saved = new CountDownLatch(1);
@@ -350,7 +354,7 @@ public final class ShapleyRunner {
 
         boolean startRound() {
             if (stopReason != null) return false;
-            long k = cfg.round();
+            long k = groupSize();
             if (cfg.budget() > 0) k = Math.min(k, (cfg.budget() - evaluations) / worstCost());
             int count = 0;
             while (count < k && (cfg.permutations() == 0 || unitAt(nextSeq + count) < cfg.permutations())) count++;
@@ -362,6 +366,17 @@ public final class ShapleyRunner {
             for (int j = 0; j < count; j++) round.add(new Unit(unitAt(nextSeq + j), settled, stats));
             nextSeq += count;
             return true;
+        }
+
+        /**
+         * Units started together. TMAB and the stopping tolerance decide between rounds, so there a group is
+         * exactly one round. Otherwise nothing is decided between groups (the budget rule picks the same units for
+         * any grouping), so a group is widened to the batch size: truncated walks emit one coalition per step,
+         * and this keeps batches full without changing a number.
+         */
+        long groupSize() {
+            boolean decides = cfg.estimator() == Estimator.TMAB || cfg.tolerance() > 0;
+            return decides ? cfg.round() : Math.max(cfg.round(), cfg.batch());
         }
 
         /** Gathers up to one batch round-robin over the walks, evaluates it, feeds the values back in order. */

@@ -82,7 +82,7 @@ public final class SyntheticGames {
 
         static int players(JsonNode o) {
             JsonNode p = o.get("players");
-            if (p == null || !p.canConvertToInt() || p.asInt() < 1)
+            if (p == null || !p.isIntegralNumber() || !p.canConvertToInt() || p.asInt() < 1)
                 throw new NshapException("\"players\" must be a positive integer");
             return p.asInt();
         }
@@ -318,13 +318,19 @@ public final class SyntheticGames {
      * remaining players are null (as most neurons are for a given topic), so values reach 0 early on a removal walk.
      */
     public static Unanimity randomUnanimity(int n, int strong, int active, int terms, int maxSize, long seed) {
+        return randomUnanimity(n, strong, 3.0, active, terms, maxSize, seed);
+    }
+
+    /** As above, strong terms weighing strongWeight..strongWeight+1. */
+    public static Unanimity randomUnanimity(int n, int strong, double strongWeight, int active, int terms, int maxSize,
+                                            long seed) {
         var rng = org.apache.commons.rng.simple.RandomSource.XO_RO_SHI_RO_128_PP.create(seed);
         List<int[]> ts = new ArrayList<>();
         List<Double> ws = new ArrayList<>();
         int[] perm = Walk.permutation(seed, 0, n);          // which players are strong/active: scattered
         for (int s = 0; s < strong; s++) {
             ts.add(new int[]{perm[s]});
-            ws.add(3.0 + rng.nextDouble());
+            ws.add(strongWeight + rng.nextDouble());
         }
         for (int t = 0; t < terms; t++) {
             int size = 2 + rng.nextInt(Math.max(1, maxSize - 1));
@@ -332,6 +338,28 @@ public final class SyntheticGames {
             while (b.cardinality() < Math.min(size, active)) b.set(perm[rng.nextInt(active)]);
             ts.add(b.stream().toArray());
             ws.add(rng.nextDouble());
+        }
+        return new Unanimity(n, ts.toArray(new int[0][]), ws.stream().mapToDouble(Double::doubleValue).toArray());
+    }
+
+    /**
+     * A top-k game in the shape Neuron Shapley meets: k strong players joined in a ring of pair terms (weights
+     * 1..1.1, so each is worth about 1 but its marginal is 0, 1 or 2 depending on the order: noisy),
+     * {@code contenders} players with single terms just below ({@code level} down to 0.9 level, no noise), and
+     * the rest null. The top-k is separated by a clear gap, but only sampling enough permutations shows it.
+     */
+    public static Unanimity topKGame(int n, int k, int contenders, double level, long seed) {
+        var rng = org.apache.commons.rng.simple.RandomSource.XO_RO_SHI_RO_128_PP.create(seed);
+        int[] perm = Walk.permutation(seed, 0, n);
+        List<int[]> ts = new ArrayList<>();
+        List<Double> ws = new ArrayList<>();
+        for (int i = 0; i < k; i++) {
+            ts.add(new int[]{perm[i], perm[(i + 1) % k]});
+            ws.add(1 + 0.1 * rng.nextDouble());
+        }
+        for (int j = 0; j < contenders; j++) {
+            ts.add(new int[]{perm[k + j]});
+            ws.add(level * (1 - 0.1 * j / Math.max(1, contenders)));
         }
         return new Unanimity(n, ts.toArray(new int[0][]), ws.stream().mapToDouble(Double::doubleValue).toArray());
     }

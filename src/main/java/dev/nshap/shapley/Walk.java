@@ -119,8 +119,11 @@ abstract class Walk {
     /**
      * Truncated walk (TMC): once the value has stayed within the tolerance of the baseline for more than
      * {@code steps} consecutive evaluated steps, the remaining players get marginal 0 without evaluation. With a
-     * settled set (TMAB), settled players are removed without evaluating the coalition, so the next unsettled
-     * player's marginal absorbs theirs, as in Neuron Shapley; settled players get no sample.
+     * settled set (TMAB), settled players are removed without evaluating their marginal and get no sample. Before
+     * the next unsettled player is removed, the coalition (now without those settled players) is evaluated once,
+     * so that player's marginal is v(S) - v(S \ {p}) for the S the permutation really reaches: an unsettled
+     * player's samples stay unbiased instead of absorbing the settled players' marginals. Every evaluated value
+     * of the walk counts as a step for truncation.
      */
     static final class Truncated extends Walk {
         private final BitSet settled;
@@ -128,9 +131,10 @@ abstract class Walk {
         private final double tol;
         private final int steps;
         private final int needInit;
-        private int initEmitted, initApplied, pos, consecutive, pending = -1;
+        private static final int REFRESH = -2, NONE = -1;
+        private int initEmitted, initApplied, pos, consecutive, pending = NONE;
         private double full, empty = Double.NaN, baseline, prev;
-        private boolean done;
+        private boolean done, stale;
         private BitSet current;
 
         Truncated(int n, int[] order, long unit, long seed, Sink sink, BitSet settled, Double givenBaseline,
@@ -160,11 +164,16 @@ abstract class Walk {
                 }
                 return added;
             }
-            if (pending >= 0) return 0;
+            if (pending != NONE) return 0;
             if (current == null) current = withoutPrefix(pos);
             while (true) {
-                while (pos < n && isSettled(order[pos])) current.clear(order[pos++]);
+                while (pos < n && isSettled(order[pos])) { current.clear(order[pos++]); stale = true; }
                 if (pos == n) { done = true; return 0; }
+                if (stale) {                       // prev is the value before the settled players left
+                    pending = REFRESH;
+                    out.add(new Coalition((BitSet) current.clone(), unit, seed));
+                    return 1;
+                }
                 int p = order[pos++];
                 current.clear(p);
                 pending = p;
@@ -190,8 +199,9 @@ abstract class Walk {
         }
 
         private void step(double v) {
-            sink.add(pending, prev - v);
-            pending = -1;
+            if (pending == REFRESH) stale = false;
+            else sink.add(pending, prev - v);
+            pending = NONE;
             prev = v;
             consecutive = Math.abs(v - baseline) <= tol ? consecutive + 1 : 0;
             if (consecutive > steps) {
@@ -211,6 +221,7 @@ abstract class Walk {
             o.put("prev", prev);
             o.put("consecutive", consecutive);
             o.put("done", done);
+            o.put("stale", stale);
             return o;
         }
 
@@ -223,8 +234,9 @@ abstract class Walk {
             prev = s.path("prev").asDouble();
             consecutive = s.path("consecutive").asInt();
             done = s.path("done").asBoolean();
+            stale = s.path("stale").asBoolean();
             current = null;
-            pending = -1;
+            pending = NONE;
         }
     }
 }

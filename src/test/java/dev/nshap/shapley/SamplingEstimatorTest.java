@@ -122,4 +122,60 @@ class SamplingEstimatorTest {
         for (PlayerEstimate p : r.estimates()) assertTrue(p.stderr() <= 0.01);
         assertTrue(r.evaluations() < 10_000_000);
     }
+
+    /**
+     * A game that subsamples its data per permutation sees one seed per unit (shared by both halves of an
+     * antithetic pair), whatever the batching, and the results stay batch-independent.
+     */
+    @Test
+    void coalitionsCarryTheirPermutationSeed() {
+        double[] w = {1, 2, 3, 4, 5, 6};
+        for (Estimator e : List.of(Estimator.PERMUTATION, Estimator.ANTITHETIC, Estimator.TMC)) {
+            ShapleyResult ref = null;
+            for (int batch : new int[]{1, 5, 100}) {
+                java.util.Map<Long, Long> seedOfUnit = new java.util.HashMap<>();
+                Game g = new Game() {
+                    @Override public int players() { return w.length; }
+                    @Override public double[] values(List<Coalition> cs) {
+                        double[] v = new double[cs.size()];
+                        for (int j = 0; j < v.length; j++) {
+                            Coalition c = cs.get(j);
+                            Long prev = seedOfUnit.putIfAbsent(c.unit(), c.seed());
+                            assertTrue(prev == null || prev == c.seed(), "unit " + c.unit() + " saw two seeds");
+                            double scale = 1 + 0.5 * ((c.seed() >>> 11) * 0x1.0p-53);   // "this permutation's data"
+                            for (int i = c.members().nextSetBit(0); i >= 0; i = c.members().nextSetBit(i + 1)) v[j] += w[i] * scale;
+                        }
+                        return v;
+                    }
+                };
+                ShapleyResult r = run(g, ShapleyConfig.builder(e).seed(3).batch(batch).permutations(12).build());
+                assertEquals(12, seedOfUnit.size(), e + ": one seed per unit");
+                assertEquals(seedOfUnit.size(), new java.util.HashSet<>(seedOfUnit.values()).size(), "distinct seeds");
+                if (ref == null) ref = r;
+                else assertTrue(ref.stats().sameAs(r.stats()), e + " batch " + batch);
+            }
+        }
+    }
+
+    /**
+     * TMAB's Bernstein intervals are conservative and its settled players stop sampling, so it is checked for
+     * coverage of at least 95% (not for the 1/budget rate): frozen estimates must still bracket the exact values.
+     */
+    @Test
+    void tmabIntervalsCoverTheExactValues() {
+        for (Game g : games()) {
+            double[] exact = g.exactValues();
+            int covered = 0, total = 0;
+            for (int r = 0; r < 25; r++) {
+                ShapleyResult res = run(g, ShapleyConfig.builder(Estimator.TMAB).topK(3).seed(300 + r).round(4)
+                        .budget(250L * (g.players() + 1)).build());
+                for (PlayerEstimate p : res.estimates()) {
+                    total++;
+                    if (p.ciLow() <= exact[p.player()] && exact[p.player()] <= p.ciHigh()) covered++;
+                }
+            }
+            double coverage = (double) covered / total;
+            assertTrue(coverage >= 0.95, g.describe().get("type") + ": tmab coverage " + coverage);
+        }
+    }
 }
