@@ -236,7 +236,7 @@ class NeuronShapleyCliTest {
         Files.writeString(longP, "{\"id\":\"l\",\"topic\":\"t\",\"prompt\":\"" + "word ".repeat(40) + "\",\"answer\":\" end\"}\n");
         r = cli("shapley", "--model", model.toString(), "--dataset", longP.toString(), "--players", neurons[0], "--estimator", "exact", "--out", dir.resolve("x").toString());
         assertEquals(2, r.code());
-        assertTrue(r.err().contains("longer than the model's context"), r.err());
+        assertTrue(r.err().contains("long.jsonl:1: prompt 'l'") && r.err().contains("longer than the model's context"), r.err());
         r = cli("shapley", "--model", model.toString(), "--dataset", data.toString(), "--players", "blocks.5.mlp.hook_post", "--estimator", "exact", "--out", dir.resolve("x").toString());
         assertEquals(2, r.code());
         r = cli("shapley", "--model", model.toString(), "--dataset", data.toString(), "--metric", "bleu", "--estimator", "exact", "--out", dir.resolve("x").toString());
