@@ -182,6 +182,8 @@ public final class SyntheticGames {
      * has weight in [q - w_i, q)).
      */
     public static final class Voting extends Synthetic {
+        /** About ten seconds of dynamic programming. */
+        static final double MAX_DP_WORK = 4e9;
         final long[] weights;
         final double quota;
         private double[] exact;
@@ -220,10 +222,11 @@ public final class SyntheticGames {
             int n = weights.length;
             double qd = Math.ceil(quota);
             double[] phi = new double[n];
-            if (qd <= 0 || qd > 50_000_000L / Math.max(1, n)) {
-                if (qd <= 0) return exact = phi;          // every coalition wins: all marginals are 0
-                return null;                               // too large for the table; unknown
-            }
+            if (qd <= 0) return exact = phi;              // every coalition wins: all marginals are 0
+            long distinct = Arrays.stream(weights).distinct().count();
+            if (qd > 50_000_000L / Math.max(1, n) || distinct * (double) n * n * qd / 2 > MAX_DP_WORK)
+                return null;                               // minutes of work: report the values as unknown
+
             int q = (int) qd;
             Map<Long, Double> byWeight = new LinkedHashMap<>();
             for (int i = 0; i < n; i++) {
