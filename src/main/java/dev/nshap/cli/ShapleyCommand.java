@@ -73,7 +73,7 @@ public final class ShapleyCommand implements Callable<Integer> {
     static void neuronSummary(NeuronGame g, ShapleyResult r, PrintStream out) {
         Map<String, Object> p = g.provenance();
         double secs = r.elapsedSeconds();
-        out.printf(Locale.ROOT, "value = %s; v(all) %.6g, v(none) %.6g; %d forward passes; %.1f evaluations/s%n",
+        out.printf(Locale.ROOT, "%s; v(all) %.6g, v(none) %.6g; %d forward passes; %.1f evaluations/s%n",
                 p.get("value_sign"), (Double) p.get("v_all"), (Double) p.get("v_none"),
                 g.evaluator().forwardPasses(), secs > 0 ? r.evaluations() / secs : 0.0);
         List<PlayerEstimate> top = r.byRank();

@@ -80,6 +80,23 @@ public record Dataset(String name, Path file, List<Prompt> prompts) {
         return s;
     }
 
+    /** Where a prompt is in the file, for error messages: {@code file:line: prompt 'id'} (the line when it can be found). */
+    public String where(Prompt p) {
+        try {
+            List<String> lines = Files.readAllLines(file, StandardCharsets.UTF_8);
+            for (int i = 0; i < lines.size(); i++) {
+                String line = lines.get(i).strip();
+                if (line.isEmpty()) continue;
+                try {
+                    JsonNode n = Json.MAPPER.readTree(line);
+                    String id = n.hasNonNull("id") ? n.get("id").asText() : Integer.toString(i + 1);
+                    if (id.equals(p.id())) return file + ":" + (i + 1) + ": prompt '" + p.id() + "'";
+                } catch (JsonProcessingException ignored) { }
+            }
+        } catch (IOException ignored) { }
+        return file + ": prompt '" + p.id() + "'";
+    }
+
     /** The most common topic label (datasets normally hold one). */
     public String topic() {
         java.util.Map<String, Integer> count = new java.util.HashMap<>();

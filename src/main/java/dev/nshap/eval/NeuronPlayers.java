@@ -67,7 +67,7 @@ public record NeuronPlayers(List<Player> players, String spec) {
         List<Player> out = new ArrayList<>();
         String s = spec.trim();
         Path file = Path.of(s);
-        if (!s.equals("all") && !s.startsWith("blocks.") && Files.isRegularFile(file)) {
+        if (!s.equals("all") && Files.isRegularFile(file)) {
             readFile(file, groupSize, cfg, out);
         } else if (!s.equals("all") && !s.startsWith("blocks.")) {
             throw new NshapException("--players " + s + ": no such file (expected all, blocks.L.mlp.hook_post, a neuron id list or a FILE)");

@@ -35,12 +35,11 @@ public final class TokenizedDataset {
             Prompt p = d.prompts().get(i);
             int[] pt = tok.encode(p.prompt());
             int[] at = tok.encode(p.answer());
-            String where = d.file() + ": prompt '" + p.id() + "'";
-            if (pt.length == 0) throw new NshapException(where + ": the prompt encodes to no tokens");
-            if (at.length == 0) throw new NshapException(where + ": the answer encodes to no tokens");
+            if (pt.length == 0) throw new NshapException(d.where(p) + ": the prompt encodes to no tokens");
+            if (at.length == 0) throw new NshapException(d.where(p) + ": the answer encodes to no tokens");
             int len = pt.length + at.length - 1;
             if (pt.length + at.length > cfg.nPositions() + 1 || len > cfg.nPositions())
-                throw new NshapException(where + ": prompt + answer is " + (pt.length + at.length)
+                throw new NshapException(d.where(p) + ": prompt + answer is " + (pt.length + at.length)
                         + " tokens, longer than the model's context of " + cfg.nPositions());
             int[] s = new int[len];
             System.arraycopy(pt, 0, s, 0, pt.length);
@@ -54,8 +53,8 @@ public final class TokenizedDataset {
                 int[] ft = tok.encode(p.foil());
                 foils[i] = ft.length == 0 ? -1 : ft[0];
             } else foils[i] = -1;
-            for (int t : s) if (t >= cfg.vocabSize()) throw new NshapException(where + ": token " + t + " outside the model's vocabulary");
-            for (int t : at) if (t >= cfg.vocabSize()) throw new NshapException(where + ": token " + t + " outside the model's vocabulary");
+            for (int t : s) if (t >= cfg.vocabSize()) throw new NshapException(d.where(p) + ": token " + t + " outside the model's vocabulary");
+            for (int t : at) if (t >= cfg.vocabSize()) throw new NshapException(d.where(p) + ": token " + t + " outside the model's vocabulary");
         }
         return new TokenizedDataset(d, seqs, pos, ans, foils);
     }

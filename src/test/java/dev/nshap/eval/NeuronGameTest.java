@@ -216,6 +216,24 @@ class NeuronGameTest {
         assertNotEquals(g.values(List.of(new Coalition(bits(0), 0, 42)))[0], g.values(List.of(new Coalition(bits(0), 0, 43)))[0], 1e-9);
     }
 
+    @Test void allCoalitionsOfACallShareForwardPassesAndTheCleanPrefixIsComputedOnce() {
+        TokenizedDataset d = data();
+        // Players in layer 1 only: layer 0 is the same for every coalition.
+        NeuronPlayers ps = NeuronPlayers.parse("blocks.1.mlp.hook_post[1],blocks.1.mlp.hook_post[2],blocks.1.mlp.hook_post[3]", 1, cfg);
+        Evaluator ev = new Evaluator(new CpuBackend(w), d, 100_000);
+        NeuronGame g = new NeuronGame(ev, ps, Metric.LOSS, NeuronGame.Ablation.ZERO, 0, Map.of());
+        List<Coalition> cs = new ArrayList<>();
+        for (int s = 0; s < 8; s++) cs.add(new Coalition(bits(s), -1, 0));
+        double[] v1 = g.values(cs);
+        assertEquals(2, ev.forwardPasses()); // the clean prefix (layer 0, every prompt), then 8 coalitions x 8 prompts in one pass
+        double[] v2 = g.values(cs);
+        assertEquals(3, ev.forwardPasses());
+        assertArrayEquals(v1, v2, 0);
+        assertEquals(2L * 8 * d.size(), ev.sequencesRun());
+        for (int s = 0; s < 8; s++)
+            assertEquals(refValue(d, ps, bits(s), Metric.LOSS, null, ev.allPrompts()), v1[s], 2e-5);
+    }
+
     @Test void playerSpecs(@TempDir Path dir) throws Exception {
         assertEquals(cfg.neuronCount(), NeuronPlayers.parse("all", 1, cfg).size());
         NeuronPlayers l1 = NeuronPlayers.parse("blocks.1.mlp.hook_post", 1, cfg);

@@ -167,16 +167,15 @@ public final class DatasetBuilder {
         Set<String> kwSet = new HashSet<>();
         for (Keyword k : kws) kwSet.add(k.word());
 
-        // Every cut: (document, position, keyword).
-        record Cut(int doc, int at, String word, String surface, String prompt) {}
+        // Every place a keyword could be cut at; prompts are made only for the sampled ones (tokenising is the cost).
+        record Cut(int doc, int at, String word, String surface) {}
         List<Cut> cuts = new ArrayList<>();
         for (int d = 0; d < topicTexts.size(); d++) {
             String t = topicTexts.get(d);
             for (Matcher m = WORD.matcher(t); m.find(); ) {
                 String w = m.group().toLowerCase(Locale.ROOT);
                 if (!kwSet.contains(w) || m.start() == 0 || t.charAt(m.start() - 1) != ' ') continue;
-                String prompt = promptBefore(t, m.start(), o, tok);
-                if (prompt != null) cuts.add(new Cut(d, m.start(), w, m.group(), prompt));
+                cuts.add(new Cut(d, m.start(), w, m.group()));
             }
         }
         List<Cut> order = new ArrayList<>(cuts);
@@ -184,14 +183,17 @@ public final class DatasetBuilder {
         Collections.shuffle(order, rnd);
         Map<String, Integer> perKw = new HashMap<>();
         Map<Integer, Integer> perDoc = new HashMap<>();
+        Map<Cut, String> promptOf = new HashMap<>();
         Set<String> prompts = new HashSet<>();
         List<Cut> chosen = new ArrayList<>();
         for (Cut c : order) {
             if (chosen.size() >= o.maxPrompts) break;
             if (perKw.getOrDefault(c.word, 0) >= o.perKeyword || perDoc.getOrDefault(c.doc, 0) >= o.perDocument) continue;
-            if (!prompts.add(c.prompt)) continue;
+            String prompt = promptBefore(topicTexts.get(c.doc), c.at, o, tok);
+            if (prompt == null || !prompts.add(prompt)) continue;
             perKw.merge(c.word, 1, Integer::sum);
             perDoc.merge(c.doc, 1, Integer::sum);
+            promptOf.put(c, prompt);
             chosen.add(c);
         }
         chosen.sort(Comparator.comparingInt((Cut c) -> c.doc).thenComparingInt(c -> c.at));
@@ -203,7 +205,7 @@ public final class DatasetBuilder {
             String answer = " " + c.surface;
             String foil = o.foils ? foil(answer, foilWords, surface, foilRnd, tok) : null;
             String id = name + "-" + String.format(Locale.ROOT, "%0" + width + "d", i + 1);
-            out.add(new Prompt(id, name, c.prompt, answer, foil, topicDocs.get(c.doc).source()));
+            out.add(new Prompt(id, name, promptOf.get(c), answer, foil, topicDocs.get(c.doc).source()));
         }
         return new Result(List.copyOf(kws), List.copyOf(foilWords), List.copyOf(out), topicTexts.size(), bgTexts.size(), cuts.size());
     }
