@@ -102,15 +102,18 @@ public final class ImpairCommand implements Runnable {
         System.err.printf(Locale.ROOT, "[nshap] impair: %.1f s wall, %d forward passes%n", wall, passes);
     }
 
-    /** One line per dataset x metric: clean, worst level, baseline there. */
+    /** One line per dataset x metric: clean, the level that moved the metric most, and the baseline there. */
     static String summary(ObjectNode o) {
         StringBuilder sb = new StringBuilder();
         for (var c : o.get("curves")) {
             var pts = c.get("points");
-            var last = pts.get(pts.size() - 1);
-            sb.append(String.format(Locale.ROOT, "%-24s %-10s clean %.4f  at level %s: %.4f [%s, %s]%s%n", c.get("dataset").asText(),
-                    c.get("metric").asText(), c.path("clean").path("mean").asDouble(Double.NaN), last.get("level").asText(),
-                    last.path("mean").asDouble(Double.NaN), last.path("ci_low").asText("-"), last.path("ci_high").asText("-"),
+            double clean = c.path("clean").path("mean").asDouble(Double.NaN);
+            var last = pts.get(0);
+            for (var p : pts)
+                if (Math.abs(p.path("mean").asDouble(clean) - clean) > Math.abs(last.path("mean").asDouble(clean) - clean)) last = p;
+            sb.append(String.format(Locale.ROOT, "%-24s %-10s clean %.4f  at level %s: %.4f [%.4f, %.4f]%s%n", c.get("dataset").asText(),
+                    c.get("metric").asText(), clean, last.get("level").asText(),
+                    last.path("mean").asDouble(Double.NaN), last.path("ci_low").asDouble(Double.NaN), last.path("ci_high").asDouble(Double.NaN),
                     last.has("baseline_mean") ? String.format(Locale.ROOT, "  random %.4f +- %.4f", last.path("baseline_mean").asDouble(Double.NaN),
                             last.path("baseline_sd").asDouble(Double.NaN)) : ""));
         }

@@ -11,6 +11,7 @@ import java.io.UncheckedIOException;
         subcommands = {
                 CommandLine.HelpCommand.class,
                 CudaInfoCommand.class,
+                DemoCommand.class,
                 ModelCommand.class,
                 ForwardCommand.class,
                 EvaluateCommand.class,

@@ -127,7 +127,10 @@ public class CudaDevice {
                 instance = null;
             }
         } catch (LinkageError e) {
-            reason = "the CUDA driver library did not load (" + oneLine(e.getMessage()) + ")";
+            String msg = oneLine(e.getMessage());
+            // The linker's message is long; the missing libcuda is the usual case and deserves a short line.
+            reason = msg != null && msg.contains("libcuda.so") ? "no NVIDIA driver here (libcuda.so.1 not found)"
+                    : "the CUDA driver library did not load (" + msg + ")";
         } catch (RuntimeException e) {
             reason = "CUDA initialisation failed: " + oneLine(e.getMessage());
         }
