@@ -7,11 +7,10 @@ import dev.nshap.backend.ForwardRequest;
 import dev.nshap.backend.ForwardResult;
 import dev.nshap.backend.HookPoint;
 import dev.nshap.backend.Intervention;
+import dev.nshap.backend.RequestChecks;
 import dev.nshap.model.GPT2Config;
 import dev.nshap.model.GPT2Weights;
 
-import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -60,25 +59,17 @@ public final class CpuBackend implements Backend {
     @Override
     public ForwardResult forward(ForwardRequest req) {
         final int nSeq = req.size();
-        if (nSeq == 0) throw new NshapException("forward: empty batch");
-        final int C = c.nEmbd(), H = c.nInner(), V = c.vocabSize();
-        int[] len = new int[nSeq], row0 = new int[nSeq];
+        final int C = c.nEmbd(), H = c.nInner();
+        int[] len = RequestChecks.lengths(req, c), row0 = new int[nSeq];
         int n = 0;
         for (int s = 0; s < nSeq; s++) {
-            int[] toks = req.tokens.get(s);
-            if (toks == null || toks.length == 0) throw new NshapException("forward: sequence " + s + " is empty");
-            if (toks.length > c.nPositions())
-                throw new NshapException("forward: sequence " + s + " has " + toks.length + " tokens; the model's context is " + c.nPositions());
-            for (int tok : toks)
-                if (tok < 0 || tok >= V) throw new NshapException("forward: token id " + tok + " outside the vocabulary (0.." + (V - 1) + ")");
-            len[s] = toks.length;
             row0[s] = n;
-            n += toks.length;
+            n += len[s];
         }
         final int N = n;
         int start = req.startLayer;
         if (start < 0 || start > c.nLayer()) throw new NshapException("forward: start layer " + start + " outside 0.." + c.nLayer());
-        Map<HookPoint, List<Intervention>> byHook = groupInterventions(req, nSeq, start);
+        Map<HookPoint, List<Intervention>> byHook = RequestChecks.interventionsByHook(req, c, nSeq, start);
         for (HookPoint hp : req.cache) {
             hp.checkFor(c);
             if (hp.layer() < start) throw new NshapException("forward: cannot cache " + hp + " before the start layer " + start);
@@ -137,26 +128,14 @@ public final class CpuBackend implements Backend {
 
     private ForwardResult score(ForwardRequest req, float[] x, int[] len, int[] row0, int nSeq, Map<HookPoint, float[][]> cache) {
         final int C = c.nEmbd(), V = c.vocabSize();
-        int total = 0;
-        for (int s = 0; s < nSeq; s++) {
-            int[] pos = s < req.scorePositions.size() ? req.scorePositions.get(s) : null;
-            if (pos == null) continue;
-            for (int p : pos)
-                if (p < 0 || p >= len[s]) throw new NshapException("forward: scored position " + p + " outside sequence " + s + " of length " + len[s]);
-            int[] tg = s < req.targets.size() ? req.targets.get(s) : null;
-            if (tg != null) {
-                if (tg.length != pos.length) throw new NshapException("forward: sequence " + s + " has " + pos.length + " scored positions but " + tg.length + " targets");
-                for (int t : tg) if (t < 0 || t >= V) throw new NshapException("forward: target token " + t + " outside the vocabulary");
-            }
-            total += pos.length;
-        }
+        int total = RequestChecks.scoredRows(req, len, c);
         float[][] logits = new float[nSeq][], targetLp = new float[nSeq][];
         int[][] top1 = new int[nSeq][];
         if (total == 0) return new ForwardResult(logits, targetLp, top1, cache);
         float[] rows = new float[total * C];
         int r = 0;
         for (int s = 0; s < nSeq; s++) {
-            int[] pos = s < req.scorePositions.size() ? req.scorePositions.get(s) : null;
+            int[] pos = RequestChecks.scorePositions(req, s);
             if (pos == null) continue;
             for (int p : pos) System.arraycopy(x, (row0[s] + p) * C, rows, (r++) * C, C);
         }
@@ -169,9 +148,9 @@ public final class CpuBackend implements Backend {
         timings.unembedFlop += 2L * total * C * V;
         r = 0;
         for (int s = 0; s < nSeq; s++) {
-            int[] pos = s < req.scorePositions.size() ? req.scorePositions.get(s) : null;
+            int[] pos = RequestChecks.scorePositions(req, s);
             if (pos == null) continue;
-            int[] tg = s < req.targets.size() ? req.targets.get(s) : null;
+            int[] tg = RequestChecks.targets(req, s);
             top1[s] = new int[pos.length];
             if (tg != null) targetLp[s] = new float[pos.length];
             for (int i = 0; i < pos.length; i++) {
@@ -193,26 +172,6 @@ public final class CpuBackend implements Backend {
             r += pos.length;
         }
         return new ForwardResult(logits, targetLp, top1, cache);
-    }
-
-    private Map<HookPoint, List<Intervention>> groupInterventions(ForwardRequest req, int nSeq, int start) {
-        Map<HookPoint, List<Intervention>> by = new HashMap<>();
-        for (Intervention iv : req.interventions) {
-            HookPoint hp = iv.hook().checkFor(c);
-            if (hp.layer() < start)
-                throw new NshapException("forward: intervention at " + hp + " lies before the start layer " + start);
-            int width = hp.width(c);
-            if (iv.units() != null)
-                for (int u : iv.units())
-                    if (u < 0 || u >= width) throw new NshapException("forward: unit " + u + " outside " + hp + " (width " + width + ")");
-            if (iv.sequences() != null)
-                for (int s : iv.sequences())
-                    if (s < 0 || s >= nSeq) throw new NshapException("forward: intervention names sequence " + s + " of a batch of " + nSeq);
-            if (iv.op() == Intervention.Op.REPLACE && (iv.vector() == null || iv.vector().length != width))
-                throw new NshapException("forward: replacement vector at " + hp + " must have " + width + " values");
-            by.computeIfAbsent(hp, k -> new ArrayList<>()).add(iv);
-        }
-        return by;
     }
 
     private void layerNormRows(float[] out, float[] x, float[] g, float[] b, int n, int cc) {

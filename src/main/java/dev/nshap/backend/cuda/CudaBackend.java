@@ -1,5 +1,7 @@
 package dev.nshap.backend.cuda;
 
+import dev.nshap.backend.RequestChecks;
+
 import dev.nshap.NshapException;
 import dev.nshap.backend.Backend;
 import dev.nshap.backend.ForwardRequest;
@@ -160,7 +162,7 @@ public final class CudaBackend implements Backend {
         dev.makeCurrent();
         final int nSeq = req.size();
         if (nSeq == 0) throw new NshapException("forward: empty batch");
-        int[] len = validateTokens(req);
+        int[] len = RequestChecks.lengths(req, c);
         int start = req.startLayer;
         if (start < 0 || start > c.nLayer()) throw new NshapException("forward: start layer " + start + " outside 0.." + c.nLayer());
         if (start > 0) {
@@ -172,12 +174,12 @@ public final class CudaBackend implements Backend {
                     throw new NshapException("forward: start residual of sequence " + s + " has the wrong size");
             }
         }
-        Map<HookPoint, List<Intervention>> byHook = groupInterventions(req, nSeq, start);
+        Map<HookPoint, List<Intervention>> byHook = RequestChecks.interventionsByHook(req, c, nSeq, start);
         for (HookPoint hp : req.cache) {
             hp.checkFor(c);
             if (hp.layer() < start) throw new NshapException("forward: cannot cache " + hp + " before the start layer " + start);
         }
-        int scored = validateScoring(req, len);
+        int scored = RequestChecks.scoredRows(req, len, c);
         int firstIntervened = c.nLayer();
         for (HookPoint hp : byHook.keySet()) firstIntervened = Math.min(firstIntervened, hp.layer());
 
@@ -210,67 +212,6 @@ public final class CudaBackend implements Backend {
     }
 
     private record Out(float[][] logits, float[][] targetLp, int[][] top1, Map<HookPoint, float[][]> cache) {}
-
-    private int[] validateTokens(ForwardRequest req) {
-        int n = req.size(), V = c.vocabSize();
-        int[] len = new int[n];
-        for (int s = 0; s < n; s++) {
-            int[] toks = req.tokens.get(s);
-            if (toks == null || toks.length == 0) throw new NshapException("forward: sequence " + s + " is empty");
-            if (toks.length > c.nPositions())
-                throw new NshapException("forward: sequence " + s + " has " + toks.length + " tokens; the model's context is " + c.nPositions());
-            for (int t : toks)
-                if (t < 0 || t >= V) throw new NshapException("forward: token id " + t + " outside the vocabulary (0.." + (V - 1) + ")");
-            len[s] = toks.length;
-        }
-        return len;
-    }
-
-    private int validateScoring(ForwardRequest req, int[] len) {
-        int total = 0;
-        for (int s = 0; s < req.size(); s++) {
-            int[] pos = scorePos(req, s);
-            if (pos == null) continue;
-            for (int p : pos)
-                if (p < 0 || p >= len[s]) throw new NshapException("forward: scored position " + p + " outside sequence " + s + " of length " + len[s]);
-            int[] tg = targetsOf(req, s);
-            if (tg != null) {
-                if (tg.length != pos.length)
-                    throw new NshapException("forward: sequence " + s + " has " + pos.length + " scored positions but " + tg.length + " targets");
-                for (int t : tg) if (t < 0 || t >= c.vocabSize()) throw new NshapException("forward: target token " + t + " outside the vocabulary");
-            }
-            total += pos.length;
-        }
-        return total;
-    }
-
-    private static int[] scorePos(ForwardRequest req, int s) {
-        return s < req.scorePositions.size() ? req.scorePositions.get(s) : null;
-    }
-
-    private static int[] targetsOf(ForwardRequest req, int s) {
-        return s < req.targets.size() ? req.targets.get(s) : null;
-    }
-
-    private Map<HookPoint, List<Intervention>> groupInterventions(ForwardRequest req, int nSeq, int start) {
-        Map<HookPoint, List<Intervention>> by = new HashMap<>();
-        for (Intervention iv : req.interventions) {
-            HookPoint hp = iv.hook().checkFor(c);
-            if (hp.layer() < start)
-                throw new NshapException("forward: intervention at " + hp + " lies before the start layer " + start);
-            int width = hp.width(c);
-            if (iv.units() != null)
-                for (int u : iv.units())
-                    if (u < 0 || u >= width) throw new NshapException("forward: unit " + u + " outside " + hp + " (width " + width + ")");
-            if (iv.sequences() != null)
-                for (int s : iv.sequences())
-                    if (s < 0 || s >= nSeq) throw new NshapException("forward: intervention names sequence " + s + " of a batch of " + nSeq);
-            if (iv.op() == Intervention.Op.REPLACE && (iv.vector() == null || iv.vector().length != width))
-                throw new NshapException("forward: replacement vector at " + hp + " must have " + width + " values");
-            by.computeIfAbsent(hp, x -> new ArrayList<>()).add(iv);
-        }
-        return by;
-    }
 
     // ------------------------------------------------------------------ memory plan
 
@@ -540,14 +481,14 @@ public final class CudaBackend implements Backend {
     private void score(ForwardRequest req, int s0, int n, Layout L, CUdeviceptr resid, Out out) {
         final int C = c.nEmbd(), V = c.vocabSize();
         int total = 0;
-        for (int s = 0; s < n; s++) { int[] p = scorePos(req, s0 + s); if (p != null) total += p.length; }
+        for (int s = 0; s < n; s++) { int[] p = RequestChecks.scorePositions(req, s0 + s); if (p != null) total += p.length; }
         if (total == 0) return;
         int[] rows = new int[total], tg = new int[total];
         int r = 0;
         for (int s = 0; s < n; s++) {
-            int[] p = scorePos(req, s0 + s);
+            int[] p = RequestChecks.scorePositions(req, s0 + s);
             if (p == null) continue;
-            int[] t = targetsOf(req, s0 + s);
+            int[] t = RequestChecks.targets(req, s0 + s);
             for (int i = 0; i < p.length; i++, r++) {
                 rows[r] = L.seqStart[s] + p[i];
                 tg[r] = t == null ? -1 : t[i];
@@ -557,7 +498,7 @@ public final class CudaBackend implements Backend {
         int[] firstRow = new int[n];
         int q = 0;
         for (int s = 0; s < n; s++) {
-            int[] p = scorePos(req, s0 + s);
+            int[] p = RequestChecks.scorePositions(req, s0 + s);
             firstRow[s] = q;
             if (p == null) continue;
             if (req.wantLogits) logits[s] = new float[p.length * V];
@@ -595,10 +536,10 @@ public final class CudaBackend implements Backend {
         }
         r = 0;
         for (int s = 0; s < n; s++) {
-            int[] p = scorePos(req, s0 + s);
+            int[] p = RequestChecks.scorePositions(req, s0 + s);
             if (p == null) continue;
             out.top1[s0 + s] = Arrays.copyOfRange(t1, r, r + p.length);
-            if (targetsOf(req, s0 + s) != null) out.targetLp[s0 + s] = Arrays.copyOfRange(lp, r, r + p.length);
+            if (RequestChecks.targets(req, s0 + s) != null) out.targetLp[s0 + s] = Arrays.copyOfRange(lp, r, r + p.length);
             if (req.wantLogits) out.logits[s0 + s] = logits[s];
             r += p.length;
         }
