@@ -53,6 +53,7 @@ public final class EvaluateCommand implements Runnable {
         json.put("random_init", ModelOptions.isRandomInit(m.dir()));
         ArrayNode rows = json.putArray("rows");
         try (Backend b = modelOptions.open(m.weights())) {
+            System.out.println("model " + m.dir() + (ModelOptions.isRandomInit(m.dir()) ? " [RANDOM-INIT]" : "") + ", " + b.name() + " backend");
             System.out.printf(Locale.ROOT, "%-28s %-11s %8s %10s %21s%n", "dataset", "metric", "prompts", "mean", "95% CI");
             for (Dataset d : ds) {
                 Evaluator ev = new Evaluator(b, d.tokenize(m.tokenizer(), m.config()), maxTokens);

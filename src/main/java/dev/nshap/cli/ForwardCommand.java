@@ -48,7 +48,8 @@ public final class ForwardCommand implements Runnable {
             final double lse = max + Math.log(sum);
             Integer[] order = IntStream.range(0, v).boxed().toArray(Integer[]::new);
             java.util.Arrays.sort(order, (a, c) -> Float.compare(logits[last + c], logits[last + a]));
-            System.out.printf(Locale.ROOT, "model %s (%s backend), %d prompt tokens%n", m.dir(), b.name(), toks.length);
+            System.out.printf(Locale.ROOT, "model %s%s (%s backend), %d prompt tokens%n", m.dir(),
+                    ModelOptions.isRandomInit(m.dir()) ? " [RANDOM-INIT]" : "", b.name(), toks.length);
             System.out.printf(Locale.ROOT, "%4s  %-20s %8s %10s%n", "rank", "token", "id", "prob");
             for (int i = 0; i < Math.min(top, v); i++) {
                 int t = order[i];
