@@ -18,7 +18,7 @@ fi
 mkdir -p "$out"
 tmp="$out/nshap.fatbin.tmp"
 # Skip the compile when nothing changed since the last fatbin.
-if [ -f "$out/nshap.fatbin" ] && [ -z "$(find "$here" -name '*.cu' -o -name '*.cuh' -newer "$out/nshap.fatbin" | head -1)" ]; then
+if [ -f "$out/nshap.fatbin" ] && [ -z "$(find "$here" \( -name '*.cu' -o -name '*.cuh' -o -name build.sh \) -newer "$out/nshap.fatbin" | head -1)" ]; then
   echo "[nshap] CUDA fatbin up to date"
   exit 0
 fi

@@ -2,23 +2,46 @@ package dev.nshap.backend;
 
 import dev.nshap.NshapException;
 import dev.nshap.backend.cpu.CpuBackend;
+import dev.nshap.backend.cuda.CudaBackend;
+import dev.nshap.backend.cuda.CudaDevice;
 import dev.nshap.model.GPT2Weights;
 
-/** Opens a backend by name: cpu, cuda, or auto (cuda where it works, else cpu). */
+import java.io.PrintStream;
+
+/** The one place commands get a backend from: {@code --backend cpu|cuda|auto} and {@code --precision fp32|bf16}. */
 public final class Backends {
     private Backends() {}
 
     public static Backend open(String name, GPT2Weights w, String precision) {
-        if (!precision.equals("fp32") && !precision.equals("bf16"))
-            throw new NshapException("unknown precision '" + precision + "' (fp32|bf16)");
-        return switch (name) {
+        return open(name, w, precision, System.err);
+    }
+
+    /**
+     * auto: the CUDA backend when it can run here, else the CPU backend with a one-line note on {@code notes};
+     * cuda: the CUDA backend or an {@link NshapException} (exit code 2) saying why it cannot run.
+     */
+    public static Backend open(String name, GPT2Weights w, String precision, PrintStream notes) {
+        String b = name == null ? "auto" : name.toLowerCase();
+        String p = precision == null ? "fp32" : precision.toLowerCase();
+        if (!p.equals("fp32") && !p.equals("bf16"))
+            throw new NshapException("unknown precision '" + precision + "' (expected fp32 or bf16)");
+        switch (b) {
             case "cpu" -> {
-                if (precision.equals("bf16")) throw new NshapException("the CPU backend computes in fp32 only (use --precision fp32)");
-                yield new CpuBackend(w);
+                if (p.equals("bf16")) notes.println("nshap: --precision bf16 applies to the CUDA backend; the CPU backend computes in fp32");
+                return new CpuBackend(w);
             }
-            case "auto" -> new CpuBackend(w);
-            case "cuda" -> throw new NshapException("--backend cuda: this build has no CUDA backend");
-            default -> throw new NshapException("unknown backend '" + name + "' (cpu|cuda|auto)");
-        };
+            case "cuda" -> {
+                String why = CudaDevice.unavailableReason();
+                if (why != null) throw new NshapException("--backend cuda: " + why);
+                return new CudaBackend(w, p);
+            }
+            case "auto" -> {
+                String why = CudaDevice.unavailableReason();
+                if (why == null) return new CudaBackend(w, p);
+                notes.println("nshap: CUDA backend unavailable (" + why + "); using the CPU backend");
+                return new CpuBackend(w);
+            }
+            default -> throw new NshapException("unknown backend '" + name + "' (expected cpu, cuda or auto)");
+        }
     }
 }

@@ -1,0 +1,10 @@
+// All nshap kernels in one translation unit, compiled into one fatbin (cuda/build.sh).
+#include "common.cuh"
+#include "rng.cuh"
+#include "embedding.cuh"
+#include "layernorm.cuh"
+#include "gemm.cuh"
+#include "attention.cuh"
+#include "gelu_intervene.cuh"
+#include "residual.cuh"
+#include "unembed.cuh"

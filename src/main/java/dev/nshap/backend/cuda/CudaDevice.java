@@ -1,0 +1,235 @@
+package dev.nshap.backend.cuda;
+
+import dev.nshap.NshapException;
+import jcuda.Pointer;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdevice_attribute;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
+import jcuda.driver.CUmodule;
+import jcuda.driver.JCudaDriver;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.HashMap;
+import java.util.Map;
+
+import static jcuda.driver.JCudaDriver.*;
+
+/**
+ * GPU 0 through the JCuda driver API: its primary context, the nshap fatbin (resource {@code /cuda/nshap.fatbin})
+ * and typed helpers for memory and launches. {@link #unavailableReason()} probes once and says in one line why
+ * the CUDA backend cannot run here (no kernels in the build, no driver, no device), or null.
+ */
+public final class CudaDevice {
+    public static final String FATBIN = "/cuda/nshap.fatbin";
+    /** The null device pointer, for optional kernel arguments. */
+    public static final CUdeviceptr NULL = new CUdeviceptr();
+
+    private static boolean probed;
+    private static String reason;
+    private static CudaDevice instance;
+
+    private final CUdevice device;
+    private final CUcontext context;
+    private final CUmodule module;
+    private final Map<String, CUfunction> functions = new HashMap<>();
+    private final Map<String, Integer> smemSet = new HashMap<>();
+    public final String name;
+    public final int ccMajor, ccMinor, smCount, maxSmemOptin;
+
+    private CudaDevice(CUdevice device, CUcontext context, CUmodule module) {
+        this.device = device;
+        this.context = context;
+        this.module = module;
+        byte[] nameBytes = new byte[256];
+        cuDeviceGetName(nameBytes, nameBytes.length, device);
+        int len = 0;
+        while (len < nameBytes.length && nameBytes[len] != 0) len++;
+        name = new String(nameBytes, 0, len);
+        ccMajor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR);
+        ccMinor = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
+        smCount = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
+        maxSmemOptin = attribute(CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
+    }
+
+    private int attribute(int a) {
+        int[] v = new int[1];
+        cuDeviceGetAttribute(v, a, device);
+        return v[0];
+    }
+
+    /** Null when the CUDA backend can run here; otherwise one line saying why not. */
+    public static synchronized String unavailableReason() {
+        probe();
+        return reason;
+    }
+
+    /** The device, or an {@link NshapException} (exit code 2) with the reason it is unavailable. */
+    public static synchronized CudaDevice get() {
+        probe();
+        if (reason != null) throw new NshapException("CUDA backend unavailable: " + reason);
+        instance.makeCurrent();
+        return instance;
+    }
+
+    private static void probe() {
+        if (probed) return;
+        probed = true;
+        byte[] fatbin;
+        try (InputStream in = CudaDevice.class.getResourceAsStream(FATBIN)) {
+            if (in == null) {
+                reason = "this build has no CUDA kernels (" + FATBIN + " is missing: nvcc was not found when nshap was built)";
+                return;
+            }
+            fatbin = in.readAllBytes();
+        } catch (IOException e) {
+            reason = "cannot read " + FATBIN + ": " + e.getMessage();
+            return;
+        }
+        try {
+            JCudaDriver.setExceptionsEnabled(true);
+            cuInit(0);
+            int[] count = new int[1];
+            cuDeviceGetCount(count);
+            if (count[0] == 0) {
+                reason = "no CUDA device found";
+                return;
+            }
+            CUdevice dev = new CUdevice();
+            cuDeviceGet(dev, 0);
+            CUcontext ctx = new CUcontext();
+            cuDevicePrimaryCtxRetain(ctx, dev);
+            cuCtxSetCurrent(ctx);
+            CUmodule module = new CUmodule();
+            cuModuleLoadData(module, fatbin);
+            instance = new CudaDevice(dev, ctx, module);
+            if (instance.ccMajor < 8) {
+                reason = "GPU " + instance.name + " has compute capability " + instance.ccMajor + "." + instance.ccMinor
+                        + "; the nshap kernels need 8.0 or newer";
+                instance = null;
+            }
+        } catch (LinkageError e) {
+            reason = "the CUDA driver library did not load (" + oneLine(e.getMessage()) + ")";
+        } catch (RuntimeException e) {
+            reason = "CUDA initialisation failed: " + oneLine(e.getMessage());
+        }
+    }
+
+    static String oneLine(String s) {
+        if (s == null) return "no detail";
+        s = s.strip();
+        int nl = s.indexOf('\n');
+        if (nl >= 0) s = s.substring(0, nl).strip();
+        return s.length() > 300 ? s.substring(0, 300) + "..." : s;
+    }
+
+    /** The primary context is current per thread: every entry point calls this first. */
+    public void makeCurrent() { cuCtxSetCurrent(context); }
+
+    public String describe() { return name + " (sm_" + ccMajor + ccMinor + ", " + smCount + " SMs)"; }
+
+    /** Free and total device memory in bytes. */
+    public long[] memInfo() {
+        long[] free = new long[1], total = new long[1];
+        cuMemGetInfo(free, total);
+        return new long[]{free[0], total[0]};
+    }
+
+    public synchronized CUfunction function(String kernel) {
+        return functions.computeIfAbsent(kernel, k -> {
+            CUfunction f = new CUfunction();
+            cuModuleGetFunction(f, module, k);
+            return f;
+        });
+    }
+
+    // ------------------------------------------------------------------ memory
+
+    public CUdeviceptr alloc(long bytes) {
+        CUdeviceptr p = new CUdeviceptr();
+        cuMemAlloc(p, Math.max(bytes, 16));
+        return p;
+    }
+
+    public void free(CUdeviceptr p) {
+        if (p != null && p != NULL) cuMemFree(p);
+    }
+
+    public CUdeviceptr upload(float[] a) {
+        CUdeviceptr p = alloc(4L * a.length);
+        cuMemcpyHtoD(p, Pointer.to(a), 4L * a.length);
+        return p;
+    }
+
+    public CUdeviceptr upload(int[] a) {
+        CUdeviceptr p = alloc(4L * a.length);
+        if (a.length > 0) cuMemcpyHtoD(p, Pointer.to(a), 4L * a.length);
+        return p;
+    }
+
+    public CUdeviceptr upload(short[] a) {
+        CUdeviceptr p = alloc(2L * a.length);
+        if (a.length > 0) cuMemcpyHtoD(p, Pointer.to(a), 2L * a.length);
+        return p;
+    }
+
+    public void copyIn(CUdeviceptr dst, float[] a, int n) { if (n > 0) cuMemcpyHtoD(dst, Pointer.to(a), 4L * n); }
+
+    public void copyIn(CUdeviceptr dst, int[] a, int n) { if (n > 0) cuMemcpyHtoD(dst, Pointer.to(a), 4L * n); }
+
+    public void copyOut(float[] dst, CUdeviceptr src, int n) { if (n > 0) cuMemcpyDtoH(Pointer.to(dst), src, 4L * n); }
+
+    public void copyOut(int[] dst, CUdeviceptr src, int n) { if (n > 0) cuMemcpyDtoH(Pointer.to(dst), src, 4L * n); }
+
+    public void copyOut(short[] dst, CUdeviceptr src, int n) { if (n > 0) cuMemcpyDtoH(Pointer.to(dst), src, 2L * n); }
+
+    public float[] download(CUdeviceptr src, int n) {
+        float[] a = new float[n];
+        copyOut(a, src, n);
+        return a;
+    }
+
+    public int[] downloadInts(CUdeviceptr src, int n) {
+        int[] a = new int[n];
+        copyOut(a, src, n);
+        return a;
+    }
+
+    public void synchronize() { cuCtxSynchronize(); }
+
+    // ------------------------------------------------------------------ launches
+
+    /**
+     * Launches a kernel. Arguments: {@link CUdeviceptr} (null = NULL), Integer, Float, Long (an unsigned 64-bit
+     * value on the device).
+     */
+    public void launch(String kernel, int gx, int gy, int gz, int block, int smem, Object... args) {
+        CUfunction f = function(kernel);
+        if (smem > 48 * 1024) {
+            if (smem > maxSmemOptin)
+                throw new NshapException("kernel " + kernel + " needs " + smem + " bytes of shared memory; "
+                        + name + " allows " + maxSmemOptin);
+            synchronized (this) {
+                Integer done = smemSet.get(kernel);
+                if (done == null || done < smem) {
+                    cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem);
+                    smemSet.put(kernel, smem);
+                }
+            }
+        }
+        Pointer[] ps = new Pointer[args.length];
+        for (int i = 0; i < args.length; i++) {
+            Object a = args[i];
+            if (a == null) ps[i] = Pointer.to(NULL);
+            else if (a instanceof CUdeviceptr d) ps[i] = Pointer.to(d);
+            else if (a instanceof Integer v) ps[i] = Pointer.to(new int[]{v});
+            else if (a instanceof Float v) ps[i] = Pointer.to(new float[]{v});
+            else if (a instanceof Long v) ps[i] = Pointer.to(new long[]{v});
+            else throw new IllegalArgumentException("kernel argument of type " + a.getClass());
+        }
+        cuLaunchKernel(f, gx, gy, gz, block, 1, 1, smem, null, Pointer.to(ps), null);
+    }
+}

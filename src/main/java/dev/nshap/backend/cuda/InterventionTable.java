@@ -1,0 +1,107 @@
+package dev.nshap.backend.cuda;
+
+import dev.nshap.backend.Intervention;
+
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The interventions at one hook point, for the sequences of one launch, as the flat arrays the kernels read
+ * (cuda/gelu_intervene.cuh): per sequence the ids of the ops that apply to it, in request order; per op its type,
+ * amount, seed, a unit bitset and a replacement vector. A batch of many coalitions (each intervention naming its
+ * own sequences) becomes one table and one launch.
+ */
+public final class InterventionTable {
+    public static final int OP_INTS = 8;
+
+    public final int[] seqOpStart;
+    public final int[] opList;
+    public final int[] ops;
+    public final int[] masks;
+    public final float[] vecs;
+
+    private InterventionTable(int[] seqOpStart, int[] opList, int[] ops, int[] masks, float[] vecs) {
+        this.seqOpStart = seqOpStart;
+        this.opList = opList;
+        this.ops = ops;
+        this.masks = masks;
+        this.vecs = vecs;
+    }
+
+    public int opCount() { return ops.length / OP_INTS; }
+
+    /**
+     * @param ivs      interventions at this hook, in request order (already validated)
+     * @param width    units at the hook
+     * @param firstSeq the request index of the launch's sequence 0
+     * @param nSeq     sequences in the launch (request indices firstSeq .. firstSeq + nSeq)
+     * @return null when nothing applies to these sequences
+     */
+    public static InterventionTable build(List<Intervention> ivs, int width, int firstSeq, int nSeq) {
+        int words = (width + 31) >>> 5;
+        int[][] perSeq = new int[nSeq][];
+        int[] perSeqCount = new int[nSeq];
+        int[] ops = new int[ivs.size() * OP_INTS];
+        int nOps = 0, maskWords = 0, vecFloats = 0;
+        int[] masks = new int[0];
+        float[] vecs = new float[0];
+        for (Intervention iv : ivs) {
+            boolean any = false;
+            int op = nOps;
+            if (iv.sequences() == null) {
+                for (int s = 0; s < nSeq; s++) add(perSeq, perSeqCount, s, op);
+                any = nSeq > 0;
+            } else {
+                for (int g : iv.sequences()) {
+                    int s = g - firstSeq;
+                    if (s < 0 || s >= nSeq) continue;
+                    add(perSeq, perSeqCount, s, op);
+                    any = true;
+                }
+            }
+            if (!any) continue;
+            int maskOff = -1;
+            if (iv.units() != null) {
+                maskOff = maskWords;
+                if (masks.length < maskWords + words) masks = Arrays.copyOf(masks, Math.max(2 * masks.length, maskWords + words));
+                for (int u : iv.units()) masks[maskOff + (u >>> 5)] |= 1 << (u & 31);
+                maskWords += words;
+            }
+            int vecOff = 0;
+            if (iv.op() == Intervention.Op.REPLACE) {
+                vecOff = vecFloats;
+                if (vecs.length < vecFloats + width) vecs = Arrays.copyOf(vecs, Math.max(2 * vecs.length, vecFloats + width));
+                System.arraycopy(iv.vector(), 0, vecs, vecOff, width);
+                vecFloats += width;
+            }
+            int o = nOps * OP_INTS;
+            ops[o] = switch (iv.op()) {
+                case ZERO -> CudaKernels.OP_ZERO;
+                case REPLACE -> CudaKernels.OP_REPLACE;
+                case SCALE -> CudaKernels.OP_SCALE;
+                case NOISE -> CudaKernels.OP_NOISE;
+                case NEGATIVE_NOISE -> CudaKernels.OP_NEGATIVE_NOISE;
+            };
+            ops[o + 1] = maskOff;
+            ops[o + 2] = vecOff;
+            ops[o + 3] = Float.floatToRawIntBits(iv.amount());
+            ops[o + 4] = (int) iv.seed();
+            ops[o + 5] = (int) (iv.seed() >>> 32);
+            nOps++;
+        }
+        if (nOps == 0) return null;
+        int[] start = new int[nSeq + 1];
+        for (int s = 0; s < nSeq; s++) start[s + 1] = start[s] + perSeqCount[s];
+        int[] list = new int[start[nSeq]];
+        for (int s = 0; s < nSeq; s++) if (perSeqCount[s] > 0) System.arraycopy(perSeq[s], 0, list, start[s], perSeqCount[s]);
+        return new InterventionTable(start, list, Arrays.copyOf(ops, nOps * OP_INTS), Arrays.copyOf(masks, maskWords),
+                Arrays.copyOf(vecs, vecFloats));
+    }
+
+    private static void add(int[][] perSeq, int[] count, int s, int op) {
+        int[] a = perSeq[s];
+        if (a == null) a = perSeq[s] = new int[2];
+        else if (count[s] == a.length) a = perSeq[s] = Arrays.copyOf(a, 2 * a.length);
+        a[count[s]++] = op;
+    }
+}
