@@ -15,20 +15,100 @@ public final class CpuKernels {
 
     static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     static final int L = S.length();
-    /** Columns per task: a [K x PANEL] slice of W stays in L2 while every row block streams past it. */
-    static final int PANEL = 8 * L;
+    /** Columns per register tile: 4 rows x 3 vectors = 12 accumulators + 3 W vectors + 1 broadcast = AVX2's 16 registers. */
+    static final int NR = 3 * L;
+    /** Columns per task (4 tiles): the packed [KC x NC] block of W stays in L2 while every row streams past it. */
+    static final int NC = 4 * NR;
+    /** Depth of a K block: one tile's packed W slice (KC x NR floats, 24 KiB on AVX2) stays in L1. */
+    static final int KC = 256;
     /** Below this much work (multiply-adds) a GEMM runs on the calling thread only. */
     static final long PARALLEL_MIN = 1L << 18;
+    /** Per-thread packing buffer for one [KC x NC] block of W. */
+    private static final ThreadLocal<float[]> PACK = ThreadLocal.withInitial(() -> new float[KC * NC]);
 
     /** out[N,M] = x[N,K] W[K,M] + bias[M] (bias may be null). */
     public static void matmul(float[] out, float[] x, float[] w, float[] bias, int n, int k, int m) {
-        int panels = (m + PANEL - 1) / PANEL;
+        int panels = (m + NC - 1) / NC;
         if ((long) n * k * m < PARALLEL_MIN || panels == 1) {
-            for (int p = 0; p < panels; p++) matmulPanel(out, x, w, bias, n, k, m, p * PANEL, Math.min(m, p * PANEL + PANEL));
+            for (int p = 0; p < panels; p++) packedPanel(out, x, w, bias, n, k, m, p * NC, Math.min(m, p * NC + NC));
         } else {
             IntStream.range(0, panels).parallel().forEach(p ->
-                    matmulPanel(out, x, w, bias, n, k, m, p * PANEL, Math.min(m, p * PANEL + PANEL)));
+                    packedPanel(out, x, w, bias, n, k, m, p * NC, Math.min(m, p * NC + NC)));
         }
+    }
+
+    /**
+     * Columns [j0, j1): W is copied K block by K block into a contiguous [tile][k][NR] buffer, so the inner loop
+     * reads it sequentially (the row stride of W is M floats: 12 KiB for GPT-2 small's MLP, one TLB page per k
+     * unpacked); partial sums go through out between K blocks. Columns past the last whole tile use the
+     * unpacked 4x2 path.
+     */
+    private static void packedPanel(float[] out, float[] x, float[] w, float[] bias, int n, int k, int m, int j0, int j1) {
+        int tiles = (j1 - j0) / NR;
+        int jTiles = j0 + tiles * NR;
+        if (tiles > 0) {
+            float[] pack = PACK.get();
+            for (int k0 = 0; k0 < k; k0 += KC) {
+                int kc = Math.min(KC, k - k0);
+                for (int g = 0; g < tiles; g++) {
+                    int po = g * kc * NR, wo = k0 * m + j0 + g * NR;
+                    for (int kk = 0; kk < kc; kk++, po += NR, wo += m) System.arraycopy(w, wo, pack, po, NR);
+                }
+                boolean first = k0 == 0;
+                int i = 0;
+                for (; i + 4 <= n; i += 4)
+                    for (int g = 0; g < tiles; g++) tile4x3(out, x, pack, g * kc * NR, bias, first, k, m, i, k0, kc, j0 + g * NR);
+                for (; i < n; i++)
+                    for (int g = 0; g < tiles; g++) tile1x3(out, x, pack, g * kc * NR, bias, first, k, m, i, k0, kc, j0 + g * NR);
+            }
+        }
+        if (jTiles < j1) matmulPanel(out, x, w, bias, n, k, m, jTiles, j1);
+    }
+
+    private static FloatVector start(float[] out, float[] bias, boolean first, int o, int j) {
+        if (!first) return FloatVector.fromArray(S, out, o);
+        return bias == null ? FloatVector.zero(S) : FloatVector.fromArray(S, bias, j);
+    }
+
+    private static void tile4x3(float[] out, float[] x, float[] pack, int p0, float[] bias, boolean first,
+                                int k, int m, int i, int k0, int kc, int j) {
+        int o0 = i * m + j, o1 = o0 + m, o2 = o1 + m, o3 = o2 + m;
+        FloatVector c00 = start(out, bias, first, o0, j), c01 = start(out, bias, first, o0 + L, j + L), c02 = start(out, bias, first, o0 + 2 * L, j + 2 * L);
+        FloatVector c10 = start(out, bias, first, o1, j), c11 = start(out, bias, first, o1 + L, j + L), c12 = start(out, bias, first, o1 + 2 * L, j + 2 * L);
+        FloatVector c20 = start(out, bias, first, o2, j), c21 = start(out, bias, first, o2 + L, j + L), c22 = start(out, bias, first, o2 + 2 * L, j + 2 * L);
+        FloatVector c30 = start(out, bias, first, o3, j), c31 = start(out, bias, first, o3 + L, j + L), c32 = start(out, bias, first, o3 + 2 * L, j + 2 * L);
+        int x0 = i * k + k0, x1 = x0 + k, x2 = x1 + k, x3 = x2 + k;
+        for (int kk = 0, po = p0; kk < kc; kk++, po += NR) {
+            FloatVector w0 = FloatVector.fromArray(S, pack, po);
+            FloatVector w1 = FloatVector.fromArray(S, pack, po + L);
+            FloatVector w2 = FloatVector.fromArray(S, pack, po + 2 * L);
+            FloatVector b = FloatVector.broadcast(S, x[x0 + kk]);
+            c00 = w0.fma(b, c00); c01 = w1.fma(b, c01); c02 = w2.fma(b, c02);
+            b = FloatVector.broadcast(S, x[x1 + kk]);
+            c10 = w0.fma(b, c10); c11 = w1.fma(b, c11); c12 = w2.fma(b, c12);
+            b = FloatVector.broadcast(S, x[x2 + kk]);
+            c20 = w0.fma(b, c20); c21 = w1.fma(b, c21); c22 = w2.fma(b, c22);
+            b = FloatVector.broadcast(S, x[x3 + kk]);
+            c30 = w0.fma(b, c30); c31 = w1.fma(b, c31); c32 = w2.fma(b, c32);
+        }
+        c00.intoArray(out, o0); c01.intoArray(out, o0 + L); c02.intoArray(out, o0 + 2 * L);
+        c10.intoArray(out, o1); c11.intoArray(out, o1 + L); c12.intoArray(out, o1 + 2 * L);
+        c20.intoArray(out, o2); c21.intoArray(out, o2 + L); c22.intoArray(out, o2 + 2 * L);
+        c30.intoArray(out, o3); c31.intoArray(out, o3 + L); c32.intoArray(out, o3 + 2 * L);
+    }
+
+    private static void tile1x3(float[] out, float[] x, float[] pack, int p0, float[] bias, boolean first,
+                                int k, int m, int i, int k0, int kc, int j) {
+        int o = i * m + j;
+        FloatVector c0 = start(out, bias, first, o, j), c1 = start(out, bias, first, o + L, j + L), c2 = start(out, bias, first, o + 2 * L, j + 2 * L);
+        int x0 = i * k + k0;
+        for (int kk = 0, po = p0; kk < kc; kk++, po += NR) {
+            FloatVector b = FloatVector.broadcast(S, x[x0 + kk]);
+            c0 = FloatVector.fromArray(S, pack, po).fma(b, c0);
+            c1 = FloatVector.fromArray(S, pack, po + L).fma(b, c1);
+            c2 = FloatVector.fromArray(S, pack, po + 2 * L).fma(b, c2);
+        }
+        c0.intoArray(out, o); c1.intoArray(out, o + L); c2.intoArray(out, o + 2 * L);
     }
 
     private static void matmulPanel(float[] out, float[] x, float[] w, float[] bias, int n, int k, int m, int j0, int j1) {
