@@ -10,7 +10,9 @@ import java.io.UncheckedIOException;
         description = "Neuron Shapley attribution for GPT-2: rank MLP neurons per topic, export clusters, impair them.",
         subcommands = {
                 CommandLine.HelpCommand.class,
+                ModelCommand.class,
                 ForwardCommand.class,
+                EvaluateCommand.class,
                 BenchCommand.class,
         })
 public final class Main implements Runnable {
@@ -22,6 +24,12 @@ public final class Main implements Runnable {
     /** Runs the CLI and returns its exit code: 0 ok, 2 bad input (one line on stderr), 1 internal error. */
     public static int run(String... args) {
         CommandLine cl = new CommandLine(new Main());
+        // Bad arguments get one line and a pointer to --help, not the whole usage text.
+        cl.setParameterExceptionHandler((ex, a) -> {
+            CommandLine c = ex.getCommandLine();
+            c.getErr().println("nshap: " + ex.getMessage().replace('\n', ' ') + " (see '" + c.getCommandSpec().qualifiedName() + " --help')");
+            return 2;
+        });
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             Throwable t = ex;
             while (t instanceof CommandLine.ExecutionException && t.getCause() != null) t = t.getCause();

@@ -9,7 +9,6 @@ import dev.nshap.util.Progress;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -78,6 +77,26 @@ public final class Checkpoint {
             case "mlp.c_proj.weight" -> new long[]{H, C};
             default -> null;
         };
+    }
+
+    /** Parameters of a GPT-2 with config {@code c}, without allocating it (lm_head counted only when untied). */
+    public static long parameterCount(GPT2Config c, boolean tiedHead) {
+        long C = c.nEmbd(), H = c.nInner();
+        long perBlock = 4 * C + (C * 3 * C + 3 * C) + (C * C + C) + (C * H + H) + (H * C + C);
+        long emb = (long) c.vocabSize() * C;
+        return emb + (long) c.nPositions() * C + c.nLayer() * perBlock + 2 * C + (tiedHead ? 0 : emb);
+    }
+
+    /**
+     * Refuses up front, with a one-line hint, work whose arrays cannot fit in this JVM's heap (GPT-2 xl needs
+     * about 6.2 GB as floats), instead of failing half way with an OutOfMemoryError.
+     */
+    public static void requireHeap(long bytes, String what) {
+        long max = Runtime.getRuntime().maxMemory();
+        if (max != Long.MAX_VALUE && bytes > max * 0.9)
+            throw new NshapException(String.format(java.util.Locale.ROOT,
+                    "%s needs about %.1f GB of Java heap but the JVM may use only %.1f GB: rerun with"
+                            + " NSHAP_JAVA_OPTS=-Xmx%dg", what, bytes / 1e9, max / 1e9, (long) Math.ceil(bytes * 1.25 / (1L << 30)) + 1));
     }
 
     /** Reads config.json and the safetensors header and checks they describe one GPT-2. Reads no weights. */
@@ -150,9 +169,13 @@ public final class Checkpoint {
 
     public static LoadedModel load(Path dir) {
         Layout lay = inspect(dir);
+        // Hash while the tensors are read: for GPT-2 xl both are seconds of I/O-bound work.
+        java.util.concurrent.CompletableFuture<String> sha =
+                java.util.concurrent.CompletableFuture.supplyAsync(() -> sha256(dir.resolve(WEIGHTS)));
         GPT2Config c = lay.config;
         SafeTensors st = lay.file;
         boolean explicitHead = !lay.tiedHead;
+        requireHeap(4 * parameterCount(c, lay.tiedHead), "loading " + dir);
         GPT2Weights w = new GPT2Weights(c, !explicitHead);
         Map<String, float[]> dst = new HashMap<>();
         dst.put("wte.weight", w.wte);
@@ -170,15 +193,21 @@ public final class Checkpoint {
         long totalBytes = 0;
         for (String name : lay.canonicalToFile.values()) totalBytes += st.byteSize(name);
         Progress p = totalBytes >= (512L << 20) ? new Progress("loading " + dir.getFileName() + " (MB)", totalBytes >> 20) : null;
-        long done = 0;
+        long done = 0, shownMb = -1;
         for (Map.Entry<String, String> e : lay.canonicalToFile.entrySet()) {
             st.readFloats(e.getValue(), dst.get(e.getKey()), 0);
             done += st.byteSize(e.getValue());
-            if (p != null) p.update(done >> 20);
+            if (p != null && (done >> 20) != shownMb) p.update(shownMb = done >> 20);
         }
         Tokenizer tok = tokenizerFor(dir);
-        String sha = sha256(dir.resolve(WEIGHTS));
-        return new LoadedModel(dir, c, w, tok, sha, Map.copyOf(lay.dtypes));
+        String hash;
+        try {
+            hash = sha.join();
+        } catch (java.util.concurrent.CompletionException e) {
+            if (e.getCause() instanceof RuntimeException r) throw r;
+            throw e;
+        }
+        return new LoadedModel(dir, c, w, tok, hash, java.util.Collections.unmodifiableMap(lay.dtypes));
     }
 
     /** The directory's own vocab.json + merges.txt when present, else GPT-2's r50k_base. */
@@ -253,23 +282,31 @@ public final class Checkpoint {
         LinkedHashMap<String, SafeTensors.Tensor> tensors = tensors(w, dt);
         Path abs = dir.toAbsolutePath();
         try {
+            // One condition, not two checks: another writer's rename may land between an isDirectory and an exists.
+            if (Files.exists(abs) && !Files.isDirectory(abs)) throw new NshapException(dir + ": exists and is not a directory");
             if (Files.isDirectory(abs)) {
                 SafeTensors.write(abs.resolve(WEIGHTS), tensors, meta);
                 Json.writeFile(abs.resolve(CONFIG), cfg);
                 return;
             }
-            if (Files.exists(abs)) throw new NshapException(dir + ": exists and is not a directory");
             Files.createDirectories(abs.getParent());
             Path tmp = Files.createTempDirectory(abs.getParent(), "." + abs.getFileName() + ".");
+            try { // temp directories are private (0700); the checkpoint should be readable like any other directory
+                Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+            } catch (UnsupportedOperationException ignored) { }
             try {
                 SafeTensors.write(tmp.resolve(WEIGHTS), tensors, meta);
                 Json.writeFile(tmp.resolve(CONFIG), cfg);
                 try {
                     Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
-                } catch (AtomicMoveNotSupportedException e) {
-                    Files.move(tmp, abs);
+                    tmp = null;
+                } catch (IOException e) {
+                    // Another writer created the directory meanwhile (e.g. two runs creating the same default
+                    // model): fall back to renaming our complete files into it, one atomic rename each.
+                    if (!Files.isDirectory(abs)) throw e;
+                    for (String f : new String[]{WEIGHTS, CONFIG})
+                        Files.move(tmp.resolve(f), abs.resolve(f), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
                 }
-                tmp = null;
             } finally {
                 if (tmp != null) deleteTree(tmp);
             }

@@ -117,7 +117,8 @@ public final class SafeTensors {
         JsonNode root;
         try {
             // Trailing spaces pad the header to an 8-byte boundary; the JSON itself must end there.
-            root = Json.MAPPER.readTree(json);
+            root = Json.MAPPER.readerFor(JsonNode.class)
+                    .with(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_TRAILING_TOKENS).readValue(json);
         } catch (JsonProcessingException e) {
             throw new NshapException(file + ": header is not valid JSON: " + e.getOriginalMessage());
         }
@@ -170,12 +171,10 @@ public final class SafeTensors {
             if (end - begin != bytes)
                 throw new NshapException(where + ": data_offsets span " + (end - begin) + " bytes but shape "
                         + Arrays.toString(shape) + " x " + dtype + " needs " + bytes);
-            if (end > dataLen)
-                throw new NshapException(where + ": data_offsets [" + begin + ", " + end + "] run past the data section ("
-                        + dataLen + " bytes): truncated file or offsets out of range");
             entries.put(name, new Entry(name, dtype, shape, begin, end));
         }
-        // The ranges must tile the data section exactly: no overlap (two tensors sharing bytes), no holes.
+        // The ranges must tile the data section exactly: no overlap (two tensors sharing bytes), no holes, no
+        // tensor outside it. A file cut short still tiles, but needs more bytes than it has.
         List<Entry> sorted = new ArrayList<>(entries.values());
         sorted.sort((a, b) -> a.begin != b.begin ? Long.compare(a.begin, b.begin) : Long.compare(a.end, b.end));
         long pos = 0;
@@ -183,16 +182,23 @@ public final class SafeTensors {
         for (Entry e : sorted) {
             if (e.begin < pos)
                 throw new NshapException(file + ": tensors '" + prev.name + "' and '" + e.name + "' overlap (bytes "
-                        + e.begin + ".." + pos + ")");
-            if (e.begin > pos)
+                        + e.begin + ".." + pos + " of the data section)");
+            if (e.begin > pos) {
+                if (e.end > dataLen)
+                    throw new NshapException(file + ": tensor '" + e.name + "' has data_offsets [" + e.begin + ", " + e.end
+                            + "] out of range: the data section has " + dataLen + " bytes");
                 throw new NshapException(file + ": " + (e.begin - pos) + " unaccounted bytes before tensor '" + e.name
                         + "' (offset " + pos + "): offsets do not tile the data section");
+            }
             pos = e.end;
             prev = e;
         }
-        if (pos != dataLen)
-            throw new NshapException(file + ": data section has " + dataLen + " bytes but the tensors cover " + pos
-                    + ": header and file size disagree");
+        if (pos > dataLen)
+            throw new NshapException(file + ": truncated: the header describes " + pos + " bytes of tensor data but the file has "
+                    + dataLen + " (" + (pos - dataLen) + " missing)");
+        if (pos < dataLen)
+            throw new NshapException(file + ": " + (dataLen - pos) + " bytes after the last tensor: header length or offsets"
+                    + " disagree with the file size");
         return new SafeTensors(file, dataStart, Collections.unmodifiableMap(entries), Collections.unmodifiableMap(metadata));
     }
 

@@ -90,6 +90,29 @@ class CheckpointTest {
         assertSameWeights(weights(TINY, 2), Checkpoint.load(dir).weights());
     }
 
+    @Test void concurrentWritersOfTheSameNewDirectoryAllSucceed() throws Exception {
+        GPT2Weights w = weights(TINY, 9);
+        for (int round = 0; round < 5; round++) {
+            Path dir = tmp.resolve("race" + round);
+            java.util.concurrent.CyclicBarrier go = new java.util.concurrent.CyclicBarrier(4);
+            List<Thread> ts = new ArrayList<>();
+            java.util.concurrent.ConcurrentLinkedQueue<Throwable> errors = new java.util.concurrent.ConcurrentLinkedQueue<>();
+            for (int i = 0; i < 4; i++) {
+                Thread t = new Thread(() -> {
+                    try { go.await(); Checkpoint.write(dir, w, "f32", Map.of()); } catch (Throwable e) { errors.add(e); }
+                });
+                t.start();
+                ts.add(t);
+            }
+            for (Thread t : ts) t.join();
+            assertTrue(errors.isEmpty(), errors.toString());
+            assertSameWeights(w, Checkpoint.load(dir).weights());
+        }
+        try (Stream<Path> s = Files.list(tmp)) { // no temp directories left behind
+            assertTrue(s.allMatch(p -> p.getFileName().toString().startsWith("race")));
+        }
+    }
+
     @Test void prefixedAndUnprefixedNamesLoadIdentically() throws Exception {
         GPT2Weights w = weights(TINY, 3);
         LinkedHashMap<String, SafeTensors.Tensor> plain = new LinkedHashMap<>();
@@ -235,7 +258,7 @@ class CheckpointTest {
         byte[] b = Files.readAllBytes(f);
         Files.write(f, java.util.Arrays.copyOf(b, b.length - 100));
         String m = refused(dir);
-        assertTrue(m.contains("run past the data section"), m);
+        assertTrue(m.contains("truncated: the header describes") && m.contains("(100 missing)"), m);
     }
 
     @Test void inspectCountsParametersWithoutReadingWeights() throws Exception {

@@ -173,17 +173,25 @@ class SafeTensorsTest {
     }
 
     @Test void refusesTruncatedData() throws Exception {
-        assertTrue(refused(file(T1, new byte[5])).contains("run past the data section"));
+        String m = refused(file(T1, new byte[5]));
+        assertTrue(m.contains("truncated: the header describes 8 bytes of tensor data but the file has 5"), m);
     }
 
     @Test void refusesTrailingBytes() throws Exception {
-        assertTrue(refused(file(T1, new byte[12])).contains("header and file size disagree"));
+        assertTrue(refused(file(T1, new byte[12])).contains("4 bytes after the last tensor"));
     }
 
     @Test void refusesAHeaderLengthThatCutsTheJson() throws Exception {
         byte[] b = file(T1, new byte[8]);
         ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putLong(0, T1.length() - 3);
         assertTrue(refused(b).contains("not valid JSON"));
+    }
+
+    @Test void refusesAHeaderLengthThatSwallowsData() throws Exception {
+        byte[] b = file(T1, new byte[]{1, 2, 3, 4, 5, 6, 7, 8});
+        ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).putLong(0, T1.length() + 4);
+        String m = refused(b);
+        assertTrue(m.contains("not valid JSON"), m);
     }
 
     @Test void refusesAHeaderThatIsNotAnObject() throws Exception {
@@ -197,7 +205,8 @@ class SafeTensorsTest {
 
     @Test void refusesOffsetsOutOfRange() throws Exception {
         String h = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[100,108]}}";
-        assertTrue(refused(file(h, new byte[8])).contains("run past the data section"));
+        String m = refused(file(h, new byte[8]));
+        assertTrue(m.contains("data_offsets [100, 108] out of range: the data section has 8 bytes"), m);
     }
 
     @Test void refusesByteSizeThatDisagreesWithShape() throws Exception {
