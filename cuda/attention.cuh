@@ -12,7 +12,7 @@
 template <int HD, typename OutT>
 __device__ void attn_short(OutT* __restrict__ z, const float* __restrict__ qkv, const int* __restrict__ seqStart,
                            const int* __restrict__ seqLen, int C) {
-    extern __shared__ float sm[];
+    NSHAP_DYN_SMEM(float, sm);
     float* Ks = sm;                              // [64][HD+1]: lane j reads row j, so pad a column
     float* Vs = Ks + ATTN_SHORT_T * (HD + 1);    // [64][HD]
     float* qs = Vs + ATTN_SHORT_T * HD;          // [warps][HD]
@@ -69,7 +69,7 @@ template <int HD, typename OutT>
 __device__ void attn_flash(OutT* __restrict__ z, const float* __restrict__ qkv, const int* __restrict__ seqStart,
                            const int* __restrict__ seqLen, int C) {
     constexpr int DPT = HD / 4;  // dims per thread
-    extern __shared__ float sm[];
+    NSHAP_DYN_SMEM(float, sm);
     float* Ks = sm;                    // [FLASH_BK][HD]
     float* Vs = Ks + FLASH_BK * HD;    // [FLASH_BK][HD]
     int qt = blockIdx.x, h = blockIdx.y, s = blockIdx.z;

@@ -1,7 +1,13 @@
 // Shared helpers for the nshap kernels. Everything is extern "C" so Java finds kernels by plain name.
 #pragma once
+#ifdef NSHAP_SIM
+#include "sim/cuda_sim.h"  // host-side emulation for checking kernel logic without a GPU (cuda/sim/)
+#else
 #include <cuda_bf16.h>
 #include <stdint.h>
+// Dynamic shared memory, declared through a macro so the host emulation can map it.
+#define NSHAP_DYN_SMEM(T, name) extern __shared__ __align__(128) T name[]
+#endif
 
 #define NSHAP_WARP 32
 

@@ -34,7 +34,7 @@ __device__ void intervene_row(T* out, float* cacheOut, const float* in,
                               const int* __restrict__ seqOpStart, const int* __restrict__ opList,
                               const int* __restrict__ ops, const unsigned* __restrict__ masks,
                               const float* __restrict__ vecs) {
-    extern __shared__ float row_s[];
+    NSHAP_DYN_SMEM(float, row_s);
     __shared__ float scratch[32];
     int r = blockIdx.x;
     const float4* x4 = reinterpret_cast<const float4*>(in + (long long)r * width);

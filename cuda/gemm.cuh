@@ -25,10 +25,31 @@ __device__ __forceinline__ void epilogue_store(float* __restrict__ out, const fl
 #define TC_STAGES 3
 #define TC_THREADS 256
 
+#ifndef NSHAP_SIM
+__device__ __forceinline__ unsigned smem_u32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+
 __device__ __forceinline__ void cp_async16(unsigned dst, const void* src, bool valid) {
     int n = valid ? 16 : 0;  // zero-fill outside the matrix
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
 }
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned& r0, unsigned& r1, unsigned& r2, unsigned& r3, unsigned addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr));
+}
+
+// d += a b for one m16n8k16 tile (bf16 in, fp32 accumulate)
+__device__ __forceinline__ void mma_bf16_16816(float* d, const unsigned* a, const unsigned* b) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+#endif
 
 // Element offset of 16-byte chunk ch (0..3) of tile row `row` (rows of TC_BK = 32 bf16 = 64 bytes): the XOR
 // spreads the 8 rows one ldmatrix reads over all 32 banks.
@@ -42,15 +63,15 @@ __device__ __forceinline__ void tc_load_tile(__nv_bfloat16* sA, __nv_bfloat16* s
         bool va = bm + row < M && k < K, vb = bn + row < N && k < K;
         const __nv_bfloat16* ga = va ? A + (long long)(bm + row) * K + k : A;
         const __nv_bfloat16* gb = vb ? Bt + (long long)(bn + row) * K + k : Bt;
-        cp_async16((unsigned)__cvta_generic_to_shared(sA + tc_swz(row, ch)), ga, va);
-        cp_async16((unsigned)__cvta_generic_to_shared(sB + tc_swz(row, ch)), gb, vb);
+        cp_async16(smem_u32(sA + tc_swz(row, ch)), ga, va);
+        cp_async16(smem_u32(sB + tc_swz(row, ch)), gb, vb);
     }
 }
 
 extern "C" __global__ void __launch_bounds__(TC_THREADS)
 gemm_bf16_tc(float* __restrict__ out, const __nv_bfloat16* __restrict__ A, const __nv_bfloat16* __restrict__ Bt,
              const float* __restrict__ bias, int M, int N, int K, int accumulate) {
-    extern __shared__ __align__(128) unsigned char tc_smem[];
+    NSHAP_DYN_SMEM(unsigned char, tc_smem);
     __nv_bfloat16* sA = reinterpret_cast<__nv_bfloat16*>(tc_smem);
     __nv_bfloat16* sB = sA + TC_STAGES * TC_BM * TC_BK;
     int bm = blockIdx.y * TC_BM, bn = blockIdx.x * TC_BN;
@@ -67,17 +88,17 @@ gemm_bf16_tc(float* __restrict__ out, const __nv_bfloat16* __restrict__ A, const
 #pragma unroll
     for (int s = 0; s < TC_STAGES - 1; s++) {
         if (s < kTiles) tc_load_tile(sA + s * TC_BM * TC_BK, sB + s * TC_BN * TC_BK, A, Bt, M, N, K, bm, bn, s * TC_BK);
-        asm volatile("cp.async.commit_group;\n" ::);
+        cp_async_commit();
     }
     for (int kt = 0; kt < kTiles; kt++) {
-        asm volatile("cp.async.wait_group %0;\n" ::"n"(TC_STAGES - 2));
+        cp_async_wait<TC_STAGES - 2>();
         __syncthreads();
         int nt = kt + TC_STAGES - 1;
         if (nt < kTiles) {
             int st = nt % TC_STAGES;
             tc_load_tile(sA + st * TC_BM * TC_BK, sB + st * TC_BN * TC_BK, A, Bt, M, N, K, bm, bn, nt * TC_BK);
         }
-        asm volatile("cp.async.commit_group;\n" ::);
+        cp_async_commit();
         const __nv_bfloat16* a_s = sA + (kt % TC_STAGES) * TC_BM * TC_BK;
         const __nv_bfloat16* b_s = sB + (kt % TC_STAGES) * TC_BN * TC_BK;
 #pragma unroll
@@ -86,30 +107,21 @@ gemm_bf16_tc(float* __restrict__ out, const __nv_bfloat16* __restrict__ A, const
 #pragma unroll
             for (int mi = 0; mi < 4; mi++) {
                 int row = wm * 64 + mi * 16 + (lane & 15), ch = kk * 2 + (lane >> 4);
-                unsigned addr = (unsigned)__cvta_generic_to_shared(a_s + tc_swz(row, ch));
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                             : "=r"(af[mi][0]), "=r"(af[mi][1]), "=r"(af[mi][2]), "=r"(af[mi][3]) : "r"(addr));
+                ldmatrix_x4(af[mi][0], af[mi][1], af[mi][2], af[mi][3], smem_u32(a_s + tc_swz(row, ch)));
             }
 #pragma unroll
             for (int nj = 0; nj < 2; nj++) {
                 int row = wn * 32 + nj * 16 + (lane & 7) + ((lane >> 4) << 3), ch = kk * 2 + ((lane >> 3) & 1);
-                unsigned addr = (unsigned)__cvta_generic_to_shared(b_s + tc_swz(row, ch));
-                asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                             : "=r"(bf[2 * nj][0]), "=r"(bf[2 * nj][1]), "=r"(bf[2 * nj + 1][0]), "=r"(bf[2 * nj + 1][1])
-                             : "r"(addr));
+                ldmatrix_x4(bf[2 * nj][0], bf[2 * nj][1], bf[2 * nj + 1][0], bf[2 * nj + 1][1], smem_u32(b_s + tc_swz(row, ch)));
             }
 #pragma unroll
             for (int mi = 0; mi < 4; mi++)
 #pragma unroll
                 for (int ni = 0; ni < 4; ni++)
-                    asm volatile(
-                        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                        "{%0,%1,%2,%3};\n"
-                        : "+f"(acc[mi][ni][0]), "+f"(acc[mi][ni][1]), "+f"(acc[mi][ni][2]), "+f"(acc[mi][ni][3])
-                        : "r"(af[mi][0]), "r"(af[mi][1]), "r"(af[mi][2]), "r"(af[mi][3]), "r"(bf[ni][0]), "r"(bf[ni][1]));
+                    mma_bf16_16816(acc[mi][ni], af[mi], bf[ni]);
         }
     }
-    asm volatile("cp.async.wait_group 0;\n" ::);
+    cp_async_wait<0>();
 #pragma unroll
     for (int mi = 0; mi < 4; mi++)
 #pragma unroll

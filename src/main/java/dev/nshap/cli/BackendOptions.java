@@ -16,5 +16,14 @@ public final class BackendOptions {
             description = "CUDA precision: fp32 (exact, for comparisons) or bf16 (tensor cores). Default: ${DEFAULT-VALUE}.")
     public String precision = "fp32";
 
-    public Backend open(GPT2Weights w) { return Backends.open(backend, w, precision); }
+    @Option(names = "--gemm", defaultValue = "own", paramLabel = "own|cublas",
+            description = "CUDA GEMMs: the nshap kernels (own) or cuBLAS (needs libcublas.so.12). Default: ${DEFAULT-VALUE}.")
+    public String gemm = "own";
+
+    public Backend open(GPT2Weights w) {
+        if (!gemm.equals("own") && !gemm.equals("cublas"))
+            throw new dev.nshap.NshapException("unknown --gemm '" + gemm + "' (expected own or cublas)");
+        System.setProperty("nshap.gemm", gemm);
+        return Backends.open(backend, w, precision);
+    }
 }

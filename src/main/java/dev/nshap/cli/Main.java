@@ -14,6 +14,7 @@ import java.io.UncheckedIOException;
                 ForwardCommand.class,
                 EvaluateCommand.class,
                 BenchCommand.class,
+                CudaInfoCommand.class,
         })
 public final class Main implements Runnable {
 

@@ -35,6 +35,9 @@ import java.util.Map;
 public final class CudaBackend implements Backend {
     /** Rows of logits per unembedding launch: bounds the [rows, V] scratch. */
     static final int LOGIT_SLAB = 256;
+    /** Launch-grid limits: 65535 blocks of 64 rows in the fp32 GEMM's y, one attention block row per sequence. */
+    static final long MAX_ROWS = 1L << 21;
+    static final int MAX_SEQS_PER_CHUNK = 65535;
 
     private final GPT2Config c;
     private final CudaDevice dev;
@@ -62,6 +65,11 @@ public final class CudaBackend implements Backend {
      * @param useCublas the weight GEMMs through cuBLAS instead of the own kernels
      */
     public CudaBackend(GPT2Weights w, String precision, boolean useCublas) {
+        this(w, precision, useCublas, null);
+    }
+
+    /** device: null = the GPU ({@link CudaDevice#get()}); tests pass a host emulation. */
+    public CudaBackend(GPT2Weights w, String precision, boolean useCublas, CudaDevice device) {
         this.c = w.config;
         this.bf16 = switch (precision == null ? "fp32" : precision.toLowerCase()) {
             case "fp32" -> false;
@@ -72,7 +80,7 @@ public final class CudaBackend implements Backend {
         if (!CudaKernels.headDimSupported(c.headDim()))
             throw new NshapException("CUDA backend: head dim " + c.headDim() + " is not one of 16, 32, 64, 128");
         this.act = c.activationFunction().equals("gelu") ? CudaKernels.ACT_GELU_ERF : CudaKernels.ACT_GELU_TANH;
-        this.dev = CudaDevice.get();
+        this.dev = device != null ? device : CudaDevice.get();
         this.k = new CudaKernels(dev);
         long need = weightBytes();
         long free = dev.memInfo()[0];
@@ -136,7 +144,8 @@ public final class CudaBackend implements Backend {
     /** Caps the rows per chunk (tests use it to exercise the chunked path on a big GPU); 0 = plan from free memory. */
     public void setMaxRowsPerChunk(long rows) { this.maxRowsOverride = rows; }
 
-    @Override public void close() {
+    @Override public synchronized void close() {
+        dev.makeCurrent();
         if (ws != null) { ws.close(); ws = null; }
         for (CUdeviceptr p : weightBuffers) dev.free(p);
         weightBuffers.clear();
@@ -145,8 +154,9 @@ public final class CudaBackend implements Backend {
 
     // ------------------------------------------------------------------ forward
 
+    /** One forward at a time: the workspace is shared. */
     @Override
-    public ForwardResult forward(ForwardRequest req) {
+    public synchronized ForwardResult forward(ForwardRequest req) {
         dev.makeCurrent();
         final int nSeq = req.size();
         if (nSeq == 0) throw new NshapException("forward: empty batch");
@@ -183,7 +193,7 @@ public final class CudaBackend implements Backend {
             while (s0 < nSeq) {
                 long rows = 0;
                 int s1 = s0;
-                while (s1 < nSeq && rows + len[s1] <= maxRows) rows += len[s1++];
+                while (s1 < nSeq && rows + len[s1] <= maxRows && s1 - s0 < MAX_SEQS_PER_CHUNK) rows += len[s1++];
                 if (s1 < nSeq && !chunkNoted && maxRowsOverride == 0) {
                     chunkNoted = true;
                     System.err.println("nshap: CUDA: the batch does not fit in GPU memory at once; running it in chunks of up to "
@@ -275,10 +285,11 @@ public final class CudaBackend implements Backend {
                 + C * 4        // hook_attn_out / hook_mlp_out when needed on their own
                 + H * 4        // mlp.hook_pre (and post in fp32 mode)
                 + (bf16 ? H * 2 : 0) // mlp.hook_post as the bf16 c_proj operand
-                + 10 * 4;      // per-row ints: tokens, positions, sequence, maps, scoring
+                + 10 * 4;      // per-row ints: tokens, positions, sequences, row map, distinct-prompt layout
     }
 
-    long fixedBytes() { return (long) LOGIT_SLAB * c.vocabSize() * 4 + (64L << 20); }
+    /** Scoring scratch plus headroom for the intervention tables and the driver. */
+    long fixedBytes() { return (long) LOGIT_SLAB * (c.vocabSize() + c.nEmbd()) * 4 + (128L << 20); }
 
     /** The most token rows one chunk may hold: all of them when they fit, else what free memory allows. */
     private long planRows(ForwardRequest req, int[] len, int scored) {
@@ -289,7 +300,7 @@ public final class CudaBackend implements Backend {
         long free = dev.memInfo()[0] + (ws == null ? 0 : ws.bytes);
         long budget = (long) ((free - fixedBytes()) * 0.9);
         long fit = Math.max(0, budget / bytesPerRow());
-        fit = Math.min(fit, 1L << 22);
+        fit = Math.min(fit, MAX_ROWS);
         if (maxRowsOverride > 0) fit = Math.min(fit, Math.max(maxRowsOverride, longest));
         if (fit < longest)
             throw new NshapException("GPU " + dev.name + " is too small: one sequence of " + longest + " tokens needs "
@@ -307,7 +318,7 @@ public final class CudaBackend implements Backend {
     private final class Workspace implements AutoCloseable {
         final int rows;
         final long bytes;
-        final CUdeviceptr residA, residB, xln, qkv, z, tmp, h, hact, logits;
+        final CUdeviceptr residA, residB, xln, qkv, z, tmp, h, hact, logits, lnOut;
         final CUdeviceptr tokens, positions, rowSeq, seqStart, seqLen, rowMap, uTokens, uPositions, uSeqStart, uSeqLen;
         final CUdeviceptr scoredRows, targets, logProb, top1;
         private final List<CUdeviceptr> all = new ArrayList<>();
@@ -320,17 +331,16 @@ public final class CudaBackend implements Backend {
                 xln = a(R * C * e); qkv = a(R * 3 * C * 4); z = a(R * C * e); tmp = a(R * C * 4);
                 h = a(R * H * 4); hact = bf16 ? a(R * H * 2) : null;
                 logits = a((long) LOGIT_SLAB * c.vocabSize() * 4);
+                lnOut = a((long) LOGIT_SLAB * C * e);
                 tokens = a(R * 4); positions = a(R * 4); rowSeq = a(R * 4); seqStart = a(R * 4); seqLen = a(R * 4);
                 rowMap = a(R * 4); uTokens = a(R * 4); uPositions = a(R * 4); uSeqStart = a(R * 4); uSeqLen = a(R * 4);
-                scoredRows = a(R * 4); targets = a(R * 4); logProb = a(R * 4); top1 = a(R * 4);
+                scoredRows = a(LOGIT_SLAB * 4); targets = a(LOGIT_SLAB * 4); logProb = a(LOGIT_SLAB * 4); top1 = a(LOGIT_SLAB * 4);
             } catch (CudaException ex) {
                 close();
                 throw new NshapException("GPU " + dev.name + ": cannot allocate the workspace for " + rows
                         + " token rows (" + CudaDevice.oneLine(ex.getMessage()) + ")");
             }
-            long b = 0;
-            b += R * bytesPerRow() + (long) LOGIT_SLAB * c.vocabSize() * 4;
-            bytes = b;
+            bytes = R * bytesPerRow() + (long) LOGIT_SLAB * (c.vocabSize() + C) * 4;
         }
 
         private CUdeviceptr a(long bytes) {
@@ -517,6 +527,10 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /**
+     * The final LayerNorm, unembedding and log-softmax summary at the scored rows only, LOGIT_SLAB rows at a time
+     * (so the [rows, V] logits scratch stays bounded whatever the batch).
+     */
     private void score(ForwardRequest req, int s0, int n, Layout L, CUdeviceptr resid, Out out) {
         final int C = c.nEmbd(), V = c.vocabSize();
         int total = 0;
@@ -533,31 +547,33 @@ public final class CudaBackend implements Backend {
                 tg[r] = t == null ? -1 : t[i];
             }
         }
-        dev.copyIn(ws.scoredRows, rows, total);
-        dev.copyIn(ws.targets, tg, total);
-        k.layerNorm(ws.xln, bf16, resid, ws.scoredRows, lnfW, lnfB, total, C, (float) c.layerNormEpsilon());
-        float[] slab = req.wantLogits ? new float[Math.min(total, LOGIT_SLAB) * V] : null;
         float[][] logits = new float[n][];
         int[] firstRow = new int[n];
-        if (req.wantLogits) {
-            int q = 0;
-            for (int s = 0; s < n; s++) {
-                int[] p = scorePos(req, s0 + s);
-                firstRow[s] = q;
-                if (p != null) { logits[s] = new float[p.length * V]; q += p.length; }
-            }
+        int q = 0;
+        for (int s = 0; s < n; s++) {
+            int[] p = scorePos(req, s0 + s);
+            firstRow[s] = q;
+            if (p == null) continue;
+            if (req.wantLogits) logits[s] = new float[p.length * V];
+            q += p.length;
         }
-        long elt = bf16 ? 2 : 4;
+        float[] slab = req.wantLogits ? new float[Math.min(total, LOGIT_SLAB) * V] : null;
+        float[] lp = new float[total], part = new float[LOGIT_SLAB];
+        int[] t1 = new int[total], partTop = new int[LOGIT_SLAB];
         for (int off = 0; off < total; off += LOGIT_SLAB) {
             int m = Math.min(LOGIT_SLAB, total - off);
-            CUdeviceptr a = ws.xln.withByteOffset(off * (long) C * elt);
-            if (cublas != null) cublas.gemm(bf16, true, ws.logits, a, lmHead, null, m, V, C, false);
-            else k.gemm(bf16 ? GemmKind.BF16_TC : GemmKind.F32_NT, ws.logits, a, lmHead, null, m, V, C, false);
-            k.logSoftmaxSummary(ws.logits, ws.targets.withByteOffset(4L * off), ws.logProb.withByteOffset(4L * off),
-                    ws.top1.withByteOffset(4L * off), null, m, V);
+            dev.copyIn(ws.scoredRows, Arrays.copyOfRange(rows, off, off + m), m);
+            dev.copyIn(ws.targets, Arrays.copyOfRange(tg, off, off + m), m);
+            k.layerNorm(ws.lnOut, bf16, resid, ws.scoredRows, lnfW, lnfB, m, C, (float) c.layerNormEpsilon());
+            if (cublas != null) cublas.gemm(bf16, true, ws.logits, ws.lnOut, lmHead, null, m, V, C, false);
+            else k.gemm(bf16 ? GemmKind.BF16_TC : GemmKind.F32_NT, ws.logits, ws.lnOut, lmHead, null, m, V, C, false);
+            k.logSoftmaxSummary(ws.logits, ws.targets, ws.logProb, ws.top1, null, m, V);
+            dev.copyOut(part, ws.logProb, m);
+            dev.copyOut(partTop, ws.top1, m);
+            System.arraycopy(part, 0, lp, off, m);
+            System.arraycopy(partTop, 0, t1, off, m);
             if (req.wantLogits) {
                 dev.copyOut(slab, ws.logits, m * V);
-                // scatter slab rows [off, off+m) to their sequences
                 for (int s = 0; s < n; s++) {
                     if (logits[s] == null) continue;
                     int a0 = Math.max(firstRow[s], off), a1 = Math.min(firstRow[s] + logits[s].length / V, off + m);
@@ -565,10 +581,6 @@ public final class CudaBackend implements Backend {
                 }
             }
         }
-        float[] lp = new float[total];
-        int[] t1 = new int[total];
-        dev.copyOut(lp, ws.logProb, total);
-        dev.copyOut(t1, ws.top1, total);
         r = 0;
         for (int s = 0; s < n; s++) {
             int[] p = scorePos(req, s0 + s);

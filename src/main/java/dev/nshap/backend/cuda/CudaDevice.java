@@ -23,7 +23,7 @@ import static jcuda.driver.JCudaDriver.*;
  * and typed helpers for memory and launches. {@link #unavailableReason()} probes once and says in one line why
  * the CUDA backend cannot run here (no kernels in the build, no driver, no device), or null.
  */
-public final class CudaDevice {
+public class CudaDevice {
     public static final String FATBIN = "/cuda/nshap.fatbin";
     /** The null device pointer, for optional kernel arguments. */
     public static final CUdeviceptr NULL = new CUdeviceptr();
@@ -39,6 +39,21 @@ public final class CudaDevice {
     private final Map<String, Integer> smemSet = new HashMap<>();
     public final String name;
     public final int ccMajor, ccMinor, smCount, maxSmemOptin;
+
+    /**
+     * For a stand-in device without a driver (the tests' host emulation, which overrides memory, launches and
+     * synchronisation).
+     */
+    protected CudaDevice(String name, int maxSmemOptin) {
+        this.device = null;
+        this.context = null;
+        this.module = null;
+        this.name = name;
+        this.ccMajor = 9;
+        this.ccMinor = 0;
+        this.smCount = 1;
+        this.maxSmemOptin = maxSmemOptin;
+    }
 
     private CudaDevice(CUdevice device, CUcontext context, CUmodule module) {
         this.device = device;
@@ -121,6 +136,13 @@ public final class CudaDevice {
     static String oneLine(String s) {
         if (s == null) return "no detail";
         s = s.strip();
+        // JCuda lists what it tried line by line; the useful line names the missing driver library
+        for (String line : s.split("\n"))
+            if (line.contains("libcuda") || line.contains("cannot open shared object")) {
+                String first = s.lines().findFirst().orElse("").strip();
+                s = first + ": " + line.strip();
+                break;
+            }
         int nl = s.indexOf('\n');
         if (nl >= 0) s = s.substring(0, nl).strip();
         return s.length() > 300 ? s.substring(0, 300) + "..." : s;
@@ -158,25 +180,27 @@ public final class CudaDevice {
         if (p != null && p != NULL) cuMemFree(p);
     }
 
-    public CUdeviceptr upload(float[] a) {
+    public final CUdeviceptr upload(float[] a) {
         CUdeviceptr p = alloc(4L * a.length);
-        cuMemcpyHtoD(p, Pointer.to(a), 4L * a.length);
+        copyIn(p, a, a.length);
         return p;
     }
 
-    public CUdeviceptr upload(int[] a) {
+    public final CUdeviceptr upload(int[] a) {
         CUdeviceptr p = alloc(4L * a.length);
-        if (a.length > 0) cuMemcpyHtoD(p, Pointer.to(a), 4L * a.length);
+        copyIn(p, a, a.length);
         return p;
     }
 
-    public CUdeviceptr upload(short[] a) {
+    public final CUdeviceptr upload(short[] a) {
         CUdeviceptr p = alloc(2L * a.length);
-        if (a.length > 0) cuMemcpyHtoD(p, Pointer.to(a), 2L * a.length);
+        copyIn(p, a, a.length);
         return p;
     }
 
     public void copyIn(CUdeviceptr dst, float[] a, int n) { if (n > 0) cuMemcpyHtoD(dst, Pointer.to(a), 4L * n); }
+
+    public void copyIn(CUdeviceptr dst, short[] a, int n) { if (n > 0) cuMemcpyHtoD(dst, Pointer.to(a), 2L * n); }
 
     public void copyIn(CUdeviceptr dst, int[] a, int n) { if (n > 0) cuMemcpyHtoD(dst, Pointer.to(a), 4L * n); }
 
@@ -186,19 +210,21 @@ public final class CudaDevice {
 
     public void copyOut(short[] dst, CUdeviceptr src, int n) { if (n > 0) cuMemcpyDtoH(Pointer.to(dst), src, 2L * n); }
 
-    public float[] download(CUdeviceptr src, int n) {
+    public final float[] download(CUdeviceptr src, int n) {
         float[] a = new float[n];
         copyOut(a, src, n);
         return a;
     }
 
-    public int[] downloadInts(CUdeviceptr src, int n) {
+    public final int[] downloadInts(CUdeviceptr src, int n) {
         int[] a = new int[n];
         copyOut(a, src, n);
         return a;
     }
 
     public void synchronize() { cuCtxSynchronize(); }
+
+    public void zero(CUdeviceptr p, long bytes) { cuMemsetD8(p, (byte) 0, bytes); }
 
     // ------------------------------------------------------------------ launches
 
