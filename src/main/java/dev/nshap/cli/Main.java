@@ -15,6 +15,9 @@ import java.io.UncheckedIOException;
                 EvaluateCommand.class,
                 BenchCommand.class,
                 CudaInfoCommand.class,
+                ShapleyCommand.class,
+                ClustersCommand.class,
+                DatasetsCommand.class,
         })
 public final class Main implements Runnable {
 

@@ -45,14 +45,28 @@ public final class Evaluator {
 
     /** Per condition, per prompt of {@code prompts}: the metric. */
     public double[][] evaluate(List<Condition> conditions, int[] prompts, Metric metric) {
-        if (prompts.length == 0) throw new NshapException("evaluate: no prompts selected");
-        if (metric == Metric.LOGIT_DIFF)
-            for (int p : prompts)
-                if (data.foils[p] < 0)
-                    throw new NshapException(data.dataset.file() + ": prompt '" + data.dataset.prompts().get(p).id()
-                            + "' has no foil, which the logit-diff metric needs");
+        int[][] per = new int[conditions.size()][];
+        java.util.Arrays.fill(per, prompts);
+        return evaluate(conditions, per, metric);
+    }
+
+    /**
+     * Per condition c, per prompt of {@code prompts[c]}: the metric. Each condition may score its own prompts
+     * (a game that subsamples prompts per permutation); all (condition, prompt) pairs still share the batches.
+     */
+    public double[][] evaluate(List<Condition> conditions, int[][] prompts, Metric metric) {
+        if (prompts.length != conditions.size())
+            throw new IllegalArgumentException(prompts.length + " prompt lists for " + conditions.size() + " conditions");
+        for (int[] ps : prompts) {
+            if (ps.length == 0) throw new NshapException("evaluate: no prompts selected");
+            if (metric == Metric.LOGIT_DIFF)
+                for (int p : ps)
+                    if (data.foils[p] < 0)
+                        throw new NshapException(data.dataset.file() + ": prompt '" + data.dataset.prompts().get(p).id()
+                                + "' has no foil, which the logit-diff metric needs");
+        }
         if (metric == Metric.KL) cleanLogProbs();
-        double[][] out = new double[conditions.size()][prompts.length];
+        double[][] out = new double[conditions.size()][];
         int start = cfg.nLayer();
         for (Condition c : conditions) start = Math.min(start, c.firstLayer());
         float[][] pre = start > 0 ? prefix(start) : null;
@@ -60,8 +74,9 @@ public final class Evaluator {
         List<int[]> batch = new ArrayList<>(); // (condition, prompt slot)
         int tokens = 0;
         for (int ci = 0; ci < conditions.size(); ci++) {
-            for (int pi = 0; pi < prompts.length; pi++) {
-                int len = data.sequences[prompts[pi]].length;
+            out[ci] = new double[prompts[ci].length];
+            for (int pi = 0; pi < prompts[ci].length; pi++) {
+                int len = data.sequences[prompts[ci][pi]].length;
                 if (!batch.isEmpty() && tokens + len > maxTokens) {
                     run(batch, conditions, prompts, metric, start, pre, out);
                     batch.clear();
@@ -87,14 +102,14 @@ public final class Evaluator {
         return m;
     }
 
-    private void run(List<int[]> items, List<Condition> conds, int[] prompts, Metric metric, int start, float[][] pre, double[][] out) {
+    private void run(List<int[]> items, List<Condition> conds, int[][] prompts, Metric metric, int start, float[][] pre, double[][] out) {
         ForwardRequest req = new ForwardRequest();
         req.wantLogits = metric.needsLogits;
         req.startLayer = start;
         if (start > 0) req.startResidual = new ArrayList<>();
         Map<Integer, List<Integer>> seqsOf = new LinkedHashMap<>();
         for (int i = 0; i < items.size(); i++) {
-            int p = prompts[items.get(i)[1]];
+            int p = prompts[items.get(i)[0]][items.get(i)[1]];
             req.add(data.sequences[p], data.scorePositions[p], data.answers[p]);
             if (start > 0) req.startResidual.add(pre[p]);
             seqsOf.computeIfAbsent(items.get(i)[0], k -> new ArrayList<>()).add(i);
@@ -102,7 +117,7 @@ public final class Evaluator {
         for (Map.Entry<Integer, List<Integer>> e : seqsOf.entrySet()) {
             int[] seqs = e.getValue().stream().mapToInt(Integer::intValue).toArray();
             int[] ps = new int[seqs.length];
-            for (int k = 0; k < seqs.length; k++) ps[k] = prompts[items.get(seqs[k])[1]];
+            for (int k = 0; k < seqs.length; k++) ps[k] = prompts[e.getKey()][items.get(seqs[k])[1]];
             for (Intervention iv : conds.get(e.getKey()).interventions(seqs, ps)) {
                 if (iv.hook().layer() < start)
                     throw new IllegalStateException("condition intervenes at " + iv.hook() + " before its declared first layer");
@@ -114,7 +129,7 @@ public final class Evaluator {
         sequencesRun += items.size();
         int V = cfg.vocabSize();
         for (int s = 0; s < items.size(); s++) {
-            int ci = items.get(s)[0], pi = items.get(s)[1], p = prompts[pi];
+            int ci = items.get(s)[0], pi = items.get(s)[1], p = prompts[ci][pi];
             int[] ans = data.answers[p];
             out[ci][pi] = switch (metric) {
                 case ACCURACY -> {

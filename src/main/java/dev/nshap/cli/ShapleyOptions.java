@@ -1,0 +1,82 @@
+package dev.nshap.cli;
+
+import dev.nshap.shapley.Estimator;
+import dev.nshap.shapley.ShapleyConfig;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+
+/** Estimator and run options shared by every game source of {@code nshap shapley} (a picocli mixin). */
+public final class ShapleyOptions {
+    @Option(names = "--estimator", defaultValue = "tmc",
+            description = "exact | permutation | antithetic | tmc | tmab (default: ${DEFAULT-VALUE})")
+    String estimator;
+
+    @Option(names = "--budget", defaultValue = "0", description = "game evaluations the run may spend")
+    long budget;
+
+    @Option(names = "--permutations", defaultValue = "0",
+            description = "cap on permutations (antithetic: pairs) over all shards; fixes the units shards cover")
+    long permutations;
+
+    @Option(names = "--batch", defaultValue = "64", description = "coalitions per game call (never changes results)")
+    int batch;
+
+    @Option(names = "--seed", defaultValue = "1") long seed;
+
+    @Option(names = "--top-k", defaultValue = "10", description = "k of the TMAB top-k and of precision@k")
+    int topK;
+
+    @Option(names = "--delta", defaultValue = "0.05", description = "TMAB failure probability")
+    double delta;
+
+    @Option(names = "--range", defaultValue = "0",
+            description = "TMAB range R of a marginal contribution (0: the range observed so far)")
+    double range;
+
+    @Option(names = "--tolerance", defaultValue = "0",
+            description = "stop once every unsettled player's standard error is at most this (0: off)")
+    double tolerance;
+
+    @Option(names = "--truncation-tolerance", defaultValue = "0",
+            description = "TMC: |v - baseline| at most this counts as at baseline")
+    double truncationTolerance;
+
+    @Option(names = "--truncation-baseline",
+            description = "TMC: baseline value (e.g. chance level); default the value of the empty coalition")
+    Double truncationBaseline;
+
+    @Option(names = "--truncation-steps", defaultValue = "0",
+            description = "TMC: truncate after more than this many consecutive steps at baseline")
+    int truncationSteps;
+
+    @Option(names = "--round", defaultValue = "16",
+            description = "permutations per round (TMAB settles players between rounds); keep >= --batch for full batches of TMC")
+    int round;
+
+    @Option(names = "--confidence", defaultValue = "0.95", description = "confidence level of the intervals")
+    double confidence;
+
+    @Option(names = "--checkpoint-every", defaultValue = "0",
+            description = "checkpoint every N evaluations (always on SIGINT/SIGTERM)")
+    long checkpointEvery;
+
+    @Option(names = "--resume", description = "continue from PREFIX.ckpt.json")
+    boolean resume;
+
+    @Option(names = "--shard", description = "run shard i of S (i/S); combine with 'nshap shapley merge'")
+    String shard;
+
+    @Option(names = "--out", description = "output prefix: PREFIX.json, PREFIX.csv, checkpoint PREFIX.ckpt.json")
+    Path out;
+
+    public ShapleyConfig toConfig() {
+        if (out == null) throw new dev.nshap.NshapException("--out PREFIX is required");
+        int[] sh = shard == null ? new int[]{0, 1} : ShapleyConfig.parseShard(shard);
+        return ShapleyConfig.builder(Estimator.parse(estimator)).budget(budget).permutations(permutations)
+                .batch(batch).seed(seed).topK(topK).delta(delta).range(range).tolerance(tolerance)
+                .truncationTolerance(truncationTolerance).truncationBaseline(truncationBaseline)
+                .truncationSteps(truncationSteps).round(round).confidence(confidence).checkpointEvery(checkpointEvery)
+                .resume(resume).shard(sh[0], sh[1]).out(out).build();
+    }
+}

@@ -1,0 +1,88 @@
+package dev.nshap.shapley;
+
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.stream.IntStream;
+
+/** Error of estimated Shapley values against exact ones. */
+public final class Metrics {
+    private Metrics() {}
+
+    public record Errors(double mse, double maxAbs, double spearman, double precisionAtK, int k) {}
+
+    public static Errors errors(double[] est, double[] exact, int k) {
+        return new Errors(mse(est, exact), maxAbs(est, exact), spearman(est, exact), precisionAtK(est, exact, k),
+                Math.min(k, est.length));
+    }
+
+    public static double mse(double[] a, double[] b) {
+        double s = 0;
+        for (int i = 0; i < a.length; i++) s += (a[i] - b[i]) * (a[i] - b[i]);
+        return s / a.length;
+    }
+
+    public static double maxAbs(double[] a, double[] b) {
+        double m = 0;
+        for (int i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+        return m;
+    }
+
+    /** Pearson correlation of average ranks (ties share their mean rank); NaN if either side is constant. */
+    public static double spearman(double[] a, double[] b) {
+        double[] ra = ranks(a), rb = ranks(b);
+        int n = a.length;
+        double ma = 0, mb = 0;
+        for (int i = 0; i < n; i++) { ma += ra[i]; mb += rb[i]; }
+        ma /= n;
+        mb /= n;
+        double sab = 0, saa = 0, sbb = 0;
+        for (int i = 0; i < n; i++) {
+            sab += (ra[i] - ma) * (rb[i] - mb);
+            saa += (ra[i] - ma) * (ra[i] - ma);
+            sbb += (rb[i] - mb) * (rb[i] - mb);
+        }
+        return saa == 0 || sbb == 0 ? Double.NaN : sab / Math.sqrt(saa * sbb);
+    }
+
+    static double[] ranks(double[] x) {
+        Integer[] idx = IntStream.range(0, x.length).boxed().toArray(Integer[]::new);
+        Arrays.sort(idx, Comparator.comparingDouble(i -> x[i]));
+        double[] r = new double[x.length];
+        for (int i = 0; i < x.length; ) {
+            int j = i;
+            while (j + 1 < x.length && x[idx[j + 1]] == x[idx[i]]) j++;
+            double avg = (i + j) / 2.0 + 1;
+            for (int t = i; t <= j; t++) r[idx[t]] = avg;
+            i = j + 1;
+        }
+        return r;
+    }
+
+    /**
+     * Fraction of the estimated top-k whose exact value reaches the k-th largest exact value; counting against
+     * that threshold rather than a tie-broken list keeps tied exact values (symmetric players) from being
+     * counted as misses.
+     */
+    public static double precisionAtK(double[] est, double[] exact, int k) {
+        int n = est.length;
+        k = Math.min(k, n);
+        int[] top = topK(est, k);
+        double kth = exact[topK(exact, k)[k - 1]];
+        double tolerance = 1e-12 * Math.max(1, Math.abs(kth));
+        int hit = 0;
+        for (int i : top) if (exact[i] >= kth - tolerance) hit++;
+        return (double) hit / k;
+    }
+
+    /** Indices of the k largest values, largest first, ties by lower index; NaN sorts last. */
+    public static int[] topK(double[] x, int k) {
+        return IntStream.range(0, x.length).boxed()
+                .sorted((i, j) -> {
+                    double a = Double.isNaN(x[i]) ? Double.NEGATIVE_INFINITY : x[i];
+                    double b = Double.isNaN(x[j]) ? Double.NEGATIVE_INFINITY : x[j];
+                    int c = Double.compare(b, a);
+                    return c != 0 ? c : Integer.compare(i, j);
+                })
+                .limit(k).mapToInt(Integer::intValue).toArray();
+    }
+}

@@ -1,0 +1,490 @@
+package dev.nshap.shapley;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.nshap.NshapException;
+import dev.nshap.io.Json;
+import dev.nshap.util.Progress;
+import org.apache.commons.statistics.distribution.TDistribution;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongPredicate;
+
+/**
+ * Runs any {@link Game} with any estimator: batching, progress, checkpoints (every N evaluations and on
+ * SIGINT/SIGTERM), resume, shards and output files. The CLI and the GPT-2 command are thin layers over this.
+ *
+ * <p>Determinism. Unit u (a permutation, or an antithetic pair) walks the permutation derived from (seed, u).
+ * Units run in rounds of {@code round}; the walks of a round advance in lockstep and their coalitions are cut
+ * into batches, but each walk only depends on its own values, and the per-player sums are exact (see
+ * {@link SufficientStats}), so the batch size never changes a number. Everything adaptive (TMAB settling, the
+ * stopping tolerance, how many units the remaining budget allows) is decided between rounds from the exact
+ * statistics. A round starts only as many units as the remaining budget covers in the worst case, so the budget
+ * is never exceeded; the units run are those of the sequential rule "start the next unit while its worst-case
+ * cost fits", whatever the round size.
+ */
+public final class ShapleyRunner {
+    public static final String CHECKPOINT_FORMAT = "nshap-shapley-checkpoint-1";
+
+    /** Called after every round (tests and the estimator evaluation watch convergence through it). */
+    public interface RoundListener { void afterRound(long evaluations, SufficientStats stats, BitSet settled); }
+
+    /** The run stopped early (signal or injected stop); its state is in the checkpoint, if it has an output. */
+    public static final class Interrupted extends RuntimeException {
+        public final Path checkpoint;
+        public final long evaluations;
+
+        Interrupted(Path checkpoint, long evaluations) {
+            super("interrupted after " + evaluations + " evaluations"
+                    + (checkpoint == null ? "" : "; checkpoint " + checkpoint + " (rerun with --resume to continue)"));
+            this.checkpoint = checkpoint;
+            this.evaluations = evaluations;
+        }
+    }
+
+    private static final ObjectMapper SORTED = Json.MAPPER.copy()
+            .enable(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS).disable(SerializationFeature.INDENT_OUTPUT);
+
+    private final Game game;
+    private final ShapleyConfig cfg;
+    private final int n;
+    private PrintStream err = System.err;
+    private boolean showProgress = true, handleSignals = true;
+    private LongPredicate stopWhen;
+    private RoundListener listener;
+    private volatile boolean signalled;
+
+    public ShapleyRunner(Game game, ShapleyConfig cfg) {
+        this.game = Objects.requireNonNull(game);
+        this.cfg = Objects.requireNonNull(cfg);
+        this.n = game.players();
+        if (n < 1) throw new NshapException("the game has no players");
+        if (cfg.estimator() == Estimator.TMAB && cfg.topK() >= n)
+            throw new NshapException("--top-k must be smaller than the number of players (" + n + ") for tmab");
+    }
+
+    public ShapleyRunner progress(boolean on) { showProgress = on; return this; }
+    public ShapleyRunner progressStream(PrintStream s) { err = s; return this; }
+    public ShapleyRunner handleSignals(boolean on) { handleSignals = on; return this; }
+    /** Test hook: checked between steps; when true the run checkpoints and throws {@link Interrupted}. */
+    public ShapleyRunner stopWhen(LongPredicate evaluationsDone) { stopWhen = evaluationsDone; return this; }
+    public ShapleyRunner listener(RoundListener l) { listener = l; return this; }
+
+    public static String fingerprint(Game g) {
+        try {
+            byte[] json = SORTED.writeValueAsBytes(Map.of("players", g.players(), "game", g.describe()));
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(json));
+        } catch (IOException | NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Runs to the end, writes PREFIX.json and PREFIX.csv (if an output prefix is set) and returns the result. */
+    public ShapleyResult run() {
+        Path ckpt = cfg.checkpointPath();
+        if (ckpt != null) {
+            if (cfg.resume() && !Files.exists(ckpt))
+                throw new NshapException("--resume: no checkpoint " + ckpt);
+            if (!cfg.resume() && Files.exists(ckpt))
+                throw new NshapException(ckpt + " exists: pass --resume to continue that run, or delete it");
+        }
+        ShapleyResult r = cfg.estimator() == Estimator.EXACT ? runExact() : new Sampling().run();
+        if (cfg.out() != null) {
+            ShapleyOutput.write(r, game, cfg.jsonPath(), cfg.csvPath());
+            try { Files.deleteIfExists(ckpt); } catch (IOException e) { throw new UncheckedIOException(e); }
+        }
+        return r;
+    }
+
+    private double[] evaluate(List<Coalition> batch) {
+        double[] v = game.values(batch);
+        if (v.length != batch.size())
+            throw new IllegalStateException("game returned " + v.length + " values for " + batch.size() + " coalitions");
+        for (double x : v) if (!Double.isFinite(x)) throw new NshapException("the game returned a non-finite value");
+        return v;
+    }
+
+    // ---------------------------------------------------------------- exact enumeration
+
+    private ShapleyResult runExact() {
+        if (n > 20)
+            throw new NshapException("exact enumeration needs 2^n game evaluations; " + n
+                    + " players is too many (at most 20): use permutation, antithetic, tmc or tmab");
+        long t0 = System.nanoTime();
+        int total = 1 << n;
+        double[] v = new double[total];
+        long seed = Walk.unitSeed(cfg.seed(), -1);
+        Progress progress = new Progress("shapley exact", total, err);
+        List<Coalition> batch = new ArrayList<>(cfg.batch());
+        for (int start = 0; start < total; start += cfg.batch()) {
+            int end = Math.min(total, start + cfg.batch());
+            batch.clear();
+            for (int m = start; m < end; m++) batch.add(new Coalition(BitSet.valueOf(new long[]{m}), -1, seed));
+            double[] vals = evaluate(batch);
+            System.arraycopy(vals, 0, v, start, end - start);
+            if (showProgress) progress.update(end);
+        }
+        // Shapley weight of a coalition of size s not containing i: s!(n-s-1)!/n! = 1 / (n * C(n-1, s))
+        double[] w = new double[n];
+        double c = 1;
+        for (int s = 0; s < n; s++) {
+            w[s] = 1.0 / (n * c);
+            c = c * (n - 1 - s) / (s + 1);
+        }
+        double[] phi = new double[n];
+        for (int i = 0; i < n; i++) {
+            int bit = 1 << i;
+            double acc = 0;
+            for (int m = 0; m < total; m++)
+                if ((m & bit) == 0) acc += w[Integer.bitCount(m)] * (v[m | bit] - v[m]);
+            phi[i] = acc;
+        }
+        List<PlayerEstimate> est = new ArrayList<>();
+        int[] rank = ranks(phi);
+        for (int i = 0; i < n; i++)
+            est.add(new PlayerEstimate(i, phi[i], 0, total / 2, phi[i], phi[i], true, rank[i]));
+        return new ShapleyResult(cfg, game.describe(), fingerprint(game), est, total, 1, 1, "exact",
+                (System.nanoTime() - t0) / 1e9, null, game.exactValues());
+    }
+
+    /** Rank 1 = largest; ties by lower index; NaN last. */
+    static int[] ranks(double[] x) {
+        int[] order = Metrics.topK(x, x.length);
+        int[] r = new int[x.length];
+        for (int i = 0; i < order.length; i++) r[order[i]] = i + 1;
+        return r;
+    }
+
+    /** Turns statistics into per-player estimates (also used by shard merge). */
+    static List<PlayerEstimate> estimates(ShapleyConfig cfg, SufficientStats st, BitSet settled) {
+        int n = st.players();
+        double[] mean = new double[n];
+        for (int i = 0; i < n; i++) mean[i] = st.mean(i);
+        int[] rank = ranks(mean);
+        List<PlayerEstimate> out = new ArrayList<>(n);
+        double range = cfg.range() > 0 ? cfg.range() : st.observedRange();
+        for (int i = 0; i < n; i++) {
+            long c = st.count(i);
+            double se = st.standardError(i), lo, hi;
+            if (cfg.estimator() == Estimator.TMAB) {
+                double cb = bernstein(st, i, cfg.delta(), range);
+                lo = mean[i] - cb;
+                hi = mean[i] + cb;
+            } else if (c >= 2) {
+                double t = TDistribution.of(c - 1).inverseCumulativeProbability(0.5 + cfg.confidence() / 2);
+                lo = mean[i] - t * se;
+                hi = mean[i] + t * se;
+            } else {
+                lo = hi = Double.NaN;
+            }
+            out.add(new PlayerEstimate(i, mean[i], se, c, lo, hi, settled != null && settled.get(i), rank[i]));
+        }
+        return out;
+    }
+
+    /** Empirical-Bernstein half-width: sqrt(2 var ln(2/delta) / n) + 7 R ln(2/delta) / (3 (n-1)). */
+    static double bernstein(SufficientStats st, int i, double delta, double range) {
+        long c = st.count(i);
+        if (c < 2) return Double.POSITIVE_INFINITY;
+        double l = Math.log(2 / delta);
+        return Math.sqrt(2 * st.variance(i) * l / c) + 7 * range * l / (3.0 * (c - 1));
+    }
+
+    /** TMAB: players whose interval excludes the (k+1)-th largest mean are settled. */
+    static BitSet settle(SufficientStats st, int k, double delta, double rangeOrZero) {
+        int n = st.players();
+        double[] mean = new double[n];
+        for (int i = 0; i < n; i++) mean[i] = st.mean(i);
+        BitSet settled = new BitSet(n);
+        for (int i = 0; i < n; i++) if (st.count(i) < 2) return settled;  // no bound without two samples each
+        double threshold = mean[Metrics.topK(mean, k + 1)[k]];
+        double range = rangeOrZero > 0 ? rangeOrZero : st.observedRange();
+        for (int i = 0; i < n; i++) {
+            double cb = bernstein(st, i, delta, range);
+            if (!(mean[i] - cb <= threshold && threshold <= mean[i] + cb)) settled.set(i);
+        }
+        return settled;
+    }
+
+    // ---------------------------------------------------------------- sampling estimators
+
+    /** One unit of the current round: its walks and, for antithetic pairs, the two halves' marginals. */
+    private final class Unit {
+        final long index;
+        final Walk[] walks;
+        final double[] a, b;   // antithetic only
+
+        Unit(long index, BitSet settled, SufficientStats stats) {
+            this.index = index;
+            int[] order = Walk.permutation(cfg.seed(), index, n);
+            long useed = Walk.unitSeed(cfg.seed(), index);
+            switch (cfg.estimator()) {
+                case PERMUTATION -> {
+                    walks = new Walk[]{new Walk.Plain(n, order, index, useed, stats::add)};
+                    a = b = null;
+                }
+                case ANTITHETIC -> {
+                    a = new double[n];
+                    b = new double[n];
+                    walks = new Walk[]{
+                            new Walk.Plain(n, order, index, useed, (p, x) -> a[p] = x),
+                            new Walk.Plain(n, Walk.reversed(order), index, useed, (p, x) -> b[p] = x)};
+                }
+                default -> {
+                    walks = new Walk[]{new Walk.Truncated(n, order, index, useed, stats::add,
+                            cfg.estimator() == Estimator.TMAB ? settled : null, cfg.truncationBaseline(),
+                            cfg.truncationTolerance(), cfg.truncationSteps())};
+                    a = b = null;
+                }
+            }
+        }
+
+        boolean done() {
+            for (Walk w : walks) if (!w.done()) return false;
+            return true;
+        }
+
+        void finish(SufficientStats stats) {
+            if (a != null) for (int p = 0; p < n; p++) stats.add(p, (a[p] + b[p]) * 0.5);
+        }
+    }
+
+    private final class Sampling {
+        SufficientStats stats = new SufficientStats(n);
+        long evaluations, nextSeq, rounds, lastCheckpoint;
+        BitSet settled = new BitSet(n);
+        List<Unit> round;              // null between rounds
+        String stopReason;
+        double elapsedBefore;
+        final long t0 = System.nanoTime();
+        Progress progress;
+
+        long unitAt(long seq) { return cfg.shardIndex() + seq * cfg.shardCount(); }
+
+        int unsettled() { return n - settled.cardinality(); }
+
+        long worstCost() {
+            return switch (cfg.estimator()) {
+                case PERMUTATION -> n + 1;
+                case ANTITHETIC -> 2L * (n + 1);
+                default -> unsettled() + 2L;
+            };
+        }
+
+        ShapleyResult run() {
+            if (cfg.resume()) restore(Json.readTree(cfg.checkpointPath()));
+            long total = cfg.budget() > 0 ? cfg.budget() : cfg.permutations() * worstCost();
+            progress = new Progress("shapley " + cfg.estimator().id(), total, err);
+            lastCheckpoint = evaluations;
+            CountDownLatch saved = new CountDownLatch(1);
+            Thread hook = null;
+            if (handleSignals && cfg.out() != null) {
+                hook = new Thread(() -> {
+                    signalled = true;
+                    try { saved.await(60, TimeUnit.SECONDS); } catch (InterruptedException ignored) { }
+                }, "nshap-shapley-checkpoint");
+                Runtime.getRuntime().addShutdownHook(hook);
+            }
+            try {
+                loop();
+            } catch (Interrupted e) {
+                throw e;
+            } finally {
+                saved.countDown();
+                if (hook != null) {
+                    try { Runtime.getRuntime().removeShutdownHook(hook); } catch (IllegalStateException ignored) { }
+                }
+            }
+            if (showProgress && evaluations < total)
+                err.println("shapley " + cfg.estimator().id() + " stopped (" + stopReason + ") after " + evaluations
+                        + " evaluations, " + status());
+            BitSet finalSettled = cfg.estimator() == Estimator.TMAB ? settled : null;
+            return new ShapleyResult(cfg, game.describe(), fingerprint(game), estimates(cfg, stats, finalSettled),
+                    evaluations, nextSeq, rounds, stopReason, elapsed(), stats, game.exactValues());
+        }
+
+        double elapsed() { return elapsedBefore + (System.nanoTime() - t0) / 1e9; }
+
+        String status() {
+            return "units " + nextSeq + (cfg.estimator() == Estimator.TMAB ? " unsettled " + unsettled() : "");
+        }
+
+        void loop() {
+            while (true) {
+                if (round == null && !startRound()) return;
+                while (!roundDone()) {
+                    step();
+                    if (showProgress) progress.update(evaluations, status());
+                    boolean stop = signalled || (stopWhen != null && stopWhen.test(evaluations));
+                    if (stop || (cfg.checkpointEvery() > 0 && evaluations - lastCheckpoint >= cfg.checkpointEvery()))
+                        checkpoint();
+                    if (stop) throw new Interrupted(cfg.checkpointPath(), evaluations);
+                }
+                endRound();
+            }
+        }
+
+        boolean roundDone() {
+            for (Unit u : round) if (!u.done()) return false;
+            return true;
+        }
+
+        boolean startRound() {
+            if (stopReason != null) return false;
+            long k = cfg.round();
+            if (cfg.budget() > 0) k = Math.min(k, (cfg.budget() - evaluations) / worstCost());
+            int count = 0;
+            while (count < k && (cfg.permutations() == 0 || unitAt(nextSeq + count) < cfg.permutations())) count++;
+            if (count == 0) {
+                stopReason = count < k ? "permutations" : "budget";
+                return false;
+            }
+            round = new ArrayList<>(count);
+            for (int j = 0; j < count; j++) round.add(new Unit(unitAt(nextSeq + j), settled, stats));
+            nextSeq += count;
+            return true;
+        }
+
+        /** Gathers up to one batch round-robin over the walks, evaluates it, feeds the values back in order. */
+        void step() {
+            List<Coalition> batch = new ArrayList<>(cfg.batch());
+            List<Walk> owners = new ArrayList<>(cfg.batch());
+            boolean progressMade = true;
+            while (batch.size() < cfg.batch() && progressMade) {
+                progressMade = false;
+                for (Unit u : round) {
+                    for (Walk w : u.walks) {
+                        if (batch.size() >= cfg.batch()) break;
+                        int added = w.emit(batch, Math.min(1, cfg.batch() - batch.size()));
+                        for (int j = 0; j < added; j++) owners.add(w);
+                        if (added > 0) progressMade = true;
+                    }
+                }
+            }
+            if (batch.isEmpty()) return;   // walks finished without needing evaluations
+            double[] v = evaluate(batch);
+            for (int j = 0; j < v.length; j++) owners.get(j).apply(v[j]);
+            evaluations += batch.size();
+        }
+
+        void endRound() {
+            for (Unit u : round) u.finish(stats);
+            round = null;
+            rounds++;
+            if (cfg.estimator() == Estimator.TMAB) {
+                settled = settle(stats, cfg.topK(), cfg.delta(), cfg.range());
+                if (unsettled() <= 1) stopReason = "settled";
+            }
+            if (stopReason == null && cfg.tolerance() > 0 && toleranceReached()) stopReason = "tolerance";
+            if (listener != null) listener.afterRound(evaluations, stats, (BitSet) settled.clone());
+            if (cfg.checkpointEvery() > 0 && evaluations - lastCheckpoint >= cfg.checkpointEvery()) checkpoint();
+        }
+
+        boolean toleranceReached() {
+            for (int i = 0; i < n; i++) {
+                if (settled.get(i)) continue;
+                if (stats.count(i) < 10 || !(stats.standardError(i) <= cfg.tolerance())) return false;
+            }
+            return true;
+        }
+
+        // ------------------------------------------------------------ checkpoints
+
+        void checkpoint() {
+            lastCheckpoint = evaluations;
+            if (cfg.out() == null) return;
+            ObjectNode o = JsonNodeFactory.instance.objectNode();
+            o.put("format", CHECKPOINT_FORMAT);
+            o.set("config", Json.MAPPER.valueToTree(cfg.resultDefining()));
+            o.put("gameFingerprint", fingerprint(game));
+            o.put("players", n);
+            o.put("evaluations", evaluations);
+            o.put("nextSeq", nextSeq);
+            o.put("rounds", rounds);
+            o.put("elapsedSeconds", elapsed());
+            if (stopReason != null) o.put("stopReason", stopReason);
+            ArrayNode s = o.putArray("settled");
+            settled.stream().forEach(s::add);
+            o.set("stats", stats.toJson());
+            if (round != null) {
+                ArrayNode units = o.putArray("round");
+                for (Unit u : round) {
+                    ObjectNode un = units.addObject();
+                    un.put("unit", u.index);
+                    ArrayNode ws = un.putArray("walks");
+                    for (Walk w : u.walks) ws.add(w.state());
+                    if (u.a != null) {
+                        ArrayNode aa = un.putArray("a"), bb = un.putArray("b");
+                        for (int p = 0; p < n; p++) { aa.add(u.a[p]); bb.add(u.b[p]); }
+                    }
+                }
+            }
+            Json.writeFile(cfg.checkpointPath(), o);
+        }
+
+        void restore(JsonNode o) {
+            Path p = cfg.checkpointPath();
+            if (!CHECKPOINT_FORMAT.equals(o.path("format").asText()))
+                throw new NshapException(p + ": not an nshap shapley checkpoint");
+            JsonNode want = Json.MAPPER.valueToTree(cfg.resultDefining());
+            JsonNode have = o.path("config");
+            var names = want.fieldNames();
+            while (names.hasNext()) {
+                String f = names.next();
+                if (!String.valueOf(want.get(f)).equals(String.valueOf(have.get(f))))
+                    throw new NshapException(p + " was written by a different configuration: " + f + " is "
+                            + have.get(f) + " there but " + want.get(f) + " now");
+            }
+            if (!fingerprint(game).equals(o.path("gameFingerprint").asText()) || o.path("players").asInt() != n)
+                throw new NshapException(p + " was written for a different game");
+            evaluations = o.path("evaluations").asLong();
+            nextSeq = o.path("nextSeq").asLong();
+            rounds = o.path("rounds").asLong();
+            elapsedBefore = o.path("elapsedSeconds").asDouble();
+            stopReason = o.hasNonNull("stopReason") ? o.get("stopReason").asText() : null;
+            settled = new BitSet(n);
+            for (JsonNode s : o.path("settled")) settled.set(s.asInt());
+            stats = SufficientStats.fromJson(o.path("stats"), n, p.toString());
+            if (o.has("round")) {
+                round = new ArrayList<>();
+                for (JsonNode un : o.get("round")) {
+                    Unit u = new Unit(un.path("unit").asLong(), settled, stats);
+                    for (int j = 0; j < u.walks.length; j++) u.walks[j].restore(un.path("walks").get(j));
+                    if (u.a != null)
+                        for (int q = 0; q < n; q++) {
+                            u.a[q] = un.path("a").get(q).asDouble();
+                            u.b[q] = un.path("b").get(q).asDouble();
+                        }
+                    round.add(u);
+                }
+            }
+        }
+    }
+
+    static String sha256(String s) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8)));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
