@@ -316,12 +316,68 @@ public final class BenchCommand implements Runnable {
     }
 
     @Command(name = "shapley", mixinStandardHelpOptions = true,
-            description = "End-to-end TMAB Shapley run for a fixed number of coalition evaluations.")
+            description = {"End-to-end TMAB Shapley run over MLP neurons for a fixed number of coalition evaluations "
+                    + "(random-init model, P prompts of T random tokens, zero ablation, loss metric).",
+                    "Each repetition is a whole run from the same seed; the clean prefix up to the first player layer "
+                    + "is computed inside the run, as a user's run would."})
     public static final class Shapley implements Runnable {
         @Mixin Common o;
+        @Option(names = "--evaluations", defaultValue = "512", description = "Coalition evaluations per run (the budget). Default: ${DEFAULT-VALUE}.") long evaluations;
+        @Option(names = "--players", description = "all | blocks.L.mlp.hook_post[,...] (default: the middle layer, blocks.(n_layer/2).mlp.hook_post).")
+        String players;
+        @Option(names = "--group-size", defaultValue = "16", description = "Neurons per player. Default: ${DEFAULT-VALUE}.") int groupSize;
+        @Option(names = "--prompts", defaultValue = "16") int prompts;
+        @Option(names = "--tokens", defaultValue = "32") int tokens;
+        @Option(names = "--batch", defaultValue = "64", description = "Coalitions per evaluator call. Default: ${DEFAULT-VALUE}.") int batch;
+        @Option(names = "--max-tokens", description = "Tokens per forward batch. Default: 2048 on the CPU, 65536 on CUDA.") Integer maxTokens;
 
         @Override public void run() {
-            throw new NshapException("bench shapley: this build has no Shapley estimators yet (dev.nshap.shapley is not merged)");
+            o.check();
+            positive("--prompts, --tokens, --batch and --group-size", prompts, tokens, batch, groupSize);
+            if (evaluations < 1) throw new NshapException("--evaluations must be positive");
+            if (tokens > o.cfg.nPositions()) throw new NshapException("--tokens " + tokens + " exceeds the model's context of " + o.cfg.nPositions());
+            int mt = maxTokens != null ? maxTokens : o.cuda() ? 65536 : 2048;
+            positive("--max-tokens", mt);
+            if (players == null) players = "blocks." + o.cfg.nLayer() / 2 + ".mlp.hook_post";
+            dev.nshap.eval.NeuronPlayers ps = dev.nshap.eval.NeuronPlayers.parse(players, groupSize, o.cfg);
+            if (evaluations < ps.size() + 1)
+                throw new NshapException("--evaluations " + evaluations + " does not cover one TMAB permutation of " + ps.size()
+                        + " players (needs " + (ps.size() + 1) + "): raise it or --group-size");
+            GpuBench g = o.cuda() ? GpuBench.open() : null;
+            try {
+                BenchReport r = o.report("shapley", g);
+                r.config.put("estimator", "tmab");
+                r.config.put("evaluations", evaluations);
+                r.config.put("players", players + " (" + ps.size() + " players, " + ps.neuronCount() + " neurons)");
+                r.config.put("prompts", prompts);
+                r.config.put("tokens", tokens);
+                r.config.put("batch", batch);
+                r.config.put("max_tokens_per_batch", mt);
+                r.method.put("timing", "wall clock around each whole run (estimator, evaluator and forward passes)");
+                if (g != null) o.gpuPeaks(r, g);
+                GPT2Weights w = o.weights();
+                var data = CoalitionBench.prompts(o.cfg, prompts, tokens, o.seed);
+                dev.nshap.shapley.ShapleyConfig sc = dev.nshap.shapley.ShapleyConfig.builder(dev.nshap.shapley.Estimator.TMAB)
+                        .budget(evaluations).batch(batch).seed(o.seed).build();
+                try (Backend b = o.open(w)) {
+                    long[] done = new long[1];
+                    java.util.function.Supplier<Stats> work = () -> Stats.time(o.warmup, o.reps, () -> {
+                        var game = new dev.nshap.eval.NeuronGame(new dev.nshap.eval.Evaluator(b, data, mt), ps,
+                                dev.nshap.eval.Metric.LOSS, dev.nshap.eval.NeuronGame.Ablation.ZERO, 0, Map.of("bench", "shapley"));
+                        new dev.nshap.shapley.ShapleyRunner(game, sc).run();
+                        done[0] = game.coalitionsEvaluated();
+                    });
+                    System.err.println("timing " + (o.warmup + o.reps) + " TMAB runs of " + evaluations + " evaluations...");
+                    Stats st = g == null ? CpuPeak.around(r, work) : work.get();
+                    r.config.put("evaluations_done", done[0]);
+                    r.row("coalition evaluations/s", st, done[0] / st.median(), "evals/s", null);
+                    r.row("tokens/s", st, (double) done[0] * prompts * tokens / st.median(), "tokens/s", null);
+                }
+                o.finish(r, (g == null ? "CPU" : "CUDA") + " TMAB Shapley, GPT-2 " + o.config + ": " + evaluations + " evaluations, "
+                        + prompts + " prompts x " + tokens + " tokens");
+            } finally {
+                if (g != null) g.close();
+            }
         }
     }
 
