@@ -222,7 +222,12 @@ public final class CpuKernels {
 
     /** out[N,C] = LayerNorm(x[N,C]) * g + b, statistics in float64 for stability. */
     public static void layerNorm(float[] out, float[] x, float[] g, float[] b, int n, int c, double eps) {
-        for (int i = 0; i < n; i++) {
+        layerNormRows(out, x, g, b, 0, n, c, eps);
+    }
+
+    /** LayerNorm of rows [r0, r1) of x into the same rows of out (so row blocks can run on different threads). */
+    public static void layerNormRows(float[] out, float[] x, float[] g, float[] b, int r0, int r1, int c, double eps) {
+        for (int i = r0; i < r1; i++) {
             int o = i * c;
             double mean = 0;
             for (int k = 0; k < c; k++) mean += x[o + k];
@@ -239,8 +244,20 @@ public final class CpuKernels {
     private static final float GELU_C = (float) Math.sqrt(2.0 / Math.PI);
 
     /** gelu_new (tanh approximation), in place. tanh(y) = 1 - 2/(e^{2y}+1) keeps it on the fast exp intrinsic. */
-    public static void geluNew(float[] x, int n) {
-        for (int i = 0; i < n; i++) {
+    public static void geluNew(float[] x, int n) { geluNew(x, 0, n); }
+
+    /** gelu_new in place on x[off, off + n): whole vectors with the Vector API's exp, the tail in scalar code. */
+    public static void geluNew(float[] x, int off, int n) {
+        int nv = n / L * L;
+        FloatVector one = FloatVector.broadcast(S, 1f), two = FloatVector.broadcast(S, 2f);
+        for (int i = off; i < off + nv; i += L) {
+            FloatVector v = FloatVector.fromArray(S, x, i);
+            // |y| > 15 saturates tanh to +-1 in float; clamping keeps e^{2y} finite.
+            FloatVector y = v.mul(v).mul(0.044715f).mul(v).add(v).mul(GELU_C).max(-15f).min(15f);
+            FloatVector th = one.sub(two.div(y.mul(2f).lanewise(VectorOperators.EXP).add(1f)));
+            v.mul(0.5f).mul(th.add(1f)).intoArray(x, i);
+        }
+        for (int i = off + nv; i < off + n; i++) {
             float v = x[i];
             float y = GELU_C * (v + 0.044715f * v * v * v);
             float th = y > 15f ? 1f : y < -15f ? -1f : 1f - 2f / ((float) Math.exp(2f * y) + 1f);

@@ -70,6 +70,19 @@ class CpuKernelsTest {
         }
     }
 
+    @Test void geluNewVectorPathAndOffsetMatchTanhFormula() {
+        int n = 1003; // whole vectors plus a scalar tail, at an offset
+        float[] y = new float[n + 5];
+        for (int i = 0; i < y.length; i++) y[i] = -12f + 24f * i / y.length;
+        float[] x = y.clone();
+        CpuKernels.geluNew(y, 5, n);
+        for (int i = 0; i < y.length; i++) {
+            double v = x[i];
+            double ref = i < 5 ? v : 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+            assertEquals(ref, y[i], 1e-6 + 1e-6 * Math.abs(ref), "x=" + v);
+        }
+    }
+
     @Test void geluNewMatchesTanhFormula() {
         float[] x = {-20f, -5f, -1f, -0.1f, 0f, 0.3f, 1f, 2.5f, 8f, 30f};
         float[] y = x.clone();
