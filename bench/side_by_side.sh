@@ -30,6 +30,10 @@ case "$backend" in
   cuda) prompts="${prompts:-64}" reps="${reps:-20}" warmup="${warmup:-3}" precision=bf16 ref=torch ;;
   *) echo "side_by_side.sh: --backend must be cpu or cuda" >&2; exit 2 ;;
 esac
+case "$config" in
+  tiny) embd=64 ;; small) embd=768 ;; medium) embd=1024 ;; large) embd=1280 ;; xl) embd=1600 ;;
+  *) echo "side_by_side.sh: --config must be tiny|small|medium|large|xl" >&2; exit 2 ;;
+esac
 stamp="$(date -u +%Y%m%d-%H%M%S)"
 dir="$root/results/bench/side-by-side-$backend-$config-$stamp"
 mkdir -p "$dir"
@@ -68,7 +72,7 @@ ref_run() { # kind round
       forward) "$PY" bench/reference_torch.py forward --config "$config" --batch "$batch" --seq "$seq" --warmup "$warmup" --reps "$reps" ;;
       coalitions) "$PY" bench/reference_torch.py coalitions --config "$config" --coalitions "$coalitions" --prompts "$prompts" \
                     --tokens "$tokens" --warmup "$warmup" --reps "$reps" ;;
-      gemm) "$PY" bench/reference_torch.py matmul --m $((prompts * tokens)) --k 768 --n 3072 --warmup "$warmup" --reps "$reps" ;;
+      gemm) "$PY" bench/reference_torch.py matmul --m $((prompts * tokens)) --k "$embd" --n $((4 * embd)) --warmup "$warmup" --reps "$reps" ;;
     esac > "$out"
   fi
   echo "$out"
