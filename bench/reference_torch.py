@@ -142,7 +142,7 @@ def build(cfg_name, dev, dtype, seed):
 
 
 def last_logits(model, ids):
-    h = model.transformer(input_ids=ids).last_hidden_state[:, -1, :]
+    h = model.transformer(input_ids=ids, use_cache=False).last_hidden_state[:, -1, :]
     return model.lm_head(h)
 
 
