@@ -268,33 +268,69 @@ public final class CpuKernels {
     /**
      * Causal attention of one head of one sequence. qkv holds [T, 3C] rows starting at row {@code row0}
      * (q | k | v, heads contiguous inside each); out gets the head's [T, D] slice of [T, C] at the same rows.
-     * {@code scratch} needs T floats.
+     * {@code scratch} is reused when it holds a vector-rounded T floats, else one is allocated.
+     * <p>
+     * The head's K is transposed to [D][T] first, so the scores of L keys at a time are D broadcast FMAs with no
+     * horizontal reductions; the weighted sum of V keeps one output vector in a register across all keys.
      */
     public static void attentionHead(float[] out, float[] qkv, int row0, int t, int c, int nHead, int h, float[] scratch) {
         int d = c / nHead;
         float scale = (float) (1.0 / Math.sqrt(d));
         int c3 = 3 * c;
+        int tp = (t + L - 1) / L * L;
+        float[] s = scratch.length >= tp ? scratch : new float[tp];
+        float[] kt = new float[d * tp];
+        for (int j = 0; j < t; j++) {
+            int ko = (row0 + j) * c3 + c + h * d;
+            for (int k = 0; k < d; k++) kt[k * tp + j] = qkv[ko + k];
+        }
         int kv = d / L * L;
         for (int i = 0; i < t; i++) {
             int qo = (row0 + i) * c3 + h * d;
-            float max = Float.NEGATIVE_INFINITY;
-            for (int j = 0; j <= i; j++) {
-                float s = dot(qkv, qo, qkv, (row0 + j) * c3 + c + h * d, d) * scale;
-                scratch[j] = s;
-                if (s > max) max = s;
+            int nj = i + 1, njv = (nj + L - 1) / L * L;
+            for (int j0 = 0; j0 < njv; j0 += L) {
+                // four independent chains: one would wait on the FMA latency at every step
+                FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+                int k = 0;
+                for (; k + 4 <= d; k += 4) {
+                    int ko = k * tp + j0;
+                    a0 = FloatVector.fromArray(S, kt, ko).fma(FloatVector.broadcast(S, qkv[qo + k]), a0);
+                    a1 = FloatVector.fromArray(S, kt, ko + tp).fma(FloatVector.broadcast(S, qkv[qo + k + 1]), a1);
+                    a2 = FloatVector.fromArray(S, kt, ko + 2 * tp).fma(FloatVector.broadcast(S, qkv[qo + k + 2]), a2);
+                    a3 = FloatVector.fromArray(S, kt, ko + 3 * tp).fma(FloatVector.broadcast(S, qkv[qo + k + 3]), a3);
+                }
+                for (; k < d; k++) a0 = FloatVector.fromArray(S, kt, k * tp + j0).fma(FloatVector.broadcast(S, qkv[qo + k]), a0);
+                a0.add(a1).add(a2.add(a3)).mul(scale).intoArray(s, j0);
             }
-            float sum = 0f;
-            for (int j = 0; j <= i; j++) { float p = (float) Math.exp(scratch[j] - max); scratch[j] = p; sum += p; }
-            float inv = 1f / sum;
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < nj; j++) if (s[j] > max) max = s[j];
+            // exp on whole vectors (the scalar exp was half the head's time); lanes past the last key become 0
+            FloatVector mv = FloatVector.broadcast(S, max), sumv = FloatVector.zero(S);
+            for (int j0 = 0; j0 < njv; j0 += L) {
+                FloatVector p = FloatVector.fromArray(S, s, j0).sub(mv).lanewise(VectorOperators.EXP);
+                if (j0 + L > nj) p = FloatVector.zero(S).blend(p, S.indexInRange(j0, nj));
+                p.intoArray(s, j0);
+                sumv = sumv.add(p);
+            }
+            float inv = 1f / sumv.reduceLanes(VectorOperators.ADD);
             int oo = (row0 + i) * c + h * d;
-            for (int k = 0; k < d; k++) out[oo + k] = 0f;
-            for (int j = 0; j <= i; j++) {
-                float p = scratch[j] * inv;
-                int vo = (row0 + j) * c3 + 2 * c + h * d;
-                FloatVector pv = FloatVector.broadcast(S, p);
-                for (int k = 0; k < kv; k += L)
-                    FloatVector.fromArray(S, qkv, vo + k).fma(pv, FloatVector.fromArray(S, out, oo + k)).intoArray(out, oo + k);
-                for (int k = kv; k < d; k++) out[oo + k] += p * qkv[vo + k];
+            int vo0 = row0 * c3 + 2 * c + h * d;
+            for (int k = 0; k < kv; k += L) {
+                FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+                int j = 0, vo = vo0 + k;
+                for (; j + 4 <= nj; j += 4, vo += 4 * c3) {
+                    a0 = FloatVector.fromArray(S, qkv, vo).fma(FloatVector.broadcast(S, s[j]), a0);
+                    a1 = FloatVector.fromArray(S, qkv, vo + c3).fma(FloatVector.broadcast(S, s[j + 1]), a1);
+                    a2 = FloatVector.fromArray(S, qkv, vo + 2 * c3).fma(FloatVector.broadcast(S, s[j + 2]), a2);
+                    a3 = FloatVector.fromArray(S, qkv, vo + 3 * c3).fma(FloatVector.broadcast(S, s[j + 3]), a3);
+                }
+                for (; j < nj; j++, vo += c3) a0 = FloatVector.fromArray(S, qkv, vo).fma(FloatVector.broadcast(S, s[j]), a0);
+                a0.add(a1).add(a2.add(a3)).mul(inv).intoArray(out, oo + k);
+            }
+            for (int k = kv; k < d; k++) {
+                float o = 0f;
+                for (int j = 0, vo = vo0 + k; j < nj; j++, vo += c3) o += s[j] * qkv[vo];
+                out[oo + k] = o * inv;
             }
         }
     }
