@@ -286,53 +286,62 @@ public final class CpuKernels {
         }
         int kv = d / L * L;
         for (int i = 0; i < t; i++) {
-            int qo = (row0 + i) * c3 + h * d;
             int nj = i + 1, njv = (nj + L - 1) / L * L;
-            for (int j0 = 0; j0 < njv; j0 += L) {
-                // four independent chains: one would wait on the FMA latency at every step
-                FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
-                int k = 0;
-                for (; k + 4 <= d; k += 4) {
-                    int ko = k * tp + j0;
-                    a0 = FloatVector.fromArray(S, kt, ko).fma(FloatVector.broadcast(S, qkv[qo + k]), a0);
-                    a1 = FloatVector.fromArray(S, kt, ko + tp).fma(FloatVector.broadcast(S, qkv[qo + k + 1]), a1);
-                    a2 = FloatVector.fromArray(S, kt, ko + 2 * tp).fma(FloatVector.broadcast(S, qkv[qo + k + 2]), a2);
-                    a3 = FloatVector.fromArray(S, kt, ko + 3 * tp).fma(FloatVector.broadcast(S, qkv[qo + k + 3]), a3);
-                }
-                for (; k < d; k++) a0 = FloatVector.fromArray(S, kt, k * tp + j0).fma(FloatVector.broadcast(S, qkv[qo + k]), a0);
-                a0.add(a1).add(a2.add(a3)).mul(scale).intoArray(s, j0);
-            }
-            float max = Float.NEGATIVE_INFINITY;
-            for (int j = 0; j < nj; j++) if (s[j] > max) max = s[j];
-            // exp on whole vectors (the scalar exp was half the head's time); lanes past the last key become 0
-            FloatVector mv = FloatVector.broadcast(S, max), sumv = FloatVector.zero(S);
-            for (int j0 = 0; j0 < njv; j0 += L) {
-                FloatVector p = FloatVector.fromArray(S, s, j0).sub(mv).lanewise(VectorOperators.EXP);
-                if (j0 + L > nj) p = FloatVector.zero(S).blend(p, S.indexInRange(j0, nj));
-                p.intoArray(s, j0);
-                sumv = sumv.add(p);
-            }
-            float inv = 1f / sumv.reduceLanes(VectorOperators.ADD);
+            int qo = (row0 + i) * c3 + h * d;
+            for (int j0 = 0; j0 < njv; j0 += L) scoreBlock(s, kt, qkv, qo, d, tp, j0, scale);
+            float inv = softmaxInPlace(s, nj, njv);
             int oo = (row0 + i) * c + h * d;
             int vo0 = row0 * c3 + 2 * c + h * d;
-            for (int k = 0; k < kv; k += L) {
-                FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
-                int j = 0, vo = vo0 + k;
-                for (; j + 4 <= nj; j += 4, vo += 4 * c3) {
-                    a0 = FloatVector.fromArray(S, qkv, vo).fma(FloatVector.broadcast(S, s[j]), a0);
-                    a1 = FloatVector.fromArray(S, qkv, vo + c3).fma(FloatVector.broadcast(S, s[j + 1]), a1);
-                    a2 = FloatVector.fromArray(S, qkv, vo + 2 * c3).fma(FloatVector.broadcast(S, s[j + 2]), a2);
-                    a3 = FloatVector.fromArray(S, qkv, vo + 3 * c3).fma(FloatVector.broadcast(S, s[j + 3]), a3);
-                }
-                for (; j < nj; j++, vo += c3) a0 = FloatVector.fromArray(S, qkv, vo).fma(FloatVector.broadcast(S, s[j]), a0);
-                a0.add(a1).add(a2.add(a3)).mul(inv).intoArray(out, oo + k);
-            }
+            for (int k = 0; k < kv; k += L) weightedV(out, oo + k, qkv, vo0 + k, c3, s, nj, inv);
             for (int k = kv; k < d; k++) {
                 float o = 0f;
                 for (int j = 0, vo = vo0 + k; j < nj; j++, vo += c3) o += s[j] * qkv[vo];
                 out[oo + k] = o * inv;
             }
         }
+    }
+
+    /** s[j0, j0 + L) = scale * q . k_j for L keys: four independent FMA chains over the head dimension. */
+    private static void scoreBlock(float[] s, float[] kt, float[] qkv, int qo, int d, int tp, int j0, float scale) {
+        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+        int k = 0;
+        for (; k + 4 <= d; k += 4) {
+            int ko = k * tp + j0;
+            a0 = FloatVector.fromArray(S, kt, ko).fma(FloatVector.broadcast(S, qkv[qo + k]), a0);
+            a1 = FloatVector.fromArray(S, kt, ko + tp).fma(FloatVector.broadcast(S, qkv[qo + k + 1]), a1);
+            a2 = FloatVector.fromArray(S, kt, ko + 2 * tp).fma(FloatVector.broadcast(S, qkv[qo + k + 2]), a2);
+            a3 = FloatVector.fromArray(S, kt, ko + 3 * tp).fma(FloatVector.broadcast(S, qkv[qo + k + 3]), a3);
+        }
+        for (; k < d; k++) a0 = FloatVector.fromArray(S, kt, k * tp + j0).fma(FloatVector.broadcast(S, qkv[qo + k]), a0);
+        a0.add(a1).add(a2.add(a3)).mul(scale).intoArray(s, j0);
+    }
+
+    /** s[0, n) = exp(s - max) with lanes [n, nv) zeroed; returns 1 / sum. */
+    private static float softmaxInPlace(float[] s, int n, int nv) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < n; j++) if (s[j] > max) max = s[j];
+        FloatVector mv = FloatVector.broadcast(S, max), sumv = FloatVector.zero(S);
+        for (int j0 = 0; j0 < nv; j0 += L) {
+            FloatVector p = FloatVector.fromArray(S, s, j0).sub(mv).lanewise(VectorOperators.EXP);
+            if (j0 + L > n) p = FloatVector.zero(S).blend(p, S.indexInRange(j0, n));
+            p.intoArray(s, j0);
+            sumv = sumv.add(p);
+        }
+        return 1f / sumv.reduceLanes(VectorOperators.ADD);
+    }
+
+    /** out[o, o + L) = inv * sum_j s[j] v_j over n keys whose rows are c3 apart: four chains. */
+    private static void weightedV(float[] out, int o, float[] qkv, int vo, int c3, float[] s, int n, float inv) {
+        FloatVector a0 = FloatVector.zero(S), a1 = a0, a2 = a0, a3 = a0;
+        int j = 0;
+        for (; j + 4 <= n; j += 4, vo += 4 * c3) {
+            a0 = FloatVector.fromArray(S, qkv, vo).fma(FloatVector.broadcast(S, s[j]), a0);
+            a1 = FloatVector.fromArray(S, qkv, vo + c3).fma(FloatVector.broadcast(S, s[j + 1]), a1);
+            a2 = FloatVector.fromArray(S, qkv, vo + 2 * c3).fma(FloatVector.broadcast(S, s[j + 2]), a2);
+            a3 = FloatVector.fromArray(S, qkv, vo + 3 * c3).fma(FloatVector.broadcast(S, s[j + 3]), a3);
+        }
+        for (; j < n; j++, vo += c3) a0 = FloatVector.fromArray(S, qkv, vo).fma(FloatVector.broadcast(S, s[j]), a0);
+        a0.add(a1).add(a2.add(a3)).mul(inv).intoArray(out, o);
     }
 
     /** a += b, element-wise over n. */
