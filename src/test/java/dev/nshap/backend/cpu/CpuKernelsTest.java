@@ -20,7 +20,7 @@ class CpuKernelsTest {
     @Test void matmulMatchesFloat64OnOddAndPanelShapes() {
         int[][] shapes = {{1, 1, 1}, {7, 13, 37}, {5, 64, 128}, {33, 96, 400}, {9, 768, 200},
                 // K past one packed K block with a remainder; whole register tiles plus leftover columns; 4-row tiles plus leftover rows
-                {13, 600, 305}, {8, 257, 192}};
+                {13, 600, 305}, {8, 257, 192}, {5, 1700, 130}};
         for (int[] sh : shapes) {
             int n = sh[0], k = sh[1], m = sh[2];
             float[] x = rand(n * k), w = rand(k * m), b = rand(m), out = new float[n * m];
