@@ -212,7 +212,14 @@ public final class BenchCommand implements Runnable {
                     o.gpuPeaks(r, g);
                     st = KernelBench.gpuAttention(g, o.cfg, o.bf16(), batch, seq, o.warmup, o.reps, o.seed);
                 }
+                if (g == null) {
+                    double bw = CpuPeak.copyBandwidth(1, 5);
+                    r.peak("cpu_copy_bandwidth", bw, "GB/s", "parallel System.arraycopy of 256 MiB, bytes read + written, median of 5");
+                }
+                // Compulsory traffic: qkv read once, the head outputs written once.
+                double bytes = (double) batch * seq * o.cfg.nEmbd() * (3 * 4 + (o.bf16() ? 2 : 4));
                 r.row("attention (QK^T + PV FLOPs)", st, flop / st.median() / 1e9, "GFLOP/s", g == null ? "cpu_matmul" : "gpu_gemm");
+                r.row("attention (qkv in + out bytes)", st, bytes / st.median() / 1e9, "GB/s", g == null ? "cpu_copy_bandwidth" : "gpu_copy_bandwidth");
                 r.row("tokens/s (one layer)", st, batch * seq / st.median(), "tokens/s", null);
                 o.finish(r, (g == null ? "CPU" : "CUDA") + " attention, one layer");
             } finally {
