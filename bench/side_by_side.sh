@@ -56,7 +56,7 @@ nshap_run() { # kind round
                --prompts "$prompts" --tokens "$tokens" --warmup "$warmup" --reps "$reps" --json "$out" ;;
     gemm) "$NSHAP" bench gemm --backend "$backend" --precision "$precision" --config "$config" --m $((prompts * tokens)) \
                --warmup "$warmup" --reps "$reps" --json "$out" ;;
-  esac >&2
+  esac >&2 || { echo "side_by_side.sh: nshap bench $kind failed (see above)" >&2; return 1; }
   echo "$out"
 }
 ref_run() { # kind round
@@ -74,7 +74,7 @@ ref_run() { # kind round
                     --tokens "$tokens" --warmup "$warmup" --reps "$reps" ;;
       gemm) "$PY" bench/reference_torch.py matmul --m $((prompts * tokens)) --k "$embd" --n $((4 * embd)) --warmup "$warmup" --reps "$reps" ;;
     esac > "$out"
-  fi
+  fi || { echo "side_by_side.sh: the $ref reference failed on $kind: $(cat "$out")" >&2; return 1; }
   echo "$out"
 }
 
