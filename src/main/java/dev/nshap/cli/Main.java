@@ -10,12 +10,12 @@ import java.io.UncheckedIOException;
         description = "Neuron Shapley attribution for GPT-2: rank MLP neurons per topic, export clusters, impair them.",
         subcommands = {
                 CommandLine.HelpCommand.class,
-                CudaInfoCommand.class,
                 DemoCommand.class,
                 ModelCommand.class,
                 ForwardCommand.class,
                 EvaluateCommand.class,
                 BenchCommand.class,
+                CudaInfoCommand.class,
                 ShapleyCommand.class,
                 dev.nshap.convert.ConvertCommand.class,
                 ClustersCommand.class,

@@ -178,11 +178,7 @@ public final class CpuBackend implements Backend {
         int chunks = Math.min(n, 64);
         IntStream.range(0, chunks).parallel().forEach(q -> {
             int r0 = (int) ((long) n * q / chunks), r1 = (int) ((long) n * (q + 1) / chunks);
-            float[] tmp = new float[(r1 - r0) * cc];
-            float[] src = new float[(r1 - r0) * cc];
-            System.arraycopy(x, r0 * cc, src, 0, src.length);
-            CpuKernels.layerNorm(tmp, src, g, b, r1 - r0, cc, c.layerNormEpsilon());
-            System.arraycopy(tmp, 0, out, r0 * cc, tmp.length);
+            CpuKernels.layerNormRows(out, x, g, b, r0, r1, cc, c.layerNormEpsilon());
         });
     }
 
@@ -190,10 +186,8 @@ public final class CpuBackend implements Backend {
         int chunks = Math.min(n, 64);
         IntStream.range(0, chunks).parallel().forEach(q -> {
             int r0 = (int) ((long) n * q / chunks), r1 = (int) ((long) n * (q + 1) / chunks);
-            float[] tmp = new float[(r1 - r0) * width];
-            System.arraycopy(h, r0 * width, tmp, 0, tmp.length);
-            if (exact) CpuKernels.geluErf(tmp, tmp.length); else CpuKernels.geluNew(tmp, tmp.length);
-            System.arraycopy(tmp, 0, h, r0 * width, tmp.length);
+            if (exact) CpuKernels.geluErf(h, r0 * width, (r1 - r0) * width);
+            else CpuKernels.geluNew(h, r0 * width, (r1 - r0) * width);
         });
     }
 

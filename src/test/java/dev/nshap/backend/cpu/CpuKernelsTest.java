@@ -6,6 +6,7 @@ import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 /** Each Vector-API kernel against a plain float64 loop, on shapes that exercise every tail path. */
 class CpuKernelsTest {
@@ -18,7 +19,9 @@ class CpuKernelsTest {
     }
 
     @Test void matmulMatchesFloat64OnOddAndPanelShapes() {
-        int[][] shapes = {{1, 1, 1}, {7, 13, 37}, {5, 64, 128}, {33, 96, 400}, {9, 768, 200}};
+        int[][] shapes = {{1, 1, 1}, {7, 13, 37}, {5, 64, 128}, {33, 96, 400}, {9, 768, 200},
+                // K past one packed K block with a remainder; whole register tiles plus leftover columns; 4-row tiles plus leftover rows
+                {13, 600, 305}, {8, 257, 192}, {5, 1700, 130}};
         for (int[] sh : shapes) {
             int n = sh[0], k = sh[1], m = sh[2];
             float[] x = rand(n * k), w = rand(k * m), b = rand(m), out = new float[n * m];
@@ -68,6 +71,19 @@ class CpuKernelsTest {
         }
     }
 
+    @Test void geluNewVectorPathAndOffsetMatchTanhFormula() {
+        int n = 1003; // whole vectors plus a scalar tail, at an offset
+        float[] y = new float[n + 5];
+        for (int i = 0; i < y.length; i++) y[i] = -12f + 24f * i / y.length;
+        float[] x = y.clone();
+        CpuKernels.geluNew(y, 5, n);
+        for (int i = 0; i < y.length; i++) {
+            double v = x[i];
+            double ref = i < 5 ? v : 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+            assertEquals(ref, y[i], 1e-6 + 1e-6 * Math.abs(ref), "x=" + v);
+        }
+    }
+
     @Test void geluNewMatchesTanhFormula() {
         float[] x = {-20f, -5f, -1f, -0.1f, 0f, 0.3f, 1f, 2.5f, 8f, 30f};
         float[] y = x.clone();
@@ -80,7 +96,14 @@ class CpuKernelsTest {
     }
 
     @Test void attentionHeadIsCausalSoftmaxAverage() {
-        int t = 9, c = 24, nh = 3, d = c / nh, row0 = 2;
+        // d = 8 (one vector), 64 (several, T past a vector of keys), 20 (a scalar tail in both loops)
+        attentionCase(9, 24, 3);
+        attentionCase(37, 128, 2);
+        attentionCase(13, 60, 3);
+    }
+
+    void attentionCase(int t, int c, int nh) {
+        int d = c / nh, row0 = 2;
         float[] qkv = rand((row0 + t) * 3 * c), out = new float[(row0 + t) * c];
         for (int h = 0; h < nh; h++) CpuKernels.attentionHead(out, qkv, row0, t, c, nh, h, new float[t]);
         for (int h = 0; h < nh; h++)
@@ -96,9 +119,47 @@ class CpuKernelsTest {
                 for (int k = 0; k < d; k++) {
                     double o = 0;
                     for (int j = 0; j <= i; j++) o += s[j] / sum * qkv[(row0 + j) * 3 * c + 2 * c + h * d + k];
-                    assertEquals(o, out[(row0 + i) * c + h * d + k], 1e-5);
+                    assertEquals(o, out[(row0 + i) * c + h * d + k], 2e-5, "t=" + t + " d=" + d + " h=" + h + " i=" + i + " k=" + k);
                 }
             }
         for (int k = 0; k < row0 * c; k++) assertTrue(out[k] == 0f, "rows before row0 untouched");
+    }
+
+    @Test void expIsAccurateAndItsVectorAndScalarFormsAgreeBitForBit() {
+        float[] xs = new float[4096];
+        for (int i = 0; i < xs.length; i++) xs[i] = -80f + 160f * i / xs.length + (float) r.nextGaussian() * 0.01f;
+        for (int i = 0; i < xs.length; i += CpuKernels.L) {
+            float[] v = new float[CpuKernels.L];
+            CpuKernels.exp(jdk.incubator.vector.FloatVector.fromArray(CpuKernels.S, xs, i)).intoArray(v, 0);
+            for (int l = 0; l < CpuKernels.L; l++) {
+                float x = xs[i + l];
+                assertEquals(Float.floatToIntBits(CpuKernels.exp(x)), Float.floatToIntBits(v[l]), "x=" + x);
+                double ref = Math.exp(x);
+                assertEquals(ref, v[l], 3e-7 * ref, "x=" + x);
+            }
+        }
+    }
+
+    @Test void geluTailAndVectorPathsGiveTheSameBits() {
+        float[] x = rand(8 * CpuKernels.L + 5);
+        for (int i = 0; i < x.length; i++) x[i] *= 4;
+        float[] whole = x.clone(), shifted = new float[x.length + 3];
+        CpuKernels.geluNew(whole, whole.length);
+        System.arraycopy(x, 0, shifted, 3, x.length);
+        CpuKernels.geluNew(shifted, 3, x.length); // every element lands in the other path's lanes
+        for (int i = 0; i < x.length; i++) assertEquals(Float.floatToIntBits(whole[i]), Float.floatToIntBits(shifted[i + 3]), "i=" + i);
+    }
+
+    @Test void theForwardPassGivesTheSameBitsAfterTheJitHasCompiledIt() {
+        dev.nshap.model.GPT2Config c = dev.nshap.testutil.TestModels.tinyConfig(61);
+        CpuBackend b = new CpuBackend(dev.nshap.testutil.TestModels.random(c, 2, 0.3f));
+        int[] toks = dev.nshap.testutil.TestModels.randomTokens(r, 24, 61);
+        float[] first = b.forward(new dev.nshap.backend.ForwardRequest().addLast(toks)).logits()[0];
+        for (int rep = 0; rep < 400; rep++) {
+            float[] again = b.forward(new dev.nshap.backend.ForwardRequest().addLast(toks)).logits()[0];
+            for (int i = 0; i < first.length; i++)
+                if (Float.floatToIntBits(first[i]) != Float.floatToIntBits(again[i]))
+                    fail("repetition " + rep + " changed logit " + i + ": " + first[i] + " -> " + again[i]);
+        }
     }
 }
