@@ -78,7 +78,16 @@ class HubClientTest {
         List<String> gets = hub.log.stream().filter(l -> l.startsWith("GET /cdn/")).toList();
         assertEquals(2, gets.size(), gets.toString());
         assertFalse(gets.get(0).contains("bytes="), gets.toString());
-        assertTrue(gets.get(1).endsWith(" bytes=" + (weights.length / 2) + "-"), gets.toString());
+        // The server sends half the body before dropping the connection; TCP may lose some of what was in flight,
+        // so the client resumes from whatever it had saved: somewhere in (0, half].
+        long from = rangeStart(gets.get(1));
+        assertTrue(from > 0 && from <= weights.length / 2, gets.toString());
+    }
+
+    private static long rangeStart(String logLine) {
+        int at = logLine.lastIndexOf(" bytes=");
+        assertTrue(at >= 0 && logLine.endsWith("-"), "not a Range request: " + logLine);
+        return Long.parseLong(logLine.substring(at + " bytes=".length(), logLine.length() - 1));
     }
 
     @Test void anInterruptedRunLeavesAPartialFileThatTheNextRunResumes() throws Exception {
@@ -89,14 +98,15 @@ class HubClientTest {
         assertTrue(e.getMessage().contains("run the same command again to resume"), e.getMessage());
         String sha = FakeHub.sha256(weights);
         Path part = repoDir().resolve("blobs").resolve(sha + ".incomplete");
-        assertEquals(weights.length / 2, Files.size(part));
+        long saved = Files.size(part);
+        assertTrue(saved > 0 && saved <= weights.length / 2, "partial file of " + saved + " bytes");
         assertFalse(Files.exists(repoDir().resolve("blobs").resolve(sha)));
 
         HubClient.Pulled p = client().pull("org/tiny", null);
         ConverterTest.assertSameBits(w, Checkpoint.load(p.dir()).weights());
         assertFalse(Files.exists(part));
         String last = hub.log.stream().filter(l -> l.startsWith("GET /cdn/")).reduce((a, b) -> b).orElseThrow();
-        assertTrue(last.endsWith(" bytes=" + (weights.length / 2) + "-"), last);
+        assertEquals(saved, rangeStart(last), last);
     }
 
     @Test void corruptBytesFailTheChecksumAndLeaveNothing() throws Exception {
