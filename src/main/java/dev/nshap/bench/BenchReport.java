@@ -109,7 +109,7 @@ public final class BenchReport {
 
     public void printTable(PrintStream out, String title) {
         out.println(title);
-        for (Map.Entry<String, Object> e : config.entrySet()) out.printf(Locale.ROOT, "  %-14s %s%n", e.getKey(), e.getValue());
+        for (Map.Entry<String, Object> e : config.entrySet()) out.printf(Locale.ROOT, "  %-14s %s%n", e.getKey(), show(e.getValue()));
         out.printf(Locale.ROOT, "  %-14s %s, %s cores, %s%n", "machine", machine.get("cpu_model"), machine.get("cores"), machine.get("java"));
         if (machine.containsKey("gpu")) out.printf(Locale.ROOT, "  %-14s %s%n", "gpu", machine.get("gpu"));
         out.printf(Locale.ROOT, "  %-14s %.2f (1-min average at start)%n", "load", ((Number) machine.get("load_average")).doubleValue());
@@ -136,5 +136,16 @@ public final class BenchReport {
         if (v >= 1e5) return String.format(Locale.ROOT, "%.0f", v);
         if (v >= 100) return String.format(Locale.ROOT, "%.1f", v);
         return String.format(Locale.ROOT, "%.3f", v);
+    }
+
+    /** Table text for a configuration value: fractions and rates to 3 significant digits (the JSON keeps them whole). */
+    private static String show(Object v) {
+        if (v instanceof Double || v instanceof Float) return String.format(Locale.ROOT, "%.3g", ((Number) v).doubleValue());
+        if (v instanceof Map<?, ?> m) {
+            StringBuilder b = new StringBuilder("{");
+            new java.util.TreeMap<>(m).forEach((k, x) -> b.append(b.length() > 1 ? ", " : "").append(k).append('=').append(show(x)));
+            return b.append('}').toString();
+        }
+        return String.valueOf(v);
     }
 }
