@@ -266,7 +266,7 @@ public final class Charts {
         byLayer.forEach((l, xs) -> ds.add(xs, "Shapley value", "layer " + l));
         BoxAndWhiskerRenderer r = new BoxAndWhiskerRenderer();
         r.setSeriesPaint(0, PALETTE[0]);
-        r.setMeanVisible(true);
+        r.setMeanVisible(false); // JFreeChart draws the mean as a disc a quarter of the box wide: it hides the median
         r.setMaximumBarWidth(0.12); // one layer alone would otherwise fill the plot (and its mean marker with it)
         r.setMaxOutlierVisible(true);
         r.setMinOutlierVisible(true);
