@@ -20,7 +20,7 @@ import java.util.List;
 import java.util.Locale;
 
 @Command(name = "evaluate", mixinStandardHelpOptions = true,
-        description = "Score the unmodified model on prompt sets: keyword accuracy, loss, logit-diff (mean and 95% CI over prompts).")
+        description = "Score the unmodified model on prompt sets: keyword accuracy, loss, logit-diff (mean and 95% Student-t CI over prompts).")
 public final class EvaluateCommand implements Runnable {
     @Mixin ModelOptions modelOptions;
 
@@ -59,19 +59,17 @@ public final class EvaluateCommand implements Runnable {
                 Evaluator ev = new Evaluator(b, d.tokenize(m.tokenizer(), m.config()), maxTokens);
                 for (Metric metric : ms) {
                     double[] v = ev.evaluate(List.of(Condition.clean(m.config().nLayer())), ev.allPrompts(), metric)[0];
-                    double mean = 0, var = 0;
-                    for (double x : v) mean += x;
-                    mean /= v.length;
-                    for (double x : v) var += (x - mean) * (x - mean);
-                    double se = v.length > 1 ? Math.sqrt(var / (v.length - 1) / v.length) : 0;
-                    System.out.printf(Locale.ROOT, "%-28s %-11s %8d %10.4f   [%8.4f, %8.4f]%n", d.name(), metric, v.length, mean,
-                            mean - 1.96 * se, mean + 1.96 * se);
+                    dev.nshap.impair.Stats st = dev.nshap.impair.Stats.of(v);
+                    System.out.printf(Locale.ROOT, "%-28s %-11s %8d %10.4f   [%8.4f, %8.4f]%n", d.name(), metric, v.length, st.mean(),
+                            st.ciLow(), st.ciHigh());
                     ObjectNode r = rows.addObject();
                     r.put("dataset", d.file().toString());
                     r.put("metric", metric.cliName);
                     r.put("prompts", v.length);
-                    r.put("mean", mean);
-                    r.put("stderr", se);
+                    r.put("mean", st.mean());
+                    r.put("sd", st.sd());
+                    r.put("ci_low", st.ciLow());
+                    r.put("ci_high", st.ciHigh());
                 }
             }
         }

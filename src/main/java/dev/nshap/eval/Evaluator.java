@@ -189,22 +189,7 @@ public final class Evaluator {
     /** Clean-run activations at a hook, per prompt. */
     public float[][] collect(HookPoint hp) {
         float[][] out = new float[data.size()][];
-        int from = 0;
-        while (from < data.size()) {
-            ForwardRequest req = new ForwardRequest();
-            req.cache.add(hp);
-            int tokens = 0, to = from;
-            while (to < data.size() && (to == from || tokens + data.sequences[to].length <= maxTokens)) {
-                req.add(data.sequences[to], null, null);
-                tokens += data.sequences[to].length;
-                to++;
-            }
-            ForwardResult r = backend.forward(req);
-            forwardPasses++;
-            float[][] got = r.cache().get(hp);
-            for (int i = from; i < to; i++) out[i] = got[i - from];
-            from = to;
-        }
+        cleanBatches(false, java.util.Set.of(hp), (p, r, s) -> out[p] = r.cache().get(hp)[s]);
         return out;
     }
 
@@ -212,29 +197,37 @@ public final class Evaluator {
         if (cleanLogProbs != null) return;
         int V = cfg.vocabSize();
         float[][] lp = new float[data.size()][];
+        cleanBatches(true, java.util.Set.of(), (p, r, s) -> {
+            float[] lg = r.logits()[s];
+            float[] o = new float[lg.length];
+            for (int k = 0; k < lg.length / V; k++) {
+                double lse = logSumExp(lg, k * V, V);
+                for (int v = 0; v < V; v++) o[k * V + v] = (float) (lg[k * V + v] - lse);
+            }
+            lp[p] = o;
+        });
+        cleanLogProbs = lp;
+    }
+
+    private interface PerPrompt { void accept(int prompt, ForwardResult result, int sequence); }
+
+    /** Runs the clean model over every prompt in batches of at most maxTokens, handing each prompt its result. */
+    private void cleanBatches(boolean scored, java.util.Set<HookPoint> cache, PerPrompt each) {
         int from = 0;
         while (from < data.size()) {
             ForwardRequest req = new ForwardRequest();
+            req.cache.addAll(cache);
             int tokens = 0, to = from;
             while (to < data.size() && (to == from || tokens + data.sequences[to].length <= maxTokens)) {
-                req.add(data.sequences[to], data.scorePositions[to], null);
+                req.add(data.sequences[to], scored ? data.scorePositions[to] : null, null);
                 tokens += data.sequences[to].length;
                 to++;
             }
             ForwardResult r = backend.forward(req);
             forwardPasses++;
-            for (int i = from; i < to; i++) {
-                float[] lg = r.logits()[i - from];
-                float[] o = new float[lg.length];
-                for (int k = 0; k < lg.length / V; k++) {
-                    double lse = logSumExp(lg, k * V, V);
-                    for (int v = 0; v < V; v++) o[k * V + v] = (float) (lg[k * V + v] - lse);
-                }
-                lp[i] = o;
-            }
+            for (int i = from; i < to; i++) each.accept(i, r, i - from);
             from = to;
         }
-        cleanLogProbs = lp;
     }
 
     static double logSumExp(float[] a, int off, int n) {
