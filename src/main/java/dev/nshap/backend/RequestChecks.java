@@ -76,4 +76,24 @@ public final class RequestChecks {
         }
         return by;
     }
+
+    /** Checks the start layer, the start residual of every sequence, and that no cached hook lies before the start. */
+    public static int startLayer(ForwardRequest req, int[] len, GPT2Config c) {
+        int start = req.startLayer;
+        if (start < 0 || start > c.nLayer()) throw new NshapException("forward: start layer " + start + " outside 0.." + c.nLayer());
+        if (start > 0) {
+            if (req.startResidual == null || req.startResidual.size() != len.length)
+                throw new NshapException("forward: start layer " + start + " needs a start residual for each of the " + len.length + " sequences");
+            for (int s = 0; s < len.length; s++) {
+                float[] r = req.startResidual.get(s);
+                if (r == null || r.length != len[s] * c.nEmbd())
+                    throw new NshapException("forward: start residual of sequence " + s + " has the wrong size");
+            }
+        }
+        for (HookPoint hp : req.cache) {
+            hp.checkFor(c);
+            if (hp.layer() < start) throw new NshapException("forward: cannot cache " + hp + " before the start layer " + start);
+        }
+        return start;
+    }
 }

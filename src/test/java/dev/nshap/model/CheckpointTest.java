@@ -272,4 +272,69 @@ class CheckpointTest {
         assertEquals(Map.of("BF16", 28), lay.dtypeCounts());
         assertTrue(lay.tiedHead());
     }
+
+    /**
+     * Names written literally as Hugging Face spells them, each tensor filled with its own constant: the loader must
+     * put every one into the field of that name (a loader and writer that swapped two same-shaped tensors the same
+     * way would pass a round trip, not this).
+     */
+    @Test void everyHuggingFaceNameLandsInItsOwnField() throws Exception {
+        GPT2Config c = TINY;
+        int C = c.nEmbd(), H = c.nInner();
+        LinkedHashMap<String, SafeTensors.Tensor> t = new LinkedHashMap<>();
+        Map<String, Float> value = new LinkedHashMap<>();
+        java.util.function.BiConsumer<String, long[]> put = (name, shape) -> {
+            float v = value.size() + 1;
+            value.put(name, v);
+            long n = 1;
+            for (long d : shape) n *= d;
+            float[] a = new float[(int) n];
+            java.util.Arrays.fill(a, v);
+            t.put(name, new SafeTensors.Tensor("F32", shape, a));
+        };
+        put.accept("wte.weight", new long[]{c.vocabSize(), C});
+        put.accept("wpe.weight", new long[]{c.nPositions(), C});
+        for (int l = 0; l < c.nLayer(); l++) {
+            String p = "h." + l + ".";
+            put.accept(p + "ln_1.weight", new long[]{C});
+            put.accept(p + "ln_1.bias", new long[]{C});
+            put.accept(p + "attn.c_attn.weight", new long[]{C, 3 * C});
+            put.accept(p + "attn.c_attn.bias", new long[]{3 * C});
+            put.accept(p + "attn.c_proj.weight", new long[]{C, C});
+            put.accept(p + "attn.c_proj.bias", new long[]{C});
+            put.accept(p + "ln_2.weight", new long[]{C});
+            put.accept(p + "ln_2.bias", new long[]{C});
+            put.accept(p + "mlp.c_fc.weight", new long[]{C, H});
+            put.accept(p + "mlp.c_fc.bias", new long[]{H});
+            put.accept(p + "mlp.c_proj.weight", new long[]{H, C});
+            put.accept(p + "mlp.c_proj.bias", new long[]{C});
+        }
+        put.accept("ln_f.weight", new long[]{C});
+        put.accept("ln_f.bias", new long[]{C});
+        Path dir = tmp.resolve("literal");
+        Files.createDirectories(dir);
+        SafeTensors.write(dir.resolve(Checkpoint.WEIGHTS), t, Map.of());
+        AtomicFiles.writeString(dir.resolve(Checkpoint.CONFIG), Json.write(c.toJson()));
+        GPT2Weights w = Checkpoint.load(dir).weights();
+        Map<String, float[]> got = new LinkedHashMap<>();
+        got.put("wte.weight", w.wte);
+        got.put("wpe.weight", w.wpe);
+        got.put("ln_f.weight", w.lnfW);
+        got.put("ln_f.bias", w.lnfB);
+        for (int l = 0; l < c.nLayer(); l++) {
+            GPT2Weights.Block b = w.blocks[l];
+            String p = "h." + l + ".";
+            got.put(p + "ln_1.weight", b.ln1W); got.put(p + "ln_1.bias", b.ln1B);
+            got.put(p + "attn.c_attn.weight", b.attnW); got.put(p + "attn.c_attn.bias", b.attnB);
+            got.put(p + "attn.c_proj.weight", b.attnProjW); got.put(p + "attn.c_proj.bias", b.attnProjB);
+            got.put(p + "ln_2.weight", b.ln2W); got.put(p + "ln_2.bias", b.ln2B);
+            got.put(p + "mlp.c_fc.weight", b.fcW); got.put(p + "mlp.c_fc.bias", b.fcB);
+            got.put(p + "mlp.c_proj.weight", b.projW); got.put(p + "mlp.c_proj.bias", b.projB);
+        }
+        for (var e : value.entrySet()) {
+            float[] a = got.get(e.getKey());
+            for (float x : a) assertEquals(e.getValue(), x, 0f, e.getKey());
+        }
+        assertSame(w.wte, w.lmHead, "no lm_head.weight: tied to wte");
+    }
 }

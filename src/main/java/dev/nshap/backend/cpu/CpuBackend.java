@@ -67,13 +67,8 @@ public final class CpuBackend implements Backend {
             n += len[s];
         }
         final int N = n;
-        int start = req.startLayer;
-        if (start < 0 || start > c.nLayer()) throw new NshapException("forward: start layer " + start + " outside 0.." + c.nLayer());
+        int start = RequestChecks.startLayer(req, len, c);
         Map<HookPoint, List<Intervention>> byHook = RequestChecks.interventionsByHook(req, c, nSeq, start);
-        for (HookPoint hp : req.cache) {
-            hp.checkFor(c);
-            if (hp.layer() < start) throw new NshapException("forward: cannot cache " + hp + " before the start layer " + start);
-        }
         Map<HookPoint, float[][]> cache = new LinkedHashMap<>();
 
         float[] x = new float[N * C];
@@ -86,12 +81,8 @@ public final class CpuBackend implements Backend {
                 }
             }
         } else {
-            if (req.startResidual == null || req.startResidual.size() != nSeq)
-                throw new NshapException("forward: start layer " + start + " needs a start residual for each of the " + nSeq + " sequences");
             for (int s = 0; s < nSeq; s++) {
                 float[] r = req.startResidual.get(s);
-                if (r == null || r.length != len[s] * C)
-                    throw new NshapException("forward: start residual of sequence " + s + " has the wrong size");
                 System.arraycopy(r, 0, x, row0[s] * C, r.length);
             }
         }

@@ -161,24 +161,9 @@ public final class CudaBackend implements Backend {
     public synchronized ForwardResult forward(ForwardRequest req) {
         dev.makeCurrent();
         final int nSeq = req.size();
-        if (nSeq == 0) throw new NshapException("forward: empty batch");
         int[] len = RequestChecks.lengths(req, c);
-        int start = req.startLayer;
-        if (start < 0 || start > c.nLayer()) throw new NshapException("forward: start layer " + start + " outside 0.." + c.nLayer());
-        if (start > 0) {
-            if (req.startResidual == null || req.startResidual.size() != nSeq)
-                throw new NshapException("forward: start layer " + start + " needs a start residual for each of the " + nSeq + " sequences");
-            for (int s = 0; s < nSeq; s++) {
-                float[] r = req.startResidual.get(s);
-                if (r == null || r.length != len[s] * c.nEmbd())
-                    throw new NshapException("forward: start residual of sequence " + s + " has the wrong size");
-            }
-        }
+        int start = RequestChecks.startLayer(req, len, c);
         Map<HookPoint, List<Intervention>> byHook = RequestChecks.interventionsByHook(req, c, nSeq, start);
-        for (HookPoint hp : req.cache) {
-            hp.checkFor(c);
-            if (hp.layer() < start) throw new NshapException("forward: cannot cache " + hp + " before the start layer " + start);
-        }
         int scored = RequestChecks.scoredRows(req, len, c);
         int firstIntervened = c.nLayer();
         for (HookPoint hp : byHook.keySet()) firstIntervened = Math.min(firstIntervened, hp.layer());

@@ -1,5 +1,7 @@
 package dev.nshap.backend.cuda;
 
+import dev.nshap.model.SafeTensors;
+
 import dev.nshap.NshapException;
 import jcuda.driver.CUdeviceptr;
 
@@ -35,18 +37,9 @@ public final class CudaKernels {
         return (int) b;
     }
 
-    /** Rounds to the nearest bf16 (ties to even), as __float2bfloat16_rn does. */
-    public static short bf16(float f) {
-        int bits = Float.floatToRawIntBits(f);
-        if ((bits & 0x7fffffff) > 0x7f800000) return (short) ((bits >>> 16) | 0x40); // NaN stays NaN
-        return (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16);
-    }
-
-    public static float bf16ToFloat(short h) { return Float.intBitsToFloat((h & 0xffff) << 16); }
-
     public static short[] toBf16(float[] a) {
         short[] h = new short[a.length];
-        for (int i = 0; i < a.length; i++) h[i] = bf16(a[i]);
+        for (int i = 0; i < a.length; i++) h[i] = SafeTensors.floatToBf16(a[i]);
         return h;
     }
 
@@ -54,7 +47,7 @@ public final class CudaKernels {
     public static short[] transposeBf16(float[] a, int rows, int cols) {
         short[] t = new short[a.length];
         for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++) t[c * rows + r] = bf16(a[r * cols + c]);
+            for (int c = 0; c < cols; c++) t[c * rows + r] = SafeTensors.floatToBf16(a[r * cols + c]);
         return t;
     }
 

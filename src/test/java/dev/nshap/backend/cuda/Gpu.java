@@ -1,5 +1,6 @@
 package dev.nshap.backend.cuda;
 
+import dev.nshap.model.SafeTensors;
 import jcuda.driver.CUdeviceptr;
 import org.junit.jupiter.api.Assumptions;
 
@@ -63,7 +64,7 @@ final class Gpu implements AutoCloseable {
         short[] h = new short[n];
         dev.copyOut(h, p, n);
         float[] f = new float[n];
-        for (int i = 0; i < n; i++) f[i] = CudaKernels.bf16ToFloat(h[i]);
+        for (int i = 0; i < n; i++) f[i] = SafeTensors.bf16ToFloat(h[i]);
         return f;
     }
 

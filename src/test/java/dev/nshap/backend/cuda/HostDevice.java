@@ -1,5 +1,6 @@
 package dev.nshap.backend.cuda;
 
+import dev.nshap.model.SafeTensors;
 import dev.nshap.backend.CounterRng;
 import jcuda.driver.CUdeviceptr;
 
@@ -66,9 +67,9 @@ final class HostDevice extends CudaDevice {
     private static float f(ByteBuffer b, long i) { return b.getFloat((int) (4 * i)); }
     private static void f(ByteBuffer b, long i, float v) { b.putFloat((int) (4 * i), v); }
     private static int n(ByteBuffer b, long i) { return b.getInt((int) (4 * i)); }
-    private static float h(ByteBuffer b, long i) { return CudaKernels.bf16ToFloat(b.getShort((int) (2 * i))); }
+    private static float h(ByteBuffer b, long i) { return SafeTensors.bf16ToFloat(b.getShort((int) (2 * i))); }
     private static void out(ByteBuffer b, boolean bf16, long i, float v) {
-        if (bf16) b.putShort((int) (2 * i), CudaKernels.bf16(v)); else f(b, i, v);
+        if (bf16) b.putShort((int) (2 * i), SafeTensors.floatToBf16(v)); else f(b, i, v);
     }
 
     @Override public void launch(String k, int gx, int gy, int gz, int block, int smem, Object... a) {
