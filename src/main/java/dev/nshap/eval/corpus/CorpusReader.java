@@ -60,7 +60,8 @@ public final class CorpusReader {
      * How to read a corpus.
      *
      * @param format      null: guessed from the file name
-     * @param textColumn  CSV: header name or 1-based position (default "text"); JSONL: field (default "text")
+     * @param textColumn  CSV: header name or 1-based position (default "text"), or several joined by '+' (their
+     *                    non-blank fields are joined by a newline per record, e.g. "title+description"); JSONL: field (default "text")
      * @param labelColumn null: the label is the file's stem
      * @param delimiter   CSV field separator (default ',', and tab for .tsv)
      * @param header      CSV: true/false, or null to decide: a header when a column is given by name
@@ -146,27 +147,36 @@ public final class CorpusReader {
         String labelCol = o.labelColumn();
         boolean header = o.header() != null ? o.header() : !isPosition(textCol) || (labelCol != null && !isPosition(labelCol));
         CsvRecords rec = new CsvRecords(in, delim, file);
-        int textIdx, labelIdx = -1;
+        String[] textCols = textCol.split("\\+");
+        int[] textIdx = new int[textCols.length];
+        int labelIdx = -1;
         if (header) {
             List<String> h = rec.next();
             if (h == null) throw new NshapException(file + ": empty CSV (no header)");
             if (!h.isEmpty() && h.get(0).startsWith("\uFEFF")) h.set(0, h.get(0).substring(1));
-            textIdx = column(h, textCol, file);
+            for (int i = 0; i < textCols.length; i++) textIdx[i] = column(h, textCols[i], file);
             if (labelCol != null) labelIdx = column(h, labelCol, file);
         } else {
-            textIdx = position(textCol, file);
+            for (int i = 0; i < textCols.length; i++) textIdx[i] = position(textCols[i], file);
             if (labelCol != null) labelIdx = position(labelCol, file);
         }
+        int need = labelIdx + 1;
+        for (int t : textIdx) need = Math.max(need, t + 1);
         List<String> r;
         while ((r = rec.next()) != null) {
             long line = rec.recordLine;
             if (r.size() == 1 && r.get(0).isEmpty()) continue; // blank line
-            int need = Math.max(textIdx, labelIdx) + 1;
             if (r.size() < need)
                 throw new NshapException(file + ":" + line + ": " + r.size() + " fields, the text/label columns need " + need);
-            String text = r.get(textIdx);
+            StringBuilder text = new StringBuilder();
+            for (int t : textIdx) {
+                String f = r.get(t);
+                if (f.isBlank()) continue;
+                if (text.length() > 0) text.append('\n');
+                text.append(textIdx.length > 1 ? f.strip() : f);
+            }
             String label = labelIdx >= 0 ? r.get(labelIdx).strip() : stem;
-            if (!text.isBlank()) sink.accept(new Document(text, label, name(file) + ":" + line, line));
+            if (!text.toString().isBlank()) sink.accept(new Document(text.toString(), label, name(file) + ":" + line, line));
         }
     }
 

