@@ -173,17 +173,30 @@ public final class Evaluator {
 
     /** Mean activation at a hook over every position of every prompt in the clean run (for mean ablation). */
     public float[] meanActivation(HookPoint hp) {
-        float[][] acts = collect(hp);
-        int width = hp.width(cfg);
-        double[] sum = new double[width];
-        long rows = 0;
-        for (float[] a : acts) {
-            for (int r = 0; r < a.length / width; r++, rows++)
-                for (int u = 0; u < width; u++) sum[u] += a[r * width + u];
+        return meanActivations(List.of(hp)).get(0);
+    }
+
+    /** Means at several hooks from one clean pass, summed as it goes (no activations kept). */
+    public List<float[]> meanActivations(List<HookPoint> hooks) {
+        double[][] sum = new double[hooks.size()][];
+        for (int i = 0; i < hooks.size(); i++) sum[i] = new double[hooks.get(i).width(cfg)];
+        cleanBatches(false, new java.util.LinkedHashSet<>(hooks), (p, r, s) -> {
+            for (int i = 0; i < hooks.size(); i++) {
+                float[] a = r.cache().get(hooks.get(i))[s];
+                double[] acc = sum[i];
+                int width = acc.length;
+                for (int row = 0; row < a.length / width; row++)
+                    for (int u = 0; u < width; u++) acc[u] += a[row * width + u];
+            }
+        });
+        long rows = data.tokenCount();
+        List<float[]> out = new ArrayList<>();
+        for (double[] acc : sum) {
+            float[] mean = new float[acc.length];
+            for (int u = 0; u < acc.length; u++) mean[u] = (float) (acc[u] / rows);
+            out.add(mean);
         }
-        float[] mean = new float[width];
-        for (int u = 0; u < width; u++) mean[u] = (float) (sum[u] / rows);
-        return mean;
+        return out;
     }
 
     /** Clean-run activations at a hook, per prompt. */

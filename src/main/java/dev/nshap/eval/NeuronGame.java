@@ -89,9 +89,11 @@ public final class NeuronGame implements Game {
                 unitsOf[p][s][count[s]++] = n.index();
             }
         }
-        means = new float[layers.length][];
-        if (ablation == Ablation.MEAN)
-            for (int s = 0; s < layers.length; s++) means[s] = ev.meanActivation(HookPoint.mlpPost(layers[s]));
+        if (ablation == Ablation.MEAN) {
+            List<HookPoint> hooks = new ArrayList<>();
+            for (int l : layers) hooks.add(HookPoint.mlpPost(l));
+            means = ev.meanActivations(hooks).toArray(new float[0][]);
+        } else means = new float[layers.length][];
         sign = metric.higherIsBetter ? 1 : -1;
     }
 

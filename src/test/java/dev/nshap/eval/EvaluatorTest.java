@@ -119,17 +119,27 @@ class EvaluatorTest {
             }
     }
 
-    @Test void meanActivationAveragesEveryPosition() {
+    @Test void meanActivationsAverageEveryPositionOfEveryPrompt() {
         TokenizedDataset d = data();
-        Evaluator ev = new Evaluator(new CpuBackend(w), d, 16);
-        HookPoint hp = HookPoint.mlpPost(0);
-        float[] mean = ev.meanActivation(hp);
-        float[][] acts = ev.collect(hp);
-        double s = 0;
-        int rows = 0;
-        for (float[] a : acts) for (int r = 0; r < a.length / cfg.nInner(); r++, rows++) s += a[r * cfg.nInner() + 17];
-        assertEquals(s / rows, mean[17], 1e-6);
-        assertEquals(d.tokenCount(), rows);
+        Evaluator ev = new Evaluator(new CpuBackend(w), d, 16); // packs several prompts per pass
+        HookPoint h0 = HookPoint.mlpPost(0), h1 = new HookPoint(1, HookPoint.Kind.RESID_MID);
+        List<float[]> means = ev.meanActivations(List.of(h0, h1));
+        assertArrayEquals(means.get(0), ev.meanActivation(h0), 0f);
+        // expected: each prompt run alone, its activations summed here
+        HookPoint[] hs = {h0, h1};
+        for (int i = 0; i < 2; i++) {
+            int width = hs[i].width(cfg);
+            double[] sum = new double[width];
+            long rows = 0;
+            for (int p = 0; p < d.size(); p++) {
+                dev.nshap.backend.ForwardRequest req = new dev.nshap.backend.ForwardRequest().add(d.sequences[p], null, null);
+                req.cache.add(hs[i]);
+                float[] a = new CpuBackend(w).forward(req).cache().get(hs[i])[0];
+                for (int r = 0; r < d.sequences[p].length; r++, rows++)
+                    for (int u = 0; u < width; u++) sum[u] += a[r * width + u];
+            }
+            for (int u = 0; u < width; u++) assertEquals(sum[u] / rows, means.get(i)[u], 1e-5, hs[i] + " unit " + u);
+        }
     }
 
     @Test void badDatasetsAreRefusedWithTheirLineNumber(@TempDir Path dir) throws Exception {
