@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.nshap.NshapException;
 import dev.nshap.backend.Backend;
-import dev.nshap.eval.Condition;
 import dev.nshap.eval.Dataset;
 import dev.nshap.eval.Evaluator;
 import dev.nshap.eval.Metric;
@@ -57,8 +56,10 @@ public final class EvaluateCommand implements Runnable {
             System.out.printf(Locale.ROOT, "%-28s %-11s %8s %10s %21s%n", "dataset", "metric", "prompts", "mean", "95% CI");
             for (Dataset d : ds) {
                 Evaluator ev = new Evaluator(b, d.tokenize(m.tokenizer(), m.config()), maxTokens);
-                for (Metric metric : ms) {
-                    double[] v = ev.evaluate(List.of(Condition.clean(m.config().nLayer())), ev.allPrompts(), metric)[0];
+                List<double[]> values = ev.clean(ms);
+                for (int mi = 0; mi < ms.size(); mi++) {
+                    Metric metric = ms.get(mi);
+                    double[] v = values.get(mi);
                     dev.nshap.impair.Stats st = dev.nshap.impair.Stats.of(v);
                     System.out.printf(Locale.ROOT, "%-28s %-11s %8d %10.4f   [%8.4f, %8.4f]%n", d.name(), metric, v.length, st.mean(),
                             st.ciLow(), st.ciHigh());

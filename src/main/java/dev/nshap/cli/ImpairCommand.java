@@ -61,7 +61,7 @@ public final class ImpairCommand implements Runnable {
         if (opt.baseline() > 0) targets.addAll(RandomClusters.sample(real, site.kind().width(m.config()), opt.baseline(), opt.baselineSeed));
 
         long total = 0;
-        for (TokenizedDataset d : data) total += metrics.size() * (Sweep.work(targets.size(), mode, levels.length, opt.seeds, d.size()) + d.size());
+        for (TokenizedDataset d : data) total += Sweep.work(targets.size(), mode, levels.length, opt.seeds, d.size()) + d.size();
         Progress progress = new Progress("impair", total);
         long[] done = {0};
         ArrayNode curves = Json.MAPPER.createArrayNode();
@@ -69,11 +69,9 @@ public final class ImpairCommand implements Runnable {
         try (Backend be = model.open(m.weights())) {
             for (TokenizedDataset d : data) {
                 Evaluator ev = new Evaluator(be, d, opt.maxTokens);
-                for (Metric metric : metrics) {
-                    Sweep.Values v = Sweep.run(ev, targets, mode, levels, opt.seeds, opt.seed, metric, progress, done);
-                    done[0] += d.size();
+                for (Sweep.Values v : Sweep.run(ev, targets, mode, levels, opt.seeds, opt.seed, metrics, progress, done))
                     curves.add(Results.curve(d, v));
-                }
+                done[0] += d.size();
                 passes += ev.forwardPasses();
             }
         }

@@ -26,7 +26,10 @@ public final class Evaluator {
     private final GPT2Config cfg;
     private final int maxTokens;
     private final Map<Integer, float[][]> prefix = new HashMap<>();
-    private float[][] cleanLogProbs;
+    /** KL's clean side per prompt: probabilities [positions x V], and sum p log p per position. */
+    private float[][] cleanProbs;
+    private double[][] cleanNegEntropy;
+    private final Map<Metric, double[]> cleanValues = new java.util.EnumMap<>(Metric.class);
     private long forwardPasses, sequencesRun;
 
     public Evaluator(Backend backend, TokenizedDataset data, int maxTokens) {
@@ -55,18 +58,26 @@ public final class Evaluator {
      * (a game that subsamples prompts per permutation); all (condition, prompt) pairs still share the batches.
      */
     public double[][] evaluate(List<Condition> conditions, int[][] prompts, Metric metric) {
+        return evaluate(conditions, prompts, List.of(metric))[0];
+    }
+
+    /**
+     * Several metrics from the same forward passes: [metric][condition][prompt]. One result carries the top-1,
+     * the answer log-probs and (when a metric needs them) the logits, so a second metric costs no second pass.
+     */
+    public double[][][] evaluate(List<Condition> conditions, int[][] prompts, List<Metric> metrics) {
         if (prompts.length != conditions.size())
             throw new IllegalArgumentException(prompts.length + " prompt lists for " + conditions.size() + " conditions");
         for (int[] ps : prompts) {
             if (ps.length == 0) throw new NshapException("evaluate: no prompts selected");
-            if (metric == Metric.LOGIT_DIFF)
+            if (metrics.contains(Metric.LOGIT_DIFF))
                 for (int p : ps)
                     if (data.foils[p] < 0)
                         throw new NshapException(data.dataset.file() + ": prompt '" + data.dataset.prompts().get(p).id()
                                 + "' has no foil, which the logit-diff metric needs");
         }
-        if (metric == Metric.KL) cleanLogProbs();
-        double[][] out = new double[conditions.size()][];
+        if (metrics.contains(Metric.KL)) cleanDistributions();
+        double[][][] out = new double[metrics.size()][conditions.size()][];
         int start = cfg.nLayer();
         for (Condition c : conditions) start = Math.min(start, c.firstLayer());
         float[][] pre = start > 0 ? prefix(start) : null;
@@ -74,11 +85,11 @@ public final class Evaluator {
         List<int[]> batch = new ArrayList<>(); // (condition, prompt slot)
         int tokens = 0;
         for (int ci = 0; ci < conditions.size(); ci++) {
-            out[ci] = new double[prompts[ci].length];
+            for (double[][] o : out) o[ci] = new double[prompts[ci].length];
             for (int pi = 0; pi < prompts[ci].length; pi++) {
                 int len = data.sequences[prompts[ci][pi]].length;
                 if (!batch.isEmpty() && tokens + len > maxTokens) {
-                    run(batch, conditions, prompts, metric, start, pre, out);
+                    run(batch, conditions, prompts, metrics, start, pre, out);
                     batch.clear();
                     tokens = 0;
                 }
@@ -86,8 +97,19 @@ public final class Evaluator {
                 tokens += len;
             }
         }
-        if (!batch.isEmpty()) run(batch, conditions, prompts, metric, start, pre, out);
+        if (!batch.isEmpty()) run(batch, conditions, prompts, metrics, start, pre, out);
         return out;
+    }
+
+    /** The clean model's per-prompt value of each metric over all prompts, computed once per metric and kept. */
+    public synchronized List<double[]> clean(List<Metric> metrics) {
+        List<Metric> missing = metrics.stream().filter(m -> !cleanValues.containsKey(m)).distinct().toList();
+        if (!missing.isEmpty()) {
+            int[] all = allPrompts();
+            double[][][] v = evaluate(List.of(Condition.clean(cfg.nLayer())), new int[][]{all}, missing);
+            for (int i = 0; i < missing.size(); i++) cleanValues.put(missing.get(i), v[i][0]);
+        }
+        return metrics.stream().map(cleanValues::get).toList();
     }
 
     /** Mean over prompts for each condition. */
@@ -102,9 +124,9 @@ public final class Evaluator {
         return m;
     }
 
-    private void run(List<int[]> items, List<Condition> conds, int[][] prompts, Metric metric, int start, float[][] pre, double[][] out) {
+    private void run(List<int[]> items, List<Condition> conds, int[][] prompts, List<Metric> metrics, int start, float[][] pre, double[][][] out) {
         ForwardRequest req = new ForwardRequest();
-        req.wantLogits = metric.needsLogits;
+        req.wantLogits = metrics.stream().anyMatch(m -> m.needsLogits);
         req.startLayer = start;
         if (start > 0) req.startResidual = new ArrayList<>();
         Map<Integer, List<Integer>> seqsOf = new LinkedHashMap<>();
@@ -127,37 +149,42 @@ public final class Evaluator {
         ForwardResult res = backend.forward(req);
         forwardPasses++;
         sequencesRun += items.size();
-        int V = cfg.vocabSize();
         for (int s = 0; s < items.size(); s++) {
             int ci = items.get(s)[0], pi = items.get(s)[1], p = prompts[ci][pi];
-            int[] ans = data.answers[p];
-            out[ci][pi] = switch (metric) {
-                case ACCURACY -> {
-                    boolean ok = true;
-                    for (int k = 0; k < ans.length; k++) ok &= res.top1()[s][k] == ans[k];
-                    yield ok ? 1.0 : 0.0;
-                }
-                case LOSS -> {
-                    double nll = 0;
-                    for (int k = 0; k < ans.length; k++) nll -= res.targetLogProb()[s][k];
-                    yield nll / ans.length;
-                }
-                case LOGIT_DIFF -> res.logits()[s][ans[0]] - res.logits()[s][data.foils[p]];
-                case KL -> {
-                    float[] lg = res.logits()[s];
-                    float[] clean = cleanLogProbs[p];
-                    double kl = 0;
-                    for (int k = 0; k < ans.length; k++) {
-                        double lse = logSumExp(lg, k * V, V);
-                        for (int v = 0; v < V; v++) {
-                            double lc = clean[k * V + v];
-                            kl += Math.exp(lc) * (lc - (lg[k * V + v] - lse));
-                        }
-                    }
-                    yield kl / ans.length;
-                }
-            };
+            for (int mi = 0; mi < metrics.size(); mi++) out[mi][ci][pi] = score(metrics.get(mi), res, s, p);
         }
+    }
+
+    private double score(Metric metric, ForwardResult res, int s, int p) {
+        int[] ans = data.answers[p];
+        int V = cfg.vocabSize();
+        return switch (metric) {
+            case ACCURACY -> {
+                boolean ok = true;
+                for (int k = 0; k < ans.length; k++) ok &= res.top1()[s][k] == ans[k];
+                yield ok ? 1.0 : 0.0;
+            }
+            case LOSS -> {
+                double nll = 0;
+                for (int k = 0; k < ans.length; k++) nll -= res.targetLogProb()[s][k];
+                yield nll / ans.length;
+            }
+            case LOGIT_DIFF -> res.logits()[s][ans[0]] - res.logits()[s][data.foils[p]];
+            case KL -> { // sum p (log p - log q) = sum p log p - sum p lg + lse * sum p
+                float[] lg = res.logits()[s];
+                float[] pc = cleanProbs[p];
+                double kl = 0;
+                for (int k = 0; k < ans.length; k++) {
+                    double dot = 0, mass = 0;
+                    for (int v = 0; v < V; v++) {
+                        dot += (double) pc[k * V + v] * lg[k * V + v];
+                        mass += pc[k * V + v];
+                    }
+                    kl += cleanNegEntropy[p][k] - dot + logSumExp(lg, k * V, V) * mass;
+                }
+                yield kl / ans.length;
+            }
+        };
     }
 
     /** The residual stream entering {@code layer} in the clean run, per prompt ([T x C]). */
@@ -206,20 +233,29 @@ public final class Evaluator {
         return out;
     }
 
-    private synchronized void cleanLogProbs() {
-        if (cleanLogProbs != null) return;
+    private synchronized void cleanDistributions() {
+        if (cleanProbs != null) return;
         int V = cfg.vocabSize();
-        float[][] lp = new float[data.size()][];
+        float[][] probs = new float[data.size()][];
+        double[][] negEnt = new double[data.size()][];
         cleanBatches(true, java.util.Set.of(), (p, r, s) -> {
             float[] lg = r.logits()[s];
+            int n = lg.length / V;
             float[] o = new float[lg.length];
-            for (int k = 0; k < lg.length / V; k++) {
+            double[] h = new double[n];
+            for (int k = 0; k < n; k++) {
                 double lse = logSumExp(lg, k * V, V);
-                for (int v = 0; v < V; v++) o[k * V + v] = (float) (lg[k * V + v] - lse);
+                for (int v = 0; v < V; v++) {
+                    double lp = lg[k * V + v] - lse, pv = Math.exp(lp);
+                    o[k * V + v] = (float) pv;
+                    h[k] += pv * lp;
+                }
             }
-            lp[p] = o;
+            probs[p] = o;
+            negEnt[p] = h;
         });
-        cleanLogProbs = lp;
+        cleanNegEntropy = negEnt;
+        cleanProbs = probs;
     }
 
     private interface PerPrompt { void accept(int prompt, ForwardResult result, int sequence); }

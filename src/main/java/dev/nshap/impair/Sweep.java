@@ -56,22 +56,36 @@ public final class Sweep {
 
     public static Values run(Evaluator ev, List<Target> targets, Mode mode, double[] levels, int seeds, long seed,
                              Metric metric, Progress progress, long[] done) {
+        return run(ev, targets, mode, levels, seeds, seed, List.of(metric), progress, done).get(0);
+    }
+
+    /**
+     * Every metric from the same forward passes (one result per metric, in order). The clean values come from
+     * the evaluator's cache, so sweeping several clusters over one dataset runs the clean model once.
+     */
+    public static List<Values> run(Evaluator ev, List<Target> targets, Mode mode, double[] levels, int seeds, long seed,
+                                   List<Metric> metrics, Progress progress, long[] done) {
         int nSeeds = mode.random() ? seeds : 1;
         int[] prompts = ev.allPrompts();
-        double[] clean = ev.evaluate(List.of(Condition.clean(ev.backend().config().nLayer())), prompts, metric)[0];
-        double[][][] out = new double[targets.size()][levels.length][prompts.length];
+        List<double[]> clean = ev.clean(metrics);
+        double[][][][] out = new double[metrics.size()][targets.size()][levels.length][prompts.length];
         for (int t = 0; t < targets.size(); t++) {
             Impairment imp = new Impairment(targets.get(t), mode);
             List<Condition> conds = new ArrayList<>();
             for (double level : levels)
                 for (int s = 0; s < nSeeds; s++) conds.add(imp.condition(level, seed + s));
-            double[][] v = ev.evaluate(conds, prompts, metric);
-            for (int l = 0; l < levels.length; l++)
-                for (int s = 0; s < nSeeds; s++)
-                    for (int p = 0; p < prompts.length; p++) out[t][l][p] += v[l * nSeeds + s][p] / nSeeds;
+            int[][] per = new int[conds.size()][];
+            java.util.Arrays.fill(per, prompts);
+            double[][][] v = ev.evaluate(conds, per, metrics);
+            for (int m = 0; m < metrics.size(); m++)
+                for (int l = 0; l < levels.length; l++)
+                    for (int s = 0; s < nSeeds; s++)
+                        for (int p = 0; p < prompts.length; p++) out[m][t][l][p] += v[m][l * nSeeds + s][p] / nSeeds;
             if (progress != null) progress.update(done[0] += (long) conds.size() * prompts.length);
         }
-        return new Values(metric, levels.clone(), clean, out);
+        List<Values> res = new ArrayList<>();
+        for (int m = 0; m < metrics.size(); m++) res.add(new Values(metrics.get(m), levels.clone(), clean.get(m), out[m]));
+        return res;
     }
 
     /** Work units of one run, for a Progress total: sequences evaluated. */

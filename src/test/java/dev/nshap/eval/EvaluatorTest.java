@@ -173,4 +173,23 @@ class EvaluatorTest {
                 () -> d.tokenize(dev.nshap.model.JTokkitTokenizer.GPT2, new GPT2Config(1, 1, 8, 32, 50257, 1e-5, "gelu_new")));
         assertTrue(e.getMessage().contains("longer than the model's context of 32"), e.getMessage());
     }
+
+    @Test void severalMetricsComeFromOneSetOfForwardPasses() {
+        TokenizedDataset d = data();
+        List<Condition> conds = List.of(Condition.of(List.of(Intervention.zero(HookPoint.mlpPost(0), new int[]{3, 4, 5}, null)), cfg.nLayer()));
+        int[][] per = {new Evaluator(new CpuBackend(w), d, 64).allPrompts()};
+        List<Metric> ms = List.of(Metric.ACCURACY, Metric.LOSS, Metric.LOGIT_DIFF, Metric.KL);
+        Evaluator together = new Evaluator(new CpuBackend(w), d, 64);
+        together.evaluate(List.of(Condition.clean(cfg.nLayer())), per, List.of(Metric.KL)); // clean side of KL first
+        long before = together.forwardPasses();
+        double[][][] all = together.evaluate(conds, per, ms);
+        long passes = together.forwardPasses() - before;
+        for (int m = 0; m < ms.size(); m++) {
+            Evaluator alone = new Evaluator(new CpuBackend(w), d, 64);
+            assertArrayEquals(alone.evaluate(conds, per, ms.get(m))[0], all[m][0], 1e-9, ms.get(m).toString());
+        }
+        Evaluator one = new Evaluator(new CpuBackend(w), d, 64);
+        one.evaluate(conds, per, Metric.LOSS);
+        assertEquals(one.forwardPasses(), passes, "four metrics cost the passes of one");
+    }
 }
