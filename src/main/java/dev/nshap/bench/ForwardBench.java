@@ -22,7 +22,7 @@ public final class ForwardBench {
     public static double flops(GPT2Config c, int batch, int seq, int scoredPerSeq) {
         double C = c.nEmbd();
         double linear = 24.0 * C * C * c.nLayer() * batch * seq;
-        double attention = 4.0 * C * c.nLayer() * batch * (seq * (seq + 1) / 2.0);
+        double attention = KernelBench.attentionFlops(c, batch, seq) * c.nLayer();
         double unembed = 2.0 * C * c.vocabSize() * batch * scoredPerSeq;
         return linear + attention + unembed;
     }

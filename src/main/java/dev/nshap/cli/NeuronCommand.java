@@ -1,5 +1,6 @@
 package dev.nshap.cli;
 
+import dev.nshap.io.Csv;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.nshap.NshapException;
@@ -87,7 +88,7 @@ public final class NeuronCommand implements Runnable {
             for (int r = 0; r < list.size(); r++) {
                 var t = list.get(r);
                 a.addObject().put("token", t.token()).put("text", t.text()).put("score", t.score());
-                csv.append(s[0]).append(",,").append(r + 1).append(',').append(t.token()).append(',').append(csvCell(t.text()))
+                csv.append(s[0]).append(",,").append(r + 1).append(',').append(t.token()).append(',').append(Csv.cell(t.text()))
                         .append(',').append(t.score()).append(",,\n");
                 if (r < 12) txt.append(String.format(Locale.ROOT, " %s(%.3g)", printable(t.text()), t.score()));
             }
@@ -105,8 +106,8 @@ public final class NeuronCommand implements Runnable {
                     x.put("topic", d.topic());
                     Results.num(x, "mean_activation", st.meanActivation());
                     Results.num(x, "mean_activation_at_answer", st.meanAtAnswer());
-                    csv.append("mean_activation,").append(csvCell(d.name())).append(",,,,").append(st.meanActivation()).append(",,\n");
-                    csv.append("mean_activation_at_answer,").append(csvCell(d.name())).append(",,,,").append(st.meanAtAnswer()).append(",,\n");
+                    csv.append("mean_activation,").append(Csv.cell(d.name())).append(",,,,").append(st.meanActivation()).append(",,\n");
+                    csv.append("mean_activation_at_answer,").append(Csv.cell(d.name())).append(",,,,").append(st.meanAtAnswer()).append(",,\n");
                     txt.append(String.format(Locale.ROOT, "%s: mean activation %.4g (at the answer position %.4g)%n", d.name(), st.meanActivation(), st.meanAtAnswer()));
                     ArrayNode tp = x.putArray("top_prompts");
                     int r = 0;
@@ -115,8 +116,8 @@ public final class NeuronCommand implements Runnable {
                         tp.addObject().put("id", pr.id()).put("prompt", pr.prompt()).put("answer", pr.answer())
                                 .put("activation", f.activation()).put("position", f.position()).put("token", f.token())
                                 .put("token_text", tok.decode(f.token()));
-                        csv.append("top_prompt,").append(csvCell(d.name())).append(',').append(++r).append(',').append(f.token()).append(',')
-                                .append(csvCell(tok.decode(f.token()))).append(',').append(f.activation()).append(',').append(csvCell(pr.id()))
+                        csv.append("top_prompt,").append(Csv.cell(d.name())).append(',').append(++r).append(',').append(f.token()).append(',')
+                                .append(Csv.cell(tok.decode(f.token()))).append(',').append(f.activation()).append(',').append(Csv.cell(pr.id()))
                                 .append(',').append(f.position()).append('\n');
                         if (r <= 5) txt.append(String.format(Locale.ROOT, "  %.4g at '%s' in: %s%n", f.activation(), printable(tok.decode(f.token())), printable(pr.prompt())));
                     }
@@ -134,8 +135,4 @@ public final class NeuronCommand implements Runnable {
         return s.replace("\n", "\\n").replace("\t", "\\t");
     }
 
-    private static String csvCell(String s) {
-        if (s.indexOf(',') < 0 && s.indexOf('"') < 0 && s.indexOf('\n') < 0 && s.indexOf('\r') < 0) return s;
-        return '"' + s.replace("\"", "\"\"") + '"';
-    }
 }

@@ -1,5 +1,6 @@
 package dev.nshap.impair;
 
+import dev.nshap.io.Csv;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.nshap.eval.TokenizedDataset;
@@ -62,7 +63,7 @@ public final class Results {
                 + "baseline_mean,baseline_sd,baseline_low,baseline_high,clean_mean,prompts\n");
         for (var c : curves)
             for (var p : c.get("points")) {
-                sb.append(cell(c.get("dataset").asText())).append(',').append(cell(c.get("topic").asText())).append(',')
+                sb.append(Csv.cell(c.get("dataset").asText())).append(',').append(Csv.cell(c.get("topic").asText())).append(',')
                         .append(c.get("metric").asText());
                 for (String k : new String[]{"level", "mean", "ci_low", "ci_high", "harm", "harm_ci_low", "harm_ci_high",
                         "baseline_mean", "baseline_sd", "baseline_low", "baseline_high"})
@@ -91,8 +92,8 @@ public final class Results {
         for (int i = 0; i < clusters.size(); i++)
             for (int j = 0; j < datasets.size(); j++) {
                 Specificity.Cell c = cells[i][j];
-                sb.append(cell(clusters.get(i))).append(',').append(cell(clusterTopics.get(i))).append(',')
-                        .append(cell(datasets.get(j))).append(',').append(cell(datasetTopics.get(j))).append(',')
+                sb.append(Csv.cell(clusters.get(i))).append(',').append(Csv.cell(clusterTopics.get(i))).append(',')
+                        .append(Csv.cell(datasets.get(j))).append(',').append(Csv.cell(datasetTopics.get(j))).append(',')
                         .append(own[i] == j).append(',').append(d(c.effect())).append(',').append(d(c.ciLow())).append(',')
                         .append(d(c.ciHigh())).append(',').append(d(c.baseMean())).append(',').append(d(c.baseSd()))
                         .append(',').append(d(c.z())).append('\n');
@@ -140,8 +141,4 @@ public final class Results {
 
     static String d(double v) { return Double.isFinite(v) ? Double.toString(v) : ""; }
 
-    static String cell(String s) {
-        if (s.indexOf(',') < 0 && s.indexOf('"') < 0 && s.indexOf('\n') < 0) return s;
-        return '"' + s.replace("\"", "\"\"") + '"';
-    }
 }

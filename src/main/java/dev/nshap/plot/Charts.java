@@ -254,10 +254,13 @@ public final class Charts {
             Matcher m = NEURON.matcher(name);
             JsonNode v = p.hasNonNull("mean") ? p.get("mean") : p.get("value");
             if (v == null || !v.isNumber()) continue;
+            // The game's own layer column first (-1: a group spanning layers, which belongs to no single layer);
+            // names only for files without that column.
             int layer;
-            if (m.find()) layer = Integer.parseInt(m.group(1));
-            else if (p.has("layer") && p.get("layer").asText().matches("\\d+")) layer = Integer.parseInt(p.get("layer").asText());
+            if (p.has("layer") && p.get("layer").asText().matches("-?\\d+")) layer = Integer.parseInt(p.get("layer").asText());
+            else if (m.find()) layer = Integer.parseInt(m.group(1));
             else continue;
+            if (layer < 0) continue;
             byLayer.computeIfAbsent(layer, l -> new ArrayList<>()).add(v.asDouble());
             rows++;
         }

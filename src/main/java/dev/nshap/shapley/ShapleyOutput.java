@@ -1,5 +1,6 @@
 package dev.nshap.shapley;
 
+import dev.nshap.io.Csv;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
@@ -106,13 +107,13 @@ public final class ShapleyOutput {
 
     static String toCsv(ShapleyResult r, Labels labels) {
         StringBuilder sb = new StringBuilder("rank,player,name");
-        for (String c : labels.extraColumns()) sb.append(',').append(cell(c));
+        for (String c : labels.extraColumns()) sb.append(',').append(Csv.cell(c));
         sb.append(",mean,stderr,samples,ci_low,ci_high,settled");
         if (r.exact() != null) sb.append(",exact");
         sb.append('\n');
         for (PlayerEstimate p : r.byRank()) {
-            sb.append(p.rank()).append(',').append(p.player()).append(',').append(cell(labels.names().get(p.player())));
-            for (String v : labels.extraValues().get(p.player())) sb.append(',').append(cell(v));
+            sb.append(p.rank()).append(',').append(p.player()).append(',').append(Csv.cell(labels.names().get(p.player())));
+            for (String v : labels.extraValues().get(p.player())) sb.append(',').append(Csv.cell(v));
             sb.append(',').append(d(p.mean())).append(',').append(d(p.stderr())).append(',').append(p.samples())
                     .append(',').append(d(p.ciLow())).append(',').append(d(p.ciHigh())).append(',').append(p.settled());
             if (r.exact() != null) sb.append(',').append(d(r.exact()[p.player()]));
@@ -123,10 +124,6 @@ public final class ShapleyOutput {
 
     private static String d(double v) { return Double.isFinite(v) ? Double.toString(v) : ""; }
 
-    private static String cell(String s) {
-        if (s.indexOf(',') < 0 && s.indexOf('"') < 0 && s.indexOf('\n') < 0) return s;
-        return '"' + s.replace("\"", "\"\"") + '"';
-    }
 
     // ---------------------------------------------------------------- merge
 
