@@ -31,7 +31,8 @@ public final class DatasetsCommand implements Runnable {
 
     /** Corpus options shared by the subcommands that read corpora (a picocli mixin). */
     public static final class CorpusOptions {
-        @Option(names = "--corpus", required = true, paramLabel = "FILE",
+        // Not required here: `datasets tokenize` shares these options and reads --corpora without them.
+        @Option(names = "--corpus", paramLabel = "FILE",
                 description = "corpus file (repeatable: several files form one corpus)")
         public List<Path> corpus;
 
@@ -134,6 +135,7 @@ public final class DatasetsCommand implements Runnable {
         Path out;
 
         @Override public Integer call() {
+            if (corpus.corpus == null || corpus.corpus.isEmpty()) throw new NshapException("--corpus FILE is required");
             if (maxPrompts < 1 || perKeyword < 1 || perDocument < 1 || keywords < 1 || maxPromptTokens < 1 || maxSentences < 1)
                 throw new NshapException("--max-prompts, --per-keyword, --per-document, --keywords, --max-prompt-tokens and --max-sentences must be positive");
             DatasetBuilder.Options o = new DatasetBuilder.Options();

@@ -32,20 +32,8 @@ public final class DatasetsTokenizeCommand implements Callable<Integer> {
             description = "sources of --corpora to read (default: all: dbpedia14, agnews, brown, davidson-hate-offensive, ethos, jigsaw-sample, toxigen)")
     List<String> sources;
 
-    @Option(names = "--corpus", paramLabel = "FILE", description = "instead of --corpora: one corpus file (repeatable)")
-    List<Path> corpus;
-
-    @Option(names = "--format", description = "with --corpus: csv | jsonl | lines (default: from the file name)")
-    String format;
-
-    @Option(names = "--text-column", description = "with --corpus: CSV header name or 1-based position, JSONL field (default: text)")
-    String textColumn;
-
-    @Option(names = "--delimiter", description = "with --corpus: CSV field separator (default ','); 'tab' for a tab")
-    String delimiter;
-
-    @Option(names = "--header", defaultValue = "auto", description = "with --corpus: CSV yes | no | auto (default: ${DEFAULT-VALUE})")
-    String header;
+    /** --corpus FILE (instead of --corpora) with its --format/--text-column/--delimiter/--header, as `datasets build` reads them. */
+    @picocli.CommandLine.Mixin DatasetsCommand.CorpusOptions corpusOptions;
 
     @Option(names = "--val-fraction", paramLabel = "F",
             description = "share of documents held out for validation, for every source (default: 0.10 for dbpedia14, 0.02 otherwise)")
@@ -63,15 +51,10 @@ public final class DatasetsTokenizeCommand implements Callable<Integer> {
             throw new NshapException("--val-fraction must be in [0, 1), got " + valFraction);
         List<TokenCorpus.SourceDocs> docs = new ArrayList<>();
         String origin;
+        List<Path> corpus = corpusOptions.corpus;
         if (corpus != null && !corpus.isEmpty()) {
             if (corpora != null || sources != null) throw new NshapException("give either --corpus FILE or --corpora DIR, not both");
-            DatasetsCommand.CorpusOptions co = new DatasetsCommand.CorpusOptions();
-            co.corpus = corpus;
-            co.format = format;
-            co.textColumn = textColumn;
-            co.delimiter = delimiter;
-            co.header = header;
-            CorpusReader.Options o = co.options();
+            CorpusReader.Options o = corpusOptions.options();
             for (Path p : corpus) {
                 List<String> texts = new ArrayList<>();
                 CorpusReader.forEach(p, o, d -> texts.add(TrainingCorpora.clean(d.text())));
@@ -82,8 +65,9 @@ public final class DatasetsTokenizeCommand implements Callable<Integer> {
             }
             origin = corpus.toString();
         } else {
-            if (format != null || textColumn != null || delimiter != null)
-                throw new NshapException("--format, --text-column and --delimiter go with --corpus FILE");
+            if (corpusOptions.format != null || corpusOptions.textColumn != null || corpusOptions.delimiter != null
+                    || corpusOptions.labelColumn != null)
+                throw new NshapException("--format, --text-column, --label-column and --delimiter go with --corpus FILE");
             Path root = corpora != null ? corpora : defaultCorpora();
             if (!Files.isDirectory(root)) throw new NshapException("--corpora " + root + ": no such directory");
             List<TrainingCorpora.Source> chosen = new ArrayList<>();
