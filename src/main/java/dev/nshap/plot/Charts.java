@@ -286,6 +286,70 @@ public final class Charts {
         return chart;
     }
 
+    /**
+     * Training curves of an {@code nshap train} log: the training loss (each step, and its running mean over 1% of
+     * the steps), the validation loss, and the log's baselines (final.unigram_val_loss, final.bigram_val_loss) as
+     * horizontal lines.
+     */
+    public static JFreeChart trainingCurve(JsonNode log) {
+        JsonNode train = log.path("train"), val = log.path("val");
+        if (!train.isArray() || train.isEmpty()) throw new NshapException("training log: no \"train\" rows to plot");
+        org.jfree.data.xy.XYSeriesCollection ds = new org.jfree.data.xy.XYSeriesCollection();
+        org.jfree.data.xy.XYSeries raw = new org.jfree.data.xy.XYSeries("train loss (per step)", false, true);
+        org.jfree.data.xy.XYSeries mean = new org.jfree.data.xy.XYSeries("train loss (running mean)", false, true);
+        org.jfree.data.xy.XYSeries v = new org.jfree.data.xy.XYSeries("validation loss", false, true);
+        int win = Math.max(1, train.size() / 100);
+        double sum = 0;
+        for (int i = 0; i < train.size(); i++) {
+            double step = train.get(i).get(0).asDouble(), loss = train.get(i).get(1).asDouble();
+            raw.add(step, loss);
+            sum += loss;
+            if (i >= win) sum -= train.get(i - win).get(1).asDouble();
+            if (i >= win - 1) mean.add(step, sum / win);
+        }
+        for (JsonNode r : val) v.add(r.get(0).asDouble(), r.get(1).asDouble());
+        ds.addSeries(raw);
+        ds.addSeries(mean);
+        ds.addSeries(v);
+        double last = train.get(train.size() - 1).get(0).asDouble();
+        JsonNode fin = log.path("final");
+        int s = 3;
+        Color[] lineColors = new Color[8];
+        for (String[] b : new String[][]{{"unigram_val_loss", "unigram baseline (val)"}, {"bigram_val_loss", "bigram baseline (val)"}}) {
+            if (!fin.path(b[0]).isNumber()) continue;
+            org.jfree.data.xy.XYSeries h = new org.jfree.data.xy.XYSeries(String.format(Locale.ROOT, "%s %.3f", b[1], fin.get(b[0]).asDouble()));
+            h.add(0, fin.get(b[0]).asDouble());
+            h.add(last, fin.get(b[0]).asDouble());
+            ds.addSeries(h);
+            lineColors[s++] = b[0].startsWith("uni") ? Color.GRAY : Color.DARK_GRAY;
+        }
+        org.jfree.chart.renderer.xy.XYLineAndShapeRenderer r = new org.jfree.chart.renderer.xy.XYLineAndShapeRenderer(true, false);
+        r.setSeriesPaint(0, new Color(0x1f, 0x77, 0xb4, 70));
+        r.setSeriesPaint(1, PALETTE[0]);
+        r.setSeriesStroke(1, new BasicStroke(2f));
+        r.setSeriesPaint(2, PALETTE[1]);
+        r.setSeriesStroke(2, new BasicStroke(2f));
+        r.setSeriesShapesVisible(2, true);
+        for (int i = 3; i < s; i++) {
+            r.setSeriesPaint(i, lineColors[i]);
+            r.setSeriesStroke(i, new BasicStroke(1.5f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[]{6f, 4f}, 0f));
+        }
+        NumberAxis x = new NumberAxis("step"), y = new NumberAxis("loss (mean next-token NLL, nats)");
+        y.setAutoRangeIncludesZero(false);
+        XYPlot plot = new XYPlot(ds, x, y, r);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
+        plot.setDomainGridlinePaint(Color.LIGHT_GRAY);
+        JFreeChart chart = new JFreeChart("Training loss", new Font("SansSerif", Font.BOLD, 15), plot, true);
+        JsonNode c = log.path("config");
+        if (c.isObject())
+            chart.addSubtitle(new TextTitle(String.format(Locale.ROOT, "%d layers x %d, %d heads, context %d; %d tokens seen",
+                    c.path("n_layer").asInt(), c.path("n_embd").asInt(), c.path("n_head").asInt(), c.path("ctx").asInt(),
+                    log.path("tokens_seen").asLong()), new Font("SansSerif", Font.PLAIN, 11)));
+        chart.setBackgroundPaint(Color.WHITE);
+        return chart;
+    }
+
     /** Writes PREFIX.png and PREFIX.svg atomically. */
     public static List<Path> write(JFreeChart chart, Path prefix, int width, int height) {
         Path png = prefix.resolveSibling(prefix.getFileName() + ".png"), svg = prefix.resolveSibling(prefix.getFileName() + ".svg");
