@@ -13,7 +13,8 @@ import java.util.List;
  * The token files of {@code nshap datasets tokenize} (uint16 GPT-2 ids; FILE.bin for training, FILE.val.bin held
  * out), and the windows a training run reads from them.
  *
- * <p>Training windows are random contiguous slices of {@code ctx + 1} tokens whose starts are a pure function of
+ * <p>A window is {@code ctx} contiguous tokens (the model's whole context); its targets are window[1..], each
+ * predicted from the tokens before it. Training windows are random slices whose starts are a pure function of
  * (seed, step, index in the batch) (counter-based, {@link CounterRng#mix64}): a resumed run needs no saved RNG state
  * to draw exactly the batches an unbroken run draws, and the batch of step s does not depend on the steps before.
  */
@@ -32,10 +33,10 @@ public final class TokenData {
     public static TokenData load(Path trainFile, int vocab, int ctx) {
         Path valFile = TokenCorpus.valPath(trainFile);
         int[] tr = read(trainFile, vocab), va = read(valFile, vocab);
-        if (tr.length < ctx + 2)
-            throw new NshapException(trainFile + ": " + tr.length + " tokens, fewer than one training window of " + (ctx + 1) + " plus one");
-        if (va.length < ctx + 1)
-            throw new NshapException(valFile + ": " + va.length + " tokens, fewer than one validation window of " + (ctx + 1));
+        if (tr.length < ctx + 1)
+            throw new NshapException(trainFile + ": " + tr.length + " tokens, fewer than one training window of " + ctx + " plus one");
+        if (va.length < ctx)
+            throw new NshapException(valFile + ": " + va.length + " tokens, fewer than one validation window of " + ctx);
         return new TokenData(trainFile, valFile, tr, va);
     }
 
@@ -48,39 +49,40 @@ public final class TokenData {
         return ids;
     }
 
-    /** Window start {@code i} of step {@code step}: uniform over [0, n - ctx - 1] (modulo bias below 2^-40). */
+    /** Window start {@code i} of step {@code step}: uniform over [0, n - ctx] (modulo bias below 2^-40). */
     public static int windowStart(long seed, long step, int i, int n, int ctx) {
-        long range = (long) n - ctx - 1 + 1;
+        long range = (long) n - ctx + 1;
         long r = CounterRng.mix64(CounterRng.mix64(seed ^ 0x5851F42D4C957F2DL) + step * 0x9E3779B97F4A7C15L + i);
         return (int) Long.remainderUnsigned(r, range);
     }
 
-    /** The {@code batch} training windows (ctx + 1 tokens each) of step {@code step}. */
+    /** The {@code batch} training windows (ctx tokens each) of step {@code step}. */
     public List<int[]> batch(long seed, long step, int batch, int ctx) {
         List<int[]> out = new ArrayList<>(batch);
         for (int i = 0; i < batch; i++) {
             int s = windowStart(seed, step, i, train.length, ctx);
-            int[] w = new int[ctx + 1];
-            System.arraycopy(train, s, w, 0, ctx + 1);
+            int[] w = new int[ctx];
+            System.arraycopy(train, s, w, 0, ctx);
             out.add(w);
         }
         return out;
     }
 
     /**
-     * {@code n} validation windows of ctx + 1 tokens spread evenly over the file (the same set at every
-     * evaluation); {@code n <= 0} or more than fit: every non-overlapping window, so each token after the first of
-     * its window is predicted exactly once.
+     * {@code n} validation windows of ctx tokens spread evenly over the file (the same set at every evaluation);
+     * {@code n <= 0} or more than fit: every window at stride ctx - 1, so that each token of the file after the first
+     * (up to the last whole window) is a target exactly once.
      */
     public List<int[]> valWindows(int n, int ctx) {
-        int all = (val.length - 1) / ctx;   // windows [k*ctx, k*ctx + ctx] share one token at their ends
+        int stride = Math.max(1, ctx - 1);   // consecutive windows share one token: the next one's first context
+        int all = (val.length - ctx) / stride + 1;
         List<int[]> out = new ArrayList<>();
         if (n <= 0 || n >= all) {
-            for (int k = 0; k < all; k++) out.add(slice(val, k * ctx, ctx + 1));
+            for (int k = 0; k < all; k++) out.add(slice(val, k * stride, ctx));
             return out;
         }
-        long last = val.length - (ctx + 1);
-        for (int k = 0; k < n; k++) out.add(slice(val, (int) Math.round(n == 1 ? 0 : (double) last * k / (n - 1)), ctx + 1));
+        long last = val.length - ctx;
+        for (int k = 0; k < n; k++) out.add(slice(val, (int) Math.round(n == 1 ? 0 : (double) last * k / (n - 1)), ctx));
         return out;
     }
 

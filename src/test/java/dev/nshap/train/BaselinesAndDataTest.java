@@ -53,23 +53,24 @@ class BaselinesAndDataTest {
         for (int step = 0; step < 200; step++)
             for (int i = 0; i < 4; i++) {
                 int s = TokenData.windowStart(5, step, i, d.train.length, 10);
-                assertTrue(s >= 0 && s + 11 <= d.train.length);
+                assertTrue(s >= 0 && s + 10 <= d.train.length);
                 assertEquals(s, TokenData.windowStart(5, step, i, d.train.length, 10), "a pure function of (seed, step, i)");
                 starts.add(s);
             }
-        assertTrue(starts.size() > 500, "800 draws over 990 starts should mostly differ: " + starts.size());
-        assertTrue(starts.contains(0) || starts.stream().mapToInt(x -> x).min().getAsInt() < 20);
+        assertTrue(starts.size() > 500, "800 draws over 991 starts should mostly differ: " + starts.size());
+        assertTrue(starts.stream().mapToInt(x -> x).min().getAsInt() < 20 && starts.stream().mapToInt(x -> x).max().getAsInt() > 970);
         List<int[]> b = d.batch(5, 3, 4, 10);
         assertEquals(4, b.size());
         int s0 = TokenData.windowStart(5, 3, 0, 1000, 10);
-        for (int k = 0; k < 11; k++) assertEquals((s0 + k) % 97, b.get(0)[k]);
-        // Every non-overlapping window: (53 - 1) / 10 = 5 windows, targets 1..50 each once.
+        assertEquals(10, b.get(0).length);
+        for (int k = 0; k < 10; k++) assertEquals((s0 + k) % 97, b.get(0)[k]);
+        // Every window at stride 9: starts 0, 9, ..., 36 (5 windows, (53 - 10) / 9 + 1), targets 1..45 each once.
         List<int[]> all = d.valWindows(0, 10);
         assertEquals(5, all.size());
-        for (int w = 0; w < 5; w++) assertArrayEquals(java.util.stream.IntStream.rangeClosed(w * 10, w * 10 + 10).toArray(), all.get(w));
+        for (int w = 0; w < 5; w++) assertArrayEquals(java.util.stream.IntStream.range(w * 9, w * 9 + 10).toArray(), all.get(w));
         List<int[]> two = d.valWindows(2, 10);
         assertEquals(0, two.get(0)[0]);
-        assertEquals(42, two.get(1)[0], "the last window ends at the file's end");
+        assertEquals(43, two.get(1)[0], "the last window ends at the file's end");
     }
 
     @Test
@@ -84,7 +85,7 @@ class BaselinesAndDataTest {
         Files.write(t, TokenCorpus.uint16le(new char[]{1, 2, 3, 4, 5, 6, 7, 200}));
         e = assertThrows(NshapException.class, () -> TokenData.load(t, 100, 4));
         assertTrue(e.getMessage().contains("token 200 at position 7"), e.getMessage());
-        Files.write(t, TokenCorpus.uint16le(new char[]{1, 2, 3}));
+        Files.write(t, TokenCorpus.uint16le(new char[]{1, 2, 3, 4}));
         e = assertThrows(NshapException.class, () -> TokenData.load(t, 100, 4));
         assertTrue(e.getMessage().contains("fewer than one training window"), e.getMessage());
     }
