@@ -239,6 +239,8 @@ public final class Trainer {
         }
         SafeTensors.write(out.resolve(STATE), t, meta);
         Json.writeFile(out.resolve(LOG), log());
+        // A usable model at every checkpoint, not only at the end: a long run's early model can be put to work.
+        writeModel(null);
     }
 
     /** Writes the model (Hugging Face layout, f16) as {@code out/model}; returns its directory. */
