@@ -72,21 +72,40 @@ def main():
     ap.add_argument("--cpu-check", help="output of nshap model loss --backend cpu here")
     ap.add_argument("--evaluation", help="nshap evaluate --out JSON")
     ap.add_argument("--overlap", nargs="*", default=[], help="train.bin val.bin name=prompts.bin ...")
+    ap.add_argument("--note", help="one more line for the training section")
+    ap.add_argument("--val-windows", type=int, help="validation windows of each evaluation during training")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
     tl = load(a.train_log)
     vc = load(a.val_check)
-    cfg = tl["config"]
-    args = tl["args"]
+    cpu = "tokens_per_step" in tl  # written by `nshap train`, not by train.py
+    if cpu:
+        cfg = load(os.path.join(a.model, "config.json"))
+        tl["size_mib"] = os.path.getsize(os.path.join(a.model, "model.safetensors")) / 2 ** 20
+    else:
+        cfg = tl["config"]
+        args = tl["args"]
     L = []
     w = L.append
     w(f"# nshap default model: GPT-2 {cfg['n_layer']} layers x {cfg['n_embd']}, trained from scratch")
     w("")
     w("The model `nshap` uses when no `--model` is given. A small GPT-2 trained from random initialisation on the")
     w("public English corpora of `../shared/corpora` (no pretrained GPT-2 could be downloaded in the build environment).")
-    w("It has learnt real text, so its neurons' Shapley values describe learnt behaviour; it is far weaker than")
-    w("OpenAI's GPT-2 small (124M parameters, 40 GB of text): expect topic words, not fluent paragraphs.")
+    if cpu:
+        fin = tl["final"]
+        than = ("below a bigram model's" if fin["val_loss_f16"] < fin["bigram_val_loss"]
+                else "below a unigram model's but not yet a bigram model's" if fin["val_loss_f16"] < fin["unigram_val_loss"]
+                else "not yet below a unigram model's")
+        w(f"Trained by `nshap train` on the CPU from {tl['tokens_seen']:,} tokens, its validation loss is {than} (table below):")
+        if fin["val_loss_f16"] < fin["unigram_val_loss"]:
+            w("its neurons' Shapley values describe learnt behaviour, but mostly local word statistics; it is far weaker than")
+            w("OpenAI's GPT-2 small (124M parameters, 40 GB of text).")
+        else:
+            w("its neurons describe next to no learnt behaviour: treat any attribution on it as a test of the pipeline only.")
+    else:
+        w("It has learnt real text, so its neurons' Shapley values describe learnt behaviour; it is far weaker than")
+        w("OpenAI's GPT-2 small (124M parameters, 40 GB of text): expect topic words, not fluent paragraphs.")
     w("")
     w("## Configuration")
     w("")
@@ -99,6 +118,67 @@ def main():
                  ("parameters", f"{tl['parameters']:,}"), ("weights", f"model.safetensors, F16, {tl['size_mib']:.1f} MiB")]:
         w(f"| {k} | {v} |")
     w("")
+    if cpu:
+        cpu_training(w, tl, a)
+    else:
+        gpu_training(w, tl, args)
+
+    data_section(w, a)
+    reference_section(w, a, vc, cpu)
+    evaluation_section(w, a)
+    with open(a.out, "w", encoding="utf-8") as f:
+        f.write("\n".join(L))
+    print(f"wrote {a.out}", file=sys.stderr)
+
+
+def cpu_training(w, tl, a):
+    c, fin = tl["config"], tl["final"]
+    rows = tl["train"]
+    w("## Training")
+    w("")
+    w("- Trained by nshap itself on the CPU: `nshap train` (the CPU backward pass, `CpuGradients.lmLoss`), in the"
+      " background on the shared 2-core build machine; see README, \"Default model\".")
+    w(f"- {tl['step']:,} steps of {c['batch']} windows x {c['ctx']} tokens ({tl['tokens_per_step']:,} tokens per step,"
+      f" {tl['tokens_seen']:,} tokens seen = {tl['tokens_seen'] / tl['train_tokens']:.2f} epochs of the {tl['train_tokens']:,}"
+      f" training tokens) in {tl['seconds'] / 60:.1f} min of training.")
+    w(f"- AdamW (betas {c['beta1']}/{c['beta2']}, eps {c['eps']}, decoupled weight decay {c['weight_decay']} on the four Conv1D"
+      f" matrices of each block only: no decay on biases, LayerNorm, wte/wpe), gradient global-norm clip {c['clip']}, peak learning"
+      f" rate {c['lr']} after {c['warmup']} linear warm-up steps, cosine to {c['min_lr']} at step {c['steps']:,}; no dropout; f32"
+      f" throughout; seed {c['seed']}. {tl['windows']}.")
+    lrs = [r[2] for r in rows]
+    jumps = [rows[i][0] for i in range(1, len(rows)) if lrs[i] > lrs[i - 1] * 1.05 and rows[i][0] > c["warmup"] + 1]
+    if jumps:
+        w(f"- The run was resumed with a longer horizon (`--resume --steps`) at step(s) {', '.join(str(j - 1) for j in jumps)}:"
+          " the cosine was recomputed for the new horizon there (the learning rate of every step is in train_log.json).")
+    if a.note:
+        w(f"- {a.note}")
+    w("")
+    w("| | loss (nats/token) |")
+    w("|---|---|")
+    w(f"| validation, f16 model as committed ({fin['val_windows']} windows of {c['ctx']} tokens spread over the validation file,"
+      f" {fin['val_targets']:,} targets) | {fin['val_loss_f16']:.4f} |")
+    w(f"| bigram baseline, same targets (Witten-Bell interpolated with the unigram; fitted on the training tokens) | {fin['bigram_val_loss']:.4f} |")
+    w(f"| unigram baseline, same targets (add-one) | {fin['unigram_val_loss']:.4f} |")
+    w(f"| uniform over the vocabulary | {__import__('math').log(50257):.4f} |")
+    tail = rows[-min(50, len(rows)):]
+    w(f"| training, mean of the last {len(tail)} steps' batches | {sum(r[1] for r in tail) / len(tail):.4f} |")
+    w("")
+    w("![loss curve](loss.png)")
+    w("")
+    if tl["val"]:
+        w(f"Validation loss during training (f32, {a.val_windows or 'a few'} windows):")
+        w("")
+        w("| step | tokens seen | validation |")
+        w("|---|---|---|")
+        v = tl["val"]
+        stride = max(1, len(v) // 12)
+        pts = v[::stride] + ([v[-1]] if (len(v) - 1) % stride else [])
+        for st, loss in pts:
+            w(f"| {st} | {st * tl['tokens_per_step']:,} | {loss:.4f} |")
+        w("")
+
+
+def gpu_training(w, tl, args):
     w("## Training")
     w("")
     w(f"- Script: `weights-converter/train/train.py` (PyTorch {tl.get('torch')}, transformers {tl.get('transformers', '?')}),"
@@ -128,6 +208,8 @@ def main():
             w(f"| {p['step']} | {p['minutes']:.2f} | {p['train_loss']:.4f} | {p['val_loss']:.4f} |")
         w("")
 
+
+def data_section(w, a):
     w("## Data")
     w("")
     if a.tokens and os.path.isfile(a.tokens):
@@ -160,12 +242,24 @@ def main():
         w(", ".join(f"{k}: {h} of {n}" for k, (h, n) in res.items()) + ".")
         w("")
 
-    w("## nshap reproduces PyTorch")
-    w("")
-    w(f"PyTorch {vc.get('torch')} computed, on {vc.get('device')}, in float32 from the saved f16 weights (eager attention,"
+
+def reference_section(w, a, vc, cpu):
+    if cpu:
+        w("## nshap agrees with an independent float64 forward")
+        w("")
+        w(f"`weights-converter/train/np_loss.py` (NumPy {vc.get('torch', '').replace('none (numpy ', '').rstrip(')')}, float64, no nshap code)"
+          f" computed from the committed f16 weights the mean next-token loss of {len(vc['sequences'])} validation windows of"
+          f" {len(vc['sequences'][0]['tokens'])} tokens (`val_check.json`); `nshap model loss --check val_check.json --backend cpu`"
+          " recomputes them:")
+        w("")
+    else:
+        w("## nshap reproduces PyTorch")
+        w("")
+        w(f"PyTorch {vc.get('torch')} computed, on {vc.get('device')}, in float32 from the saved f16 weights (eager attention,"
       f" no TF32), the mean next-token loss of {len(vc['sequences'])} validation windows of {len(vc['sequences'][0]['tokens'])} tokens"
-      " (`val_check.json`). `nshap model loss --check val_check.json` recomputes them with nshap's backends:")
-    w("")
+          " (`val_check.json`). `nshap model loss --check val_check.json` recomputes them with nshap's backends:")
+        w("")
+    ref = "NumPy float64" if cpu else "PyTorch"
     cols = []
     if a.cpu_check and os.path.isfile(a.cpu_check):
         cols.append(("nshap CPU (here)", loss_table(open(a.cpu_check, encoding="utf-8").read())))
@@ -174,7 +268,7 @@ def main():
         for b in ("cpu", "cuda"):
             if b in secs:
                 cols.append((f"nshap {b.upper()} (GPU machine)", loss_table(secs[b])))
-    w("| window | PyTorch | " + " | ".join(c[0] for c in cols) + " |")
+    w(f"| window | {ref} | " + " | ".join(c[0] for c in cols) + " |")
     w("|---|---|" + "---|" * len(cols))
     for i, s in enumerate(vc["sequences"]):
         cells = []
@@ -188,6 +282,8 @@ def main():
         w(f"- {name}: {verdict}")
     w("")
 
+
+def evaluation_section(w, a):
     w("## nshap's evaluation on the bundled topic sets")
     w("")
     if a.evaluation and os.path.isfile(a.evaluation):
@@ -195,13 +291,17 @@ def main():
         table = {}
         for r in ev["rows"]:
             table.setdefault(os.path.basename(r["dataset"]), {})[r["metric"]] = r
-        w("`nshap evaluate --metric accuracy,loss` (CPU backend) on the clean model; mean over prompts with a 95% interval:")
+        w("`nshap evaluate --metric accuracy,loss` (CPU backend) on the clean model; mean over prompts [95% interval]:")
         w("")
         w("| prompt set | prompts | keyword accuracy | keyword loss (nats) |")
         w("|---|---|---|---|")
         for d, m in table.items():
             def fmt(r):
-                return f"{r['mean']:.3f} +/- {1.96 * r['stderr']:.3f}" if r else "n/a"
+                if not r:
+                    return "n/a"
+                if "ci_low" in r:  # nshap evaluate's interval
+                    return f"{r['mean']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+                return f"{r['mean']:.3f} +/- {1.96 * r['stderr']:.3f}"
             n = next(iter(m.values()))["prompts"]
             w(f"| {d} | {n} | {fmt(m.get('accuracy'))} | {fmt(m.get('loss'))} |")
         w("")
@@ -209,9 +309,6 @@ def main():
     else:
         w("(no evaluation was run)")
     w("")
-    with open(a.out, "w", encoding="utf-8") as f:
-        f.write("\n".join(L))
-    print(f"wrote {a.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -217,6 +217,7 @@ public final class Trainer {
         j.put("train_file", data.trainFile.getFileName().toString());
         j.put("train_tokens", data.train.length);
         j.put("val_tokens", data.val.length);
+        j.put("val_windows_during_training", valSet.size());
         j.put("windows", "training windows: " + cfg.ctx() + " contiguous tokens (targets: all but the first) from uniform random starts,"
                 + " a pure function of (seed, step, index) (counter-based RNG)");
         j.put("train_columns", "step, loss (mean of the step's batch), lr, gradient L2 norm before clipping");
