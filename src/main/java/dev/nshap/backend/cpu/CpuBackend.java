@@ -26,6 +26,10 @@ public final class CpuBackend implements Backend {
     private final GPT2Weights w;
     private final GPT2Config c;
     private final Timings timings = new Timings();
+    private final Gemm.Impl gemmImpl;
+
+    /** The GEMM implementation this backend's linear layers run on. */
+    public Gemm.Impl gemm() { return gemmImpl; }
 
     /** Time spent per stage since the last reset: how a benchmark splits the forward pass. */
     public static final class Timings {
@@ -38,7 +42,7 @@ public final class CpuBackend implements Backend {
 
     private void gemm(float[] out, float[] x, float[] wt, float[] bias, int n, int k, int m) {
         long t0 = System.nanoTime();
-        CpuKernels.matmul(out, x, wt, bias, n, k, m);
+        gemmImpl.linear(out, x, wt, bias, n, k, m);
         timings.gemmNanos += System.nanoTime() - t0;
         timings.gemmFlop += 2L * n * k * m;
     }
@@ -47,6 +51,12 @@ public final class CpuBackend implements Backend {
     private final boolean exactGelu;
 
     public CpuBackend(GPT2Weights weights) {
+        this(weights, Gemm.active());
+    }
+
+    /** A backend whose weight GEMMs run on the given implementation (tests run both). */
+    public CpuBackend(GPT2Weights weights, Gemm.Impl gemm) {
+        this.gemmImpl = gemm;
         this.w = weights;
         this.c = weights.config;
         this.exactGelu = c.activationFunction().equals("gelu");
