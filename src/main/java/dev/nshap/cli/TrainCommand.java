@@ -24,7 +24,7 @@ import java.util.concurrent.TimeUnit;
 
 /** {@code nshap train}: a GPT-2 trained from scratch on the CPU, from the token files of {@code nshap datasets tokenize}. */
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Train a GPT-2 (GPT-2's 50,257-token vocabulary, tied unembedding) on the CPU from the token files"
+        description = {"Train a GPT-2 (by default GPT-2's 50,257-token vocabulary; tied unembedding) on the CPU from the token files"
                 + " of `nshap datasets tokenize`: AdamW (decoupled weight decay on the Conv1D matrices only), linear warm-up"
                 + " then cosine decay, global-norm gradient clipping, random windows drawn from (seed, step).",
                 "OUT gets state.safetensors (the whole training state, every --checkpoint-every steps and on SIGINT/SIGTERM),"
@@ -46,6 +46,7 @@ public final class TrainCommand implements Callable<Integer> {
     @Option(names = "--n-head", description = "attention heads (default 4)") Integer nHead;
     @Option(names = "--n-embd", description = "width (default 128)") Integer nEmbd;
     @Option(names = "--ctx", description = "context = n_positions (default 128)") Integer ctx;
+    @Option(names = "--vocab-size", description = "vocabulary (default 50257, GPT-2's; every token id must be below it)") Integer vocabSize;
     @Option(names = "--batch", description = "sequences per step (default 16)") Integer batch;
     @Option(names = "--micro-batch", description = "sequences per backward pass; --batch is their multiple (memory only; default 8)") Integer microBatch;
     @Option(names = "--steps", description = "steps; the cosine reaches --min-lr here (default 2000). With --resume: a new horizon")
@@ -84,7 +85,7 @@ public final class TrainCommand implements Callable<Integer> {
             TrainConfig saved = Trainer.savedConfig(out);
             List<String> differ = new ArrayList<>();
             ObjectNode s = saved.toJson();
-            Object[][] given = {{"n_layer", nLayer}, {"n_head", nHead}, {"n_embd", nEmbd}, {"ctx", ctx}, {"batch", batch},
+            Object[][] given = {{"n_layer", nLayer}, {"n_head", nHead}, {"n_embd", nEmbd}, {"ctx", ctx}, {"vocab_size", vocabSize}, {"batch", batch},
                     {"micro_batch", microBatch}, {"lr", lr}, {"min_lr", minLr}, {"warmup", warmup}, {"weight_decay", weightDecay},
                     {"beta1", beta1}, {"beta2", beta2}, {"eps", eps}, {"clip", clip}, {"seed", seed}};
             for (Object[] g : given)
@@ -98,7 +99,8 @@ public final class TrainCommand implements Callable<Integer> {
                 cfg = saved.withSteps(steps);
             }
         } else {
-            cfg = new TrainConfig(or(nLayer, 4), or(nHead, 4), or(nEmbd, 128), or(ctx, 128), or(batch, 16),
+            cfg = new TrainConfig(or(nLayer, 4), or(nHead, 4), or(nEmbd, 128), or(ctx, 128),
+                    or(vocabSize, dev.nshap.model.GPT2Config.GPT2_VOCAB), or(batch, 16),
                     or(microBatch, Math.min(8, or(batch, 16))), or(steps, 2000L), or(lr, 3e-3), or(minLr, 3e-4), or(warmup, 100),
                     or(weightDecay, 0.1), or(beta1, 0.9), or(beta2, 0.95), or(eps, 1e-8), or(clip, 1.0), or(seed, 1L));
         }

@@ -10,7 +10,7 @@ import dev.nshap.model.GPT2Config;
  * Everything that decides a training run's numbers (the model's shape, data order, optimizer, schedule), saved in
  * each checkpoint so that {@code --resume} continues the same run. {@code steps} is the schedule's horizon.
  */
-public record TrainConfig(int nLayer, int nHead, int nEmbd, int ctx, int batch, int microBatch, long steps,
+public record TrainConfig(int nLayer, int nHead, int nEmbd, int ctx, int vocab, int batch, int microBatch, long steps,
                           double lr, double minLr, int warmup, double weightDecay, double beta1, double beta2,
                           double eps, double clip, long seed) {
 
@@ -20,6 +20,7 @@ public record TrainConfig(int nLayer, int nHead, int nEmbd, int ctx, int batch, 
             throw new NshapException("--batch " + batch + " is not a multiple of --micro-batch " + microBatch);
         if (steps <= 0) throw new NshapException("--steps must be positive, got " + steps);
         if (ctx < 1) throw new NshapException("--ctx must be positive, got " + ctx);
+        if (vocab < 1 || vocab > 65536) throw new NshapException("--vocab-size must be in [1, 65536] (uint16 token files), got " + vocab);
         if (!(lr > 0) || !(minLr >= 0) || minLr > lr) throw new NshapException("need 0 <= --min-lr <= --lr and --lr > 0");
         if (warmup < 0) throw new NshapException("--warmup must be >= 0");
         if (!(weightDecay >= 0)) throw new NshapException("--weight-decay must be >= 0");
@@ -28,7 +29,7 @@ public record TrainConfig(int nLayer, int nHead, int nEmbd, int ctx, int batch, 
     }
 
     public GPT2Config model() {
-        return new GPT2Config(nLayer, nHead, nEmbd, ctx, GPT2Config.GPT2_VOCAB, 1e-5, "gelu_new");
+        return new GPT2Config(nLayer, nHead, nEmbd, ctx, vocab, 1e-5, "gelu_new");
     }
 
     public int tokensPerStep() { return batch * ctx; }
@@ -42,7 +43,7 @@ public record TrainConfig(int nLayer, int nHead, int nEmbd, int ctx, int batch, 
 
     public ObjectNode toJson() {
         ObjectNode o = Json.MAPPER.createObjectNode();
-        o.put("n_layer", nLayer); o.put("n_head", nHead); o.put("n_embd", nEmbd); o.put("ctx", ctx);
+        o.put("n_layer", nLayer); o.put("n_head", nHead); o.put("n_embd", nEmbd); o.put("ctx", ctx); o.put("vocab_size", vocab);
         o.put("batch", batch); o.put("micro_batch", microBatch); o.put("steps", steps);
         o.put("lr", lr); o.put("min_lr", minLr); o.put("warmup", warmup); o.put("weight_decay", weightDecay);
         o.put("beta1", beta1); o.put("beta2", beta2); o.put("eps", eps); o.put("clip", clip); o.put("seed", seed);
@@ -51,12 +52,13 @@ public record TrainConfig(int nLayer, int nHead, int nEmbd, int ctx, int batch, 
 
     public static TrainConfig fromJson(JsonNode o) {
         return new TrainConfig(o.get("n_layer").asInt(), o.get("n_head").asInt(), o.get("n_embd").asInt(), o.get("ctx").asInt(),
+                o.path("vocab_size").asInt(dev.nshap.model.GPT2Config.GPT2_VOCAB),
                 o.get("batch").asInt(), o.get("micro_batch").asInt(), o.get("steps").asLong(), o.get("lr").asDouble(),
                 o.get("min_lr").asDouble(), o.get("warmup").asInt(), o.get("weight_decay").asDouble(), o.get("beta1").asDouble(),
                 o.get("beta2").asDouble(), o.get("eps").asDouble(), o.get("clip").asDouble(), o.get("seed").asLong());
     }
 
     public TrainConfig withSteps(long s) {
-        return new TrainConfig(nLayer, nHead, nEmbd, ctx, batch, microBatch, s, lr, minLr, warmup, weightDecay, beta1, beta2, eps, clip, seed);
+        return new TrainConfig(nLayer, nHead, nEmbd, ctx, vocab, batch, microBatch, s, lr, minLr, warmup, weightDecay, beta1, beta2, eps, clip, seed);
     }
 }
