@@ -5,6 +5,7 @@
 # Usage: bash scripts/finish-cpu-model.sh RUN_DIR TOKENS.bin [TARGET_DIR (default: models/default)]
 #   RUN_DIR: the --out of `nshap train` (model/, train_log.json, loss.png); TOKENS.bin: its --tokens file
 #   (TOKENS.val.bin and TOKENS.json beside it).   Env: NOTE="one more line for the card's training section".
+#   VAL_WINDOWS=N: validation windows per evaluation during training, for logs that do not record it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run="${1:?usage: finish-cpu-model.sh RUN_DIR TOKENS.bin [TARGET_DIR]}"
@@ -47,7 +48,8 @@ if [ ${#sets[@]} -gt 0 ]; then
   ./nshap evaluate --model "$tmp" --backend cpu --datasets "$(IFS=,; echo "${sets[*]}")" --metric accuracy,loss --out "$tmp/evaluation.json"
   eval_args=(--evaluation "$tmp/evaluation.json")
 fi
-vw=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("val_windows_during_training", 0))' "$run/train_log.json")
+vw=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("val_windows_during_training", ""))' "$run/train_log.json")
+vw="${vw:-${VAL_WINDOWS:-}}"   # logs of older builds lack the count: VAL_WINDOWS=N gives it
 python3 scripts/model-card.py --model "$tmp" --train-log "$tmp/train_log.json" --val-check "$tmp/val_check.json" \
   --tokens "$tmp/tokens.json" --cpu-check "$tmp/loss-check-cpu.txt" "${eval_args[@]}" \
   ${NOTE:+--note "$NOTE"} ${vw:+--val-windows "$vw"} --out "$tmp/MODEL_CARD.md"
