@@ -144,9 +144,9 @@ def cpu_training(w, tl, a):
     w(f"- AdamW (betas {c['beta1']}/{c['beta2']}, eps {c['eps']}, decoupled weight decay {c['weight_decay']} on the four Conv1D"
       f" matrices of each block only: no decay on biases, LayerNorm, wte/wpe), gradient global-norm clip {c['clip']}, peak learning"
       f" rate {c['lr']} after {c['warmup']} linear warm-up steps, cosine to {c['min_lr']} at step {c['steps']:,}; no dropout; f32"
-      f" throughout; seed {c['seed']}. {tl['windows']}.")
+      f" throughout; seed {c['seed']}. {tl['windows'][:1].upper() + tl['windows'][1:]}.")
     lrs = [r[2] for r in rows]
-    jumps = [rows[i][0] for i in range(1, len(rows)) if lrs[i] > lrs[i - 1] * 1.05 and rows[i][0] > c["warmup"] + 1]
+    jumps = [rows[i][0] for i in range(1, len(rows)) if lrs[i] > lrs[i - 1] * (1 + 1e-9) and rows[i][0] > c["warmup"] + 1]
     if jumps:
         w(f"- The run was resumed with a longer horizon (`--resume --steps`) at step(s) {', '.join(str(j - 1) for j in jumps)}:"
           " the cosine was recomputed for the new horizon there (the learning rate of every step is in train_log.json).")
