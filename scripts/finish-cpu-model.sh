@@ -54,6 +54,8 @@ python3 scripts/model-card.py --model "$tmp" --train-log "$tmp/train_log.json" -
   --tokens "$tmp/tokens.json" --cpu-check "$tmp/loss-check-cpu.txt" "${eval_args[@]}" \
   ${NOTE:+--note "$NOTE"} ${vw:+--val-windows "$vw"} --out "$tmp/MODEL_CARD.md"
 rm -f "$tmp/loss-check-cpu.err"
+# The checks ran on the temporary folder: name the installed one in what they wrote.
+sed -i "s|$tmp|$target|g" "$tmp/evaluation.json" "$tmp/loss-check-cpu.txt"
 
 rm -rf "$target"
 mv "$tmp" "$target"
