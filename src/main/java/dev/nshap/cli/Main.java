@@ -31,26 +31,52 @@ public final class Main implements Runnable {
     /** Runs the CLI and returns its exit code: 0 ok, 2 bad input (one line on stderr), 1 internal error. */
     public static int run(String... args) {
         CommandLine cl = new CommandLine(new Main());
+        showDefaults(cl);
         // Bad arguments get one line and a pointer to --help, not the whole usage text.
         cl.setParameterExceptionHandler((ex, a) -> {
             CommandLine c = ex.getCommandLine();
-            c.getErr().println("nshap: " + ex.getMessage().replace('\n', ' ') + " (see '" + c.getCommandSpec().qualifiedName() + " --help')");
+            String hint = "";
+            if (ex instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty())
+                hint = " (did you mean " + String.join(" or ", u.getSuggestions().subList(0, Math.min(3, u.getSuggestions().size()))) + "?)";
+            c.getErr().println(errorLine(ex.getMessage() + hint + " (see '" + c.getCommandSpec().qualifiedName() + " --help')"));
             return 2;
         });
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             Throwable t = ex;
             while (t instanceof CommandLine.ExecutionException && t.getCause() != null) t = t.getCause();
             if (t instanceof NshapException) {
-                cmd.getErr().println("nshap: " + t.getMessage());
+                cmd.getErr().println(errorLine(t.getMessage()));
                 return 2;
             }
             if (t instanceof UncheckedIOException) {
-                cmd.getErr().println("nshap: " + t.getMessage());
+                cmd.getErr().println(errorLine(t.getMessage()));
                 return 1;
             }
             throw ex;
         });
         return cl.execute(args);
+    }
+
+    /**
+     * The one place an error reaches the user: "nshap: " and one line, whatever the message holds (a header
+     * string, a file name or a prompt may carry newlines or terminal control characters).
+     */
+    public static String errorLine(String message) {
+        String m = message == null ? "error" : message;
+        StringBuilder sb = new StringBuilder("nshap: ");
+        for (int i = 0; i < m.length(); i++) {
+            char ch = m.charAt(i);
+            if (ch == '\n' || ch == '\r' || ch == '\t') sb.append(' ');
+            else if (Character.isISOControl(ch)) sb.append(String.format("\\u%04x", (int) ch));
+            else sb.append(ch);
+        }
+        return sb.toString().strip();
+    }
+
+    /** Every option's default in every command's --help (those whose text already names it keep their wording). */
+    private static void showDefaults(CommandLine cl) {
+        cl.getCommandSpec().usageMessage().showDefaultValues(true);
+        for (CommandLine sub : cl.getSubcommands().values()) showDefaults(sub);
     }
 
     @Override public void run() {

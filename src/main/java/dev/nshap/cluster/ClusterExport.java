@@ -15,8 +15,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * Turns a {@code nshap shapley} result of the GPT-2 neuron game into a cluster: the neurons chosen by one rule
@@ -49,8 +47,6 @@ public final class ClusterExport {
 
     private record Row(String name, List<NeuronId> neurons, int layer, double value, double stderr, double lo, double hi,
                        int rank, boolean settled) {}
-
-    private static final Pattern RANGE = Pattern.compile("blocks\\.(\\d+)\\.mlp\\.hook_post\\[(\\d+):(\\d+)]");
 
     public static Cluster export(Path resultFile, Rule rule) {
         JsonNode o = Json.readTree(resultFile);
@@ -133,21 +129,10 @@ public final class ClusterExport {
 
     /** The neurons of a player name: one id, a layer range {@code [a:b]}, or ids joined by '+'. */
     static List<NeuronId> neuronsOf(String name, String where) {
-        List<NeuronId> out = new ArrayList<>();
-        Matcher m = RANGE.matcher(name);
-        if (m.matches()) {
-            int l = Integer.parseInt(m.group(1)), a = Integer.parseInt(m.group(2)), b = Integer.parseInt(m.group(3));
-            if (b <= a) throw new NshapException(where + ": bad neuron range " + name);
-            for (int k = a; k < b; k++) out.add(new NeuronId(l, k));
-            return out;
+        try {
+            return NeuronId.parseGroup(name);
+        } catch (NshapException e) {
+            throw new NshapException(where + ": player '" + name + "' is not a neuron id or group");
         }
-        for (String part : name.split("\\+")) {
-            try {
-                out.add(NeuronId.parse(part));
-            } catch (NshapException e) {
-                throw new NshapException(where + ": player '" + name + "' is not a neuron id");
-            }
-        }
-        return out;
     }
 }

@@ -44,6 +44,8 @@ import java.util.function.LongPredicate;
  */
 public final class ShapleyRunner {
     public static final String CHECKPOINT_FORMAT = "nshap-shapley-checkpoint-1";
+    /** 4M players: 13 times all of GPT-2 xl's neurons; a few arrays of this length per run still fit any heap. */
+    public static final int MAX_PLAYERS = 1 << 22;
 
     /**
      * Called after every group of units started together: a round for TMAB or with a stopping tolerance, else
@@ -81,6 +83,7 @@ public final class ShapleyRunner {
         this.cfg = Objects.requireNonNull(cfg);
         this.n = game.players();
         if (n < 1) throw new NshapException("the game has no players");
+        if (n > MAX_PLAYERS) throw new NshapException("the game has " + n + " players; at most " + MAX_PLAYERS + " are supported");
         if (cfg.estimator() == Estimator.TMAB && cfg.topK() >= n)
             throw new NshapException("--top-k must be smaller than the number of players (" + n + ") for tmab");
     }
