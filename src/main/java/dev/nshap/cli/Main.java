@@ -25,7 +25,21 @@ import java.io.UncheckedIOException;
 public final class Main implements Runnable {
 
     public static void main(String[] args) {
+        directStderr();
         System.exit(run(args));
+    }
+
+    /**
+     * The launcher script filters the JVM's own stderr (to drop its incubator-module warning) and passes the real
+     * stderr as {@code -Dnshap.stderr=/dev/fd/3}: everything nshap prints goes there directly, so no line is delayed
+     * behind the filter or lost when it exits.
+     */
+    private static void directStderr() {
+        String f = System.getProperty("nshap.stderr");
+        if (f == null || f.isEmpty()) return;
+        try {
+            System.setErr(new java.io.PrintStream(new java.io.FileOutputStream(f, true), true, java.nio.charset.StandardCharsets.UTF_8));
+        } catch (java.io.IOException | SecurityException ignored) { }   // keep the filtered one
     }
 
     /** Runs the CLI and returns its exit code: 0 ok, 2 bad input (one line on stderr), 1 internal error. */
@@ -75,7 +89,16 @@ public final class Main implements Runnable {
 
     /** Every option's default in every command's --help (those whose text already names it keep their wording). */
     private static void showDefaults(CommandLine cl) {
-        cl.getCommandSpec().usageMessage().showDefaultValues(true);
+        CommandLine.Model.CommandSpec spec = cl.getCommandSpec();
+        spec.usageMessage().showDefaultValues(true);
+        for (CommandLine.Model.OptionSpec o : new java.util.ArrayList<>(spec.options())) {
+            if (o.showDefaultValue() != CommandLine.Help.Visibility.ON_DEMAND || o.group() != null) continue;
+            String d = String.join(" ", o.description()).toLowerCase(java.util.Locale.ROOT);
+            if (!d.contains("default")) continue;
+            // its own text already says the default (often with a why): picocli's "Default: x" line would repeat it
+            spec.remove(o);
+            spec.addOption(CommandLine.Model.OptionSpec.builder(o).showDefaultValue(CommandLine.Help.Visibility.NEVER).build());
+        }
         for (CommandLine sub : cl.getSubcommands().values()) showDefaults(sub);
     }
 

@@ -83,5 +83,11 @@ public final class ModelOptions {
         }
     }
 
-    public Backend open(GPT2Weights w) { return Backends.open(backend, w, precision); }
+    /** The backend, named once in the run's header on stderr (with auto, the user learns here which one ran). */
+    public Backend open(GPT2Weights w) {
+        Backend b = Backends.open(backend, w, precision);
+        System.err.println("[nshap] backend " + b.name() + ("auto".equalsIgnoreCase(backend) ? " (auto)" : "")
+                + ", model " + modelDir());
+        return b;
+    }
 }

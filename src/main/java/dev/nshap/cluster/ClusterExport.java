@@ -46,7 +46,7 @@ public final class ClusterExport {
     }
 
     private record Row(String name, List<NeuronId> neurons, int layer, double value, double stderr, double lo, double hi,
-                       int rank, boolean settled) {}
+                       int rank, boolean settled, long samples) {}
 
     public static Cluster export(Path resultFile, Rule rule) {
         JsonNode o = Json.readTree(resultFile);
@@ -78,8 +78,8 @@ public final class ClusterExport {
             for (NeuronId n : ns) if (n.layer() != layer) layer = -1;
             double v = num(r, "mean");
             if (!Double.isFinite(v)) throw new NshapException(w + ": player " + name + " has no value (\"mean\")");
-            rows.add(new Row(name, ns, layer, v, num(r, "stderr"), num(r, "ciLow"), num(r, "ciHigh"),
-                    r.path("rank").asInt(i), r.path("settled").asBoolean(false)));
+            rows.add(new Row(name, ns, layer, v, num(r, "stderr"), num(r, "ci_low", "ciLow"), num(r, "ci_high", "ciHigh"),
+                    r.path("rank").asInt(i), r.path("settled").asBoolean(false), r.path("samples").asLong(-1)));
         }
         rows.sort(Comparator.comparingDouble((Row r) -> -r.value).thenComparing(r -> r.neurons.get(0)));
 
@@ -98,6 +98,20 @@ public final class ClusterExport {
             chosen.sort(Comparator.comparingDouble((Row r) -> -r.value).thenComparing(r -> r.neurons.get(0)));
         }
         if (chosen.isEmpty()) throw new NshapException(w + ": the rule " + rule.describe() + " selects no neurons");
+        // A chosen player without an interval (one sample, a run too short) would export noise as a cluster.
+        int undefined = 0;
+        Row example = null;
+        for (Row r : chosen)
+            if (!Double.isFinite(r.stderr) || !Double.isFinite(r.lo) || !Double.isFinite(r.hi)) {
+                undefined++;
+                if (example == null) example = r;
+            }
+        if (undefined > 0)
+            throw new NshapException(w + ": " + undefined + " of the " + chosen.size() + " players chosen have no standard error or"
+                    + " interval (e.g. " + example.name + ", " + example.samples + " sample" + (example.samples == 1 ? "" : "s")
+                    + "): the run was too short to rank them; rerun it with a larger --budget");
+        int unsettled = 0;
+        for (Row r : chosen) if (!r.settled) unsettled++;
 
         List<Cluster.Member> members = new ArrayList<>();
         for (Row r : chosen)
@@ -110,6 +124,8 @@ public final class ClusterExport {
         prov.set("rule", Json.MAPPER.valueToTree(rule.describe()));
         prov.put("players_selected", chosen.size());
         prov.put("players_in_run", rows.size());
+        // TMAB settles a player once its interval clears the top-k threshold; other estimators settle none
+        if ("tmab".equals(o.path("estimator").asText())) prov.put("players_unsettled", unsettled);
         if (grouped) prov.put("groups_expanded", "each neuron of a group player carries the group's value");
         for (String k : new String[]{"estimator", "evaluations", "units", "stopReason", "gameFingerprint", "elapsedSeconds"})
             if (o.has(k)) prov.set(k, o.get(k));
@@ -122,9 +138,13 @@ public final class ClusterExport {
         return new Cluster(game.path("topic").asText(""), game.path("metric").asText(""), id, List.copyOf(members), prov);
     }
 
-    private static double num(JsonNode r, String k) {
-        JsonNode v = r.get(k);
-        return v == null || !v.isNumber() ? Double.NaN : v.asDouble();
+    /** A number under its name or an older one (results written before the field names were unified). */
+    private static double num(JsonNode r, String... names) {
+        for (String k : names) {
+            JsonNode v = r.get(k);
+            if (v != null && v.isNumber()) return v.asDouble();
+        }
+        return Double.NaN;
     }
 
     /** The neurons of a player name: one id, a layer range {@code [a:b]}, or ids joined by '+'. */
