@@ -76,7 +76,10 @@ public final class Json {
         try {
             n = ONE.readValue(text);
         } catch (JsonProcessingException e) {
-            throw new NshapException(where + ": invalid JSON" + at(e) + ": " + e.getOriginalMessage());
+            String m = e.getOriginalMessage();
+            if (m != null && m.startsWith("Trailing token"))
+                m = "more than one JSON value: something follows the first (one document per file, one object per JSONL line)";
+            throw new NshapException(where + ": invalid JSON" + at(e) + ": " + m);
         } catch (IOException e) {
             throw new NshapException(where + ": cannot read: " + e.getMessage());
         } catch (StackOverflowError e) {

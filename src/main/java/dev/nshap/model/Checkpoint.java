@@ -143,9 +143,9 @@ public final class Checkpoint {
         int blocks = 0;
         for (String canon : canonicalToFile.keySet()) if (canon.startsWith("h.")) blocks++;
         if (blocks != (long) c.nLayer() * BLOCK_PARAMS.length)
-            throw new NshapException(stFile + ": config n_layer = " + c.nLayer() + " needs " + (long) c.nLayer() * BLOCK_PARAMS.length
-                    + " block tensors but the file has " + blocks + " (" + blocks / BLOCK_PARAMS.length + " layers' worth)"
-                    + firstMissing(c, canonicalToFile));
+            throw new NshapException(stFile + ": missing tensor '" + firstMissing(c, canonicalToFile) + "' (fewer layers than config"
+                    + " n_layer = " + c.nLayer() + ": the file has " + blocks + " block tensors, " + blocks / BLOCK_PARAMS.length
+                    + " layers' worth)");
         for (String canon : requiredNames(c))
             if (!canonicalToFile.containsKey(canon))
                 throw new NshapException(stFile + ": missing tensor '" + canon + "'"
@@ -170,12 +170,12 @@ public final class Checkpoint {
         return base;
     }
 
-    /** ": missing tensor 'h.3.ln_1.weight'" for the first block tensor absent, looking no further than the file's tensors. */
+    /** The first block tensor absent, looking no further than one layer past the file's tensors. */
     private static String firstMissing(GPT2Config c, Map<String, String> have) {
         int layers = Math.min(c.nLayer(), have.size() / BLOCK_PARAMS.length + 1);
         for (int l = 0; l < layers; l++)
-            for (String p : BLOCK_PARAMS) if (!have.containsKey("h." + l + "." + p)) return ": missing tensor 'h." + l + "." + p + "'";
-        return "";
+            for (String p : BLOCK_PARAMS) if (!have.containsKey("h." + l + "." + p)) return "h." + l + "." + p;
+        return "h.?";
     }
 
     private static java.util.List<String> requiredNames(GPT2Config c) {

@@ -72,7 +72,12 @@ public final class Charts {
         } else if (format.equals("nshap-specificity-1")) {
             out.addAll(write(specificity(result), prefix, width, height));
         } else if (shapleyRows(result) != null) {
-            out.addAll(write(shapleyByLayer(result), prefix, width, height));
+            // the players the result ranks first, with their intervals; then how each layer's values spread
+            // (a game whose players are not neurons, a synthetic one, has no layers: its top players only)
+            JFreeChart top = shapleyTop(result, TOP_PLAYERS);
+            JFreeChart layers = hasLayers(result) ? shapleyByLayer(result) : null;
+            out.addAll(write(top, prefix, width, height));
+            if (layers != null) out.addAll(write(layers, prefix.resolveSibling(prefix.getFileName() + "-layers"), width, height));
         } else {
             throw new NshapException("cannot plot a result of format '" + format + "' (impairment, specificity or shapley results)");
         }
@@ -243,6 +248,84 @@ public final class Charts {
             if (a != null && a.isArray() && !a.isEmpty() && a.get(0).isObject()) return a;
         }
         return null;
+    }
+
+    /** Players on the top-players chart: as many as stay legible at the default height. */
+    public static final int TOP_PLAYERS = 20;
+
+    /**
+     * The k players of highest value, best on top, each a dot at its value with a bar over its confidence interval
+     * (players without one, too few samples, get the dot alone and "no CI" in their label). This is what a Shapley
+     * run is for; a per-layer box plot clipped at its whiskers hid exactly these players.
+     */
+    public static JFreeChart shapleyTop(JsonNode result, int k) {
+        record P(String name, double v, double lo, double hi) {}
+        List<P> ps = new ArrayList<>();
+        for (JsonNode p : shapleyRows(result)) {
+            JsonNode v = p.hasNonNull("mean") ? p.get("mean") : p.get("value");
+            if (v == null || !v.isNumber()) continue;
+            String name = p.path("name").asText(p.path("id").asText("player " + p.path("player").asText("?")));
+            ps.add(new P(name, v.asDouble(), number(p, "ci_low", "ciLow"), number(p, "ci_high", "ciHigh")));
+        }
+        if (ps.isEmpty()) throw new NshapException("shapley result: no player has a value to plot");
+        ps.sort((a, b) -> Double.compare(b.v, a.v));
+        List<P> top = ps.subList(0, Math.min(k, ps.size()));
+        YIntervalSeries s = new YIntervalSeries("value and CI");
+        String[] labels = new String[top.size()];
+        for (int i = 0; i < top.size(); i++) {
+            P p = top.get(i);
+            boolean ci = Double.isFinite(p.lo) && Double.isFinite(p.hi);
+            s.add(i, p.v, ci ? p.lo : p.v, ci ? p.hi : p.v);
+            labels[i] = (i + 1) + ". " + p.name + (ci ? "" : " (no CI)");
+        }
+        YIntervalSeriesCollection ds = new YIntervalSeriesCollection();
+        ds.addSeries(s);
+        SymbolAxis players = new SymbolAxis(null, labels);
+        players.setInverted(true);           // rank 1 on top
+        players.setGridBandsVisible(false);
+        players.setTickLabelFont(new Font("SansSerif", Font.PLAIN, 10));
+        NumberAxis value = new NumberAxis("Shapley value");
+        value.setAutoRangeIncludesZero(true);
+        org.jfree.chart.renderer.xy.XYErrorRenderer r = new org.jfree.chart.renderer.xy.XYErrorRenderer();
+        r.setDrawXError(false);
+        r.setDrawYError(true);
+        r.setDefaultLinesVisible(false);
+        r.setSeriesPaint(0, PALETTE[0]);
+        r.setErrorPaint(PALETTE[0]);
+        r.setErrorStroke(new BasicStroke(2f));
+        r.setSeriesShape(0, new java.awt.geom.Ellipse2D.Double(-4, -4, 8, 8));
+        XYPlot plot = new XYPlot(ds, players, value, r);
+        plot.setOrientation(org.jfree.chart.plot.PlotOrientation.HORIZONTAL);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
+        plot.setDomainGridlinesVisible(false);
+        plot.addRangeMarker(new org.jfree.chart.plot.ValueMarker(0, Color.GRAY, new BasicStroke(1f)));
+        double conf = result.path("config").path("confidence").asDouble(0.95);
+        JFreeChart chart = new JFreeChart("Top " + top.size() + " of " + ps.size() + " players by Shapley value",
+                new Font("SansSerif", Font.BOLD, 15), plot, false);
+        JsonNode g = result.path("game");
+        String topic = g.isObject() ? g.path("topic").asText(g.path("dataset").asText("")) : "";
+        String est = result.path("estimator").asText("");
+        chart.addSubtitle(new TextTitle((topic.isEmpty() ? "" : topic + "; ") + (est.isEmpty() ? "" : est + ", ")
+                + result.path("evaluations").asText("?") + " evaluations; bars: "
+                + (est.equals("tmab") ? "empirical-Bernstein bound" : String.format(Locale.ROOT, "%.0f%% CI", 100 * conf)),
+                new Font("SansSerif", Font.PLAIN, 11)));
+        chart.setBackgroundPaint(Color.WHITE);
+        return chart;
+    }
+
+    /** A number under its name or an older one (files written before the field names were unified). */
+    private static double number(JsonNode p, String... names) {
+        for (String n : names) if (p.hasNonNull(n) && p.get(n).isNumber()) return p.get(n).asDouble();
+        return Double.NaN;
+    }
+
+    private static boolean hasLayers(JsonNode result) {
+        for (JsonNode p : shapleyRows(result)) {
+            if (p.has("layer") && p.get("layer").asText().matches("\\d+")) return true;
+            if (NEURON.matcher(p.path("name").asText(p.path("id").asText(""))).find()) return true;
+        }
+        return false;
     }
 
     /** Box plot per layer of the neurons' Shapley values. */

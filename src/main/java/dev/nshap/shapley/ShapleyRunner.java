@@ -363,7 +363,7 @@ public final class ShapleyRunner {
         Progress progress;
         /** The last consistent state (between steps), for the signal path; built at most about once a second. */
         volatile ObjectNode snapshot;
-        long snapshotAt, lastCheckpointAt = System.nanoTime();
+        long snapshotAt, snapshotCost, lastCheckpointAt = System.nanoTime();
         boolean checkpointed;
         final Object writing = new Object();
 
@@ -537,12 +537,14 @@ public final class ShapleyRunner {
             return System.nanoTime() - lastCheckpointAt > CHECKPOINT_SECONDS * 1_000_000_000L;
         }
 
+        /** At most 5% of the run goes to snapshots: one every 20 times what the last one cost to build. */
         void snapshotIfDue() {
             if (!handleSignals || cfg.out() == null) return;
             long now = System.nanoTime();
-            if (now - snapshotAt < 1_000_000_000L) return;
+            if (now - snapshotAt < 20 * snapshotCost) return;
             snapshot = checkpointJson();
             snapshotAt = System.nanoTime();
+            snapshotCost = snapshotAt - now;
         }
 
         boolean toleranceReached() {
