@@ -127,8 +127,11 @@ public final class ClusterExport {
         // TMAB settles a player once its interval clears the top-k threshold; other estimators settle none
         if ("tmab".equals(o.path("estimator").asText())) prov.put("players_unsettled", unsettled);
         if (grouped) prov.put("groups_expanded", "each neuron of a group player carries the group's value");
-        for (String k : new String[]{"estimator", "evaluations", "units", "stopReason", "gameFingerprint", "elapsedSeconds"})
-            if (o.has(k)) prov.set(k, o.get(k));
+        for (String k : new String[]{"estimator", "evaluations", "units", "stop_reason", "game_fingerprint", "elapsed_seconds"}) {
+            String old = switch (k) { case "stop_reason" -> "stopReason"; case "game_fingerprint" -> "gameFingerprint";
+                case "elapsed_seconds" -> "elapsedSeconds"; default -> k; };   // results written before the rename
+            if (o.has(k)) prov.set(k, o.get(k)); else if (o.has(old)) prov.set(k, o.get(old));
+        }
         prov.set("game", game);
         if (o.has("config")) prov.set("config", o.get("config"));
         if (o.has("provenance")) prov.set("run", o.get("provenance"));

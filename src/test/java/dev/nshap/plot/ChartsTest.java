@@ -124,6 +124,31 @@ class ChartsTest {
         try (var files = Files.list(dir)) { assertTrue(files.noneMatch(p -> p.getFileName().toString().endsWith(".tmp"))); }
     }
 
+    /**
+     * Impairment curves: only the random baseline is a band (the curves' own CIs are thin lines, out of the
+     * legend), and the legend of the harm chart says which band is the random baseline.
+     */
+    @Test void impairmentBandsAreTheRandomBaselineOnlyAndTheLegendSaysSo() {
+        for (boolean harm : new boolean[]{false, true}) {
+            var chart = Charts.impairment(impairment(), "loss", harm);
+            var plot = (org.jfree.chart.plot.XYPlot) chart.getPlot();
+            var ds = (org.jfree.data.xy.YIntervalSeriesCollection) plot.getDataset();
+            var r = plot.getRenderer();
+            java.util.List<String> legend = new java.util.ArrayList<>();
+            for (int i = 0; i < ds.getSeriesCount(); i++) {
+                String key = ds.getSeriesKey(i).toString();
+                boolean band = false;
+                for (int j = 0; j < ds.getItemCount(i); j++) band |= ds.getEndYValue(i, j) > ds.getStartYValue(i, j);
+                assertEquals(key.contains("random clusters"), band, key + ": a band only for the random baseline");
+                if (r.isSeriesVisibleInLegend(i)) legend.add(key);
+            }
+            assertEquals(List.of("athlete: the cluster", "athlete: 5 random clusters (grey band: mean +- 1.96 sd)",
+                    "artist: the cluster", "artist: 5 random clusters (grey band: mean +- 1.96 sd)"), legend, "harm " + harm);
+            // the curve's own interval is still drawn, as its two CI lines
+            assertEquals(harm ? 0.08 * 0.2 : 2 + 0.2 * 1.5 - 0.05, ds.getYValue(1, 1), 1e-12);
+        }
+    }
+
     /** The main Shapley chart names the top players in rank order, with their intervals, not a per-layer summary. */
     @Test void shapleyChartShowsTheTopPlayersWithTheirIntervals() throws Exception {
         ObjectNode o = shapley();
