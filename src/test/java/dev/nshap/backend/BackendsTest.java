@@ -24,7 +24,8 @@ class BackendsTest {
                 assertEquals("", notes.toString());
             } else {
                 assertEquals("cpu", b.name());
-                assertEquals("", notes.toString(), "the header names the backend; no CUDA note on every run");
+                // the header names the backend; no CUDA note on every run (a GEMM fallback note may remain)
+                assertFalse(notes.toString().contains("CUDA"), notes.toString());
             }
         }
     }
