@@ -134,8 +134,19 @@ public final class DatasetsCommand implements Runnable {
         @Option(names = "--out", required = true, description = "prompt set to write (JSONL)")
         Path out;
 
+        @Option(names = "--holdout", defaultValue = "0", paramLabel = "F",
+                description = "fraction of the source texts whose prompts go to --holdout-out instead (split by a stable hash of each text's source, so no text feeds both files; default: ${DEFAULT-VALUE})")
+        double holdout;
+
+        @Option(names = "--holdout-out", paramLabel = "FILE", description = "held-out prompt set to write (JSONL), with --holdout")
+        Path holdoutOut;
+
         @Override public Integer call() {
             if (corpus.corpus == null || corpus.corpus.isEmpty()) throw new NshapException("--corpus FILE is required");
+            if (!(holdout >= 0 && holdout < 1)) throw new NshapException("--holdout must be in [0, 1), got " + holdout);
+            if ((holdout > 0) != (holdoutOut != null)) throw new NshapException("--holdout and --holdout-out go together");
+            if (holdoutOut != null && holdoutOut.toAbsolutePath().normalize().equals(out.toAbsolutePath().normalize()))
+                throw new NshapException("--holdout-out must differ from --out");
             if (maxPrompts < 1 || perKeyword < 1 || perDocument < 1 || keywords < 1 || maxPromptTokens < 1 || maxSentences < 1)
                 throw new NshapException("--max-prompts, --per-keyword, --per-document, --keywords, --max-prompt-tokens and --max-sentences must be positive");
             DatasetBuilder.Options o = new DatasetBuilder.Options();
@@ -160,8 +171,32 @@ public final class DatasetsCommand implements Runnable {
             List<CorpusReader.Document> docs = corpus.readAll();
             DatasetBuilder.Result r = DatasetBuilder.build(docs, o, JTokkitTokenizer.GPT2);
             if (r.prompts().isEmpty()) throw new NshapException("no prompt could be cut (texts too short? try --min-prompt-words)");
+            List<Prompt> kept = new java.util.ArrayList<>(), held = new java.util.ArrayList<>();
+            for (Prompt p : r.prompts()) (holdout > 0 && DatasetBuilder.heldOut(p.source(), seed, holdout) ? held : kept).add(p);
+            if (kept.isEmpty() || (holdoutOut != null && held.isEmpty()))
+                throw new NshapException("--holdout " + holdout + " leaves one split empty (" + kept.size() + " kept, " + held.size() + " held out)");
+            // Both files are complete before either is published, and each must load.
+            String keptText = jsonl(kept), heldText = holdoutOut == null ? null : jsonl(held);
+            AtomicFiles.writeString(out, keptText);
+            Dataset.load(out);
+            if (holdoutOut != null) {
+                AtomicFiles.writeString(holdoutOut, heldText);
+                Dataset.load(holdoutOut);
+            }
+            System.err.printf(Locale.ROOT, "[nshap] %d topic texts vs %d others; %d cuts at %d keywords%n",
+                    r.topicDocuments(), r.backgroundDocuments(), r.candidates(), r.keywords().size());
+            StringBuilder kw = new StringBuilder("keywords (" + o.scoring.name().toLowerCase(Locale.ROOT).replace('_', '-') + "):");
+            for (DatasetBuilder.Keyword k : r.keywords())
+                kw.append(String.format(Locale.ROOT, " %s(%.1f)", k.word(), k.score()));
+            System.out.println(kw);
+            System.out.printf(Locale.ROOT, "wrote %s: %d prompts%n", out, kept.size());
+            if (holdoutOut != null) System.out.printf(Locale.ROOT, "wrote %s: %d held-out prompts%n", holdoutOut, held.size());
+            return 0;
+        }
+
+        private static String jsonl(List<Prompt> prompts) {
             StringBuilder sb = new StringBuilder();
-            for (Prompt p : r.prompts()) {
+            for (Prompt p : prompts) {
                 ObjectNode n = Json.MAPPER.createObjectNode();
                 n.put("id", p.id());
                 n.put("topic", p.topic());
@@ -171,16 +206,7 @@ public final class DatasetsCommand implements Runnable {
                 n.put("source", p.source());
                 sb.append(n.toString()).append('\n');
             }
-            AtomicFiles.writeString(out, sb.toString());
-            Dataset.load(out); // what we wrote must load
-            System.err.printf(Locale.ROOT, "[nshap] %d topic texts vs %d others; %d cuts at %d keywords%n",
-                    r.topicDocuments(), r.backgroundDocuments(), r.candidates(), r.keywords().size());
-            StringBuilder kw = new StringBuilder("keywords (" + o.scoring.name().toLowerCase(Locale.ROOT).replace('_', '-') + "):");
-            for (DatasetBuilder.Keyword k : r.keywords())
-                kw.append(String.format(Locale.ROOT, " %s(%.1f)", k.word(), k.score()));
-            System.out.println(kw);
-            System.out.printf(Locale.ROOT, "wrote %s: %d prompts%n", out, r.prompts().size());
-            return 0;
+            return sb.toString();
         }
     }
 }

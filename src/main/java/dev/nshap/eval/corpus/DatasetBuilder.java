@@ -210,6 +210,17 @@ public final class DatasetBuilder {
         return new Result(List.copyOf(kws), List.copyOf(foilWords), List.copyOf(out), topicTexts.size(), bgTexts.size(), cuts.size());
     }
 
+    /**
+     * Whether the prompts of the text with this source go to the held-out split: a hash of (seed, source), so
+     * the split is stable across runs and prompt counts, and every prompt of one text lands on one side.
+     */
+    public static boolean heldOut(String source, long seed, double fraction) {
+        long h = seed * 0x9E3779B97F4A7C15L;
+        for (int i = 0; i < source.length(); i++) h = (h ^ source.charAt(i)) * 0x100000001B3L;
+        h ^= h >>> 33; h *= 0xFF51AFD7ED558CCDL; h ^= h >>> 33;
+        return (h >>> 11) * 0x1.0p-53 < fraction;
+    }
+
     private static Map<String, long[]> swap(Map<String, long[]> counts) {
         Map<String, long[]> s = new HashMap<>();
         counts.forEach((w, c) -> s.put(w, new long[]{c[1], c[0], 0}));
