@@ -9,10 +9,14 @@ import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
 import jcuda.driver.JCudaDriver;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -35,6 +39,8 @@ public class CudaDevice {
     private final CUdevice device;
     private final CUcontext context;
     private final CUmodule module;
+    /** Every launch and async copy goes to this one stream, so they run in issue order behind the host. */
+    private final CUstream stream;
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final Map<String, Integer> smemSet = new HashMap<>();
     public final String name;
@@ -48,6 +54,7 @@ public class CudaDevice {
         this.device = null;
         this.context = null;
         this.module = null;
+        this.stream = null;
         this.name = name;
         this.ccMajor = 9;
         this.ccMinor = 0;
@@ -59,6 +66,8 @@ public class CudaDevice {
         this.device = device;
         this.context = context;
         this.module = module;
+        this.stream = new CUstream();
+        cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT);
         byte[] nameBytes = new byte[256];
         cuDeviceGetName(nameBytes, nameBytes.length, device);
         int len = 0;
@@ -225,17 +234,59 @@ public class CudaDevice {
         return a;
     }
 
+    /** Waits for everything issued to the stream (and the rest of the context). */
     public void synchronize() { cuCtxSynchronize(); }
+
+    /** A view of a device buffer from byteOffset on (not to be freed on its own). */
+    public CUdeviceptr slice(CUdeviceptr base, long byteOffset) { return base.withByteOffset(byteOffset); }
+
+    /** Page-locked host memory: the source and target of the async copies. */
+    public static final class Pinned {
+        public final Pointer ptr;
+        public final ByteBuffer buf;
+        public final long bytes;
+
+        Pinned(Pointer ptr, ByteBuffer buf, long bytes) {
+            this.ptr = ptr;
+            this.buf = buf.order(ByteOrder.LITTLE_ENDIAN);
+            this.bytes = bytes;
+        }
+    }
+
+    public Pinned allocPinned(long bytes) {
+        bytes = Math.max(bytes, 16);
+        Pointer p = new Pointer();
+        cuMemAllocHost(p, bytes);
+        return new Pinned(p, p.getByteBuffer(0, bytes), bytes);
+    }
+
+    public void freePinned(Pinned p) { if (p != null) cuMemFreeHost(p.ptr); }
+
+    /** bytes from pinned host memory at srcOff to dst, queued on the stream (the host buffer must stay put until a sync). */
+    public void copyInAsync(CUdeviceptr dst, Pinned src, long srcOff, long bytes) {
+        if (bytes > 0) cuMemcpyHtoDAsync(dst, src.ptr.withByteOffset(srcOff), bytes, stream);
+    }
+
+    /** bytes from src into pinned host memory at dstOff, queued on the stream; valid after {@link #synchronize()}. */
+    public void copyOutAsync(Pinned dst, long dstOff, CUdeviceptr src, long bytes) {
+        if (bytes > 0) cuMemcpyDtoHAsync(dst.ptr.withByteOffset(dstOff), src, bytes, stream);
+    }
 
     public void zero(CUdeviceptr p, long bytes) { cuMemsetD8(p, (byte) 0, bytes); }
 
     // ------------------------------------------------------------------ launches
 
     /**
-     * Launches a kernel. Arguments: {@link CUdeviceptr} (null = NULL), Integer, Float, Long (an unsigned 64-bit
-     * value on the device).
+     * Launches a kernel on the stream, after checking the arguments against the kernel's parameter list in
+     * {@link KernelSignatures} (the stand-in device runs the same check). Arguments: {@link CUdeviceptr} (null =
+     * NULL), Integer, Float, Long (a 64-bit value on the device).
      */
-    public void launch(String kernel, int gx, int gy, int gz, int block, int smem, Object... args) {
+    public final void launch(String kernel, int gx, int gy, int gz, int block, int smem, Object... args) {
+        KernelSignatures.check(kernel, args);
+        issue(kernel, gx, gy, gz, block, smem, args);
+    }
+
+    protected void issue(String kernel, int gx, int gy, int gz, int block, int smem, Object... args) {
         CUfunction f = function(kernel);
         if (smem > 48 * 1024) {
             if (smem > maxSmemOptin)
@@ -259,6 +310,6 @@ public class CudaDevice {
             else if (a instanceof Long v) ps[i] = Pointer.to(new long[]{v});
             else throw new IllegalArgumentException("kernel argument of type " + a.getClass());
         }
-        cuLaunchKernel(f, gx, gy, gz, block, 1, 1, smem, null, Pointer.to(ps), null);
+        cuLaunchKernel(f, gx, gy, gz, block, 1, 1, smem, stream, Pointer.to(ps), null);
     }
 }
