@@ -53,6 +53,8 @@ public final class CudaBackend implements Backend {
     private Workspace ws;
     private final InterventionArena arena;
     private long maxRowsOverride = 0;
+    /** Layer stacks as CUDA graphs (-Dnshap.cuda.graphs=false launches kernel by kernel, for comparison). */
+    private boolean graphs = !"false".equals(System.getProperty("nshap.cuda.graphs"));
     private boolean chunkNoted;
 
     private static final class DevBlock {
@@ -157,8 +159,12 @@ public final class CudaBackend implements Backend {
         return (int) Math.min(Integer.MAX_VALUE, fitRows());
     }
 
+    /** Launch the layer stack as a CUDA graph where it can (default), or kernel by kernel. */
+    public void setGraphs(boolean on) { this.graphs = on; }
+
     @Override public synchronized void close() {
         dev.makeCurrent();
+        dev.forgetGraph();
         if (ws != null) { ws.close(); ws = null; }
         arena.close();
         dev.freePinned(staging);
@@ -450,13 +456,16 @@ public final class CudaBackend implements Backend {
 
         CUdeviceptr resid = ws.get(Buf.RESID_A), spare = ws.get(Buf.RESID_B);
         Layout cur = uniq != null ? uniq : full;
-        if (req.startLayer == 0) {
-            k.embedding(resid, cur.dTokens, cur.dPositions, wte, wpe, cur.rows, C);
-        } else {
+        if (req.startLayer > 0) {
             float[] x = new float[full.rows * C];
             for (int s = 0; s < n; s++) System.arraycopy(req.startResidual.get(s0 + s), 0, x, full.seqStart[s] * C, len[s0 + s] * C);
             stage(resid, x, x.length);
         }
+        // The layer stack is launches only (no cached hooks to copy back, no cuBLAS on its own stream): one CUDA
+        // graph, replayed while a game's calls keep their shapes.
+        boolean graph = graphs && req.cache.isEmpty() && cublas == null;
+        if (graph) dev.beginRecording();
+        if (req.startLayer == 0) k.embedding(resid, cur.dTokens, cur.dPositions, wte, wpe, cur.rows, C);
         for (int l = req.startLayer; l < c.nLayer(); l++) {
             if (cur == uniq && l == firstIntervened) {
                 k.gatherRows(spare, resid, ws.get(Buf.ROW_MAP), full.rows, C);
@@ -469,6 +478,7 @@ public final class CudaBackend implements Backend {
             k.gatherRows(spare, resid, ws.get(Buf.ROW_MAP), full.rows, C);
             resid = spare;
         }
+        if (graph) dev.endRecording();
         score(req, s0, n, full, resid, out);
     }
 

@@ -283,7 +283,80 @@ public class CudaDevice {
      */
     public final void launch(String kernel, int gx, int gy, int gz, int block, int smem, Object... args) {
         KernelSignatures.check(kernel, args);
-        issue(kernel, gx, gy, gz, block, smem, args);
+        if (recording != null) recording.add(new Launch(kernel, gx, gy, gz, block, smem, args));
+        else issue(kernel, gx, gy, gz, block, smem, args);
+    }
+
+    // ------------------------------------------------------------------ CUDA graphs
+
+    /** One recorded launch. */
+    protected record Launch(String kernel, int gx, int gy, int gz, int block, int smem, Object[] args) {}
+
+    private java.util.List<Launch> recording;
+    private java.util.List<Object> graphKey;
+    private Object graph;
+    /** Graphs captured and replayed so far (the perf report and the tests read them). */
+    public int graphCaptures, graphReplays;
+
+    /**
+     * From here to {@link #endRecording()}, launches are recorded instead of issued. Only launches may happen in
+     * between: no copies, no host reads, no library calls that use a stream of their own.
+     */
+    public void beginRecording() { recording = new java.util.ArrayList<>(); }
+
+    /**
+     * Issues the recorded launches as one CUDA graph: the previous graph is replayed when the sequence is the same
+     * (same kernels, grids and arguments, pointers compared by address), else a new one is captured and launched.
+     */
+    public void endRecording() {
+        java.util.List<Launch> seq = recording;
+        recording = null;
+        java.util.List<Object> key = new java.util.ArrayList<>(seq.size() * 12);
+        for (Launch l : seq) {
+            key.add(l.kernel); key.add(l.gx); key.add(l.gy); key.add(l.gz); key.add(l.block); key.add(l.smem);
+            for (Object a : l.args) key.add(a instanceof CUdeviceptr d ? (Object) ("@" + address(d)) : a == null ? "@0" : a);
+        }
+        if (graph == null || !key.equals(graphKey)) {
+            if (graph != null) destroyGraph(graph);
+            graph = null;
+            graph = captureGraph(seq);
+            graphKey = key;
+            graphCaptures++;
+        } else graphReplays++;
+        launchGraph(graph);
+    }
+
+    /** A device address, byte offset included (CUdeviceptr.equals ignores the offset; its toString has both). */
+    protected long address(CUdeviceptr p) {
+        String s = p.toString(); // CUdeviceptr[nativePointer=0x...,byteOffset=N]
+        int a = s.indexOf("nativePointer=0x"), b = s.indexOf(",byteOffset=");
+        long base = Long.parseUnsignedLong(s.substring(a + 16, b), 16);
+        return base + Long.parseLong(s.substring(b + 12, s.indexOf(']', b)));
+    }
+
+    protected Object captureGraph(java.util.List<Launch> seq) {
+        cuStreamBeginCapture(stream, jcuda.driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+        jcuda.driver.CUgraph g = new jcuda.driver.CUgraph();
+        try {
+            for (Launch l : seq) issue(l.kernel, l.gx, l.gy, l.gz, l.block, l.smem, l.args);
+        } finally {
+            cuStreamEndCapture(stream, g);
+        }
+        jcuda.driver.CUgraphExec exec = new jcuda.driver.CUgraphExec();
+        cuGraphInstantiate(exec, g, 0);
+        cuGraphDestroy(g);
+        return exec;
+    }
+
+    protected void launchGraph(Object g) { cuGraphLaunch((jcuda.driver.CUgraphExec) g, stream); }
+
+    protected void destroyGraph(Object g) { cuGraphExecDestroy((jcuda.driver.CUgraphExec) g); }
+
+    /** Drops the cached graph (its buffers are about to be freed). */
+    public void forgetGraph() {
+        if (graph != null) destroyGraph(graph);
+        graph = null;
+        graphKey = null;
     }
 
     protected void issue(String kernel, int gx, int gy, int gz, int block, int smem, Object... args) {

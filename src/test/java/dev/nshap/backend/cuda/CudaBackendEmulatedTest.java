@@ -137,6 +137,31 @@ class CudaBackendEmulatedTest {
         return q;
     }
 
+    @Test void repeatedShapesReplayTheCapturedGraphWithTheNewTables() {
+        Random r = new Random(12);
+        ForwardRequest a = coalitions(r, CFG, 3, 5, 12, 1, false), b = coalitions(r, CFG, 3, 5, 12, 1, false);
+        a.wantLogits = b.wantLogits = false;
+        HostDevice d = new HostDevice(MEM);
+        try (CudaBackend be = open("fp32", d)) {
+            compare(new CpuBackend(W).forward(a), be.forward(a), FP32_LP, 0, "captured");
+            assertEquals(1, d.graphCaptures);
+            assertEquals(0, d.graphReplays);
+            // other prompts and coalitions, same shapes: the graph is replayed and reads the new tables and tokens
+            compare(new CpuBackend(W).forward(b), be.forward(b), FP32_LP, 0, "replayed");
+            assertEquals(1, d.graphCaptures);
+            assertEquals(1, d.graphReplays);
+            ForwardRequest other = coalitions(r, CFG, 2, 5, 12, 1, false); // other shapes: a new graph
+            other.wantLogits = false;
+            compare(new CpuBackend(W).forward(other), be.forward(other), FP32_LP, 0, "recaptured");
+            assertEquals(2, d.graphCaptures);
+            be.setGraphs(false);
+            int launches = d.launches;
+            compare(new CpuBackend(W).forward(b), be.forward(b), FP32_LP, 0, "without graphs");
+            assertEquals(1, d.graphReplays);
+            assertTrue(d.launches > launches);
+        }
+    }
+
     @Test void aForwardAllocatesNothingOnceTheWorkspaceIsThere() {
         Random r = new Random(11);
         ForwardRequest q = coalitions(r, CFG, 3, 5, 12, 0, true); // every hook kind intervened, replace vectors included

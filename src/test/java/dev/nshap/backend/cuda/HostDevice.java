@@ -46,6 +46,8 @@ final class HostDevice extends CudaDevice {
         mem.put(p, ByteBuffer.allocate(Math.toIntExact(bytes)).order(ByteOrder.LITTLE_ENDIAN));
         used += bytes;
         allocations++;
+        addr.put(p, nextAddress);
+        nextAddress += (bytes + 255) & ~255L;
         return p;
     }
 
@@ -53,18 +55,41 @@ final class HostDevice extends CudaDevice {
         if (p != null && views.containsKey(p)) throw new IllegalStateException("a slice freed on its own");
         ByteBuffer b = p == null ? null : mem.remove(p);
         if (b != null) used -= b.capacity();
+        addr.remove(p);
         viewBase.entrySet().removeIf(e -> {
             if (e.getValue() != p) return false;
             views.remove(e.getKey());
+            addr.remove(e.getKey());
             return true;
         });
     }
+
+    /** Made-up device addresses (every stand-in pointer's native pointer is 0), so graph keys compare as on a GPU. */
+    private final Map<CUdeviceptr, Long> addr = new IdentityHashMap<>();
+    private long nextAddress = 1L << 32;
+
+    @Override protected long address(CUdeviceptr p) {
+        Long a = addr.get(p);
+        if (a == null) throw new IllegalStateException("not a live device pointer");
+        return a;
+    }
+
+    /** The stand-in's graph is the launch list itself, issued again on every replay. */
+    @Override protected Object captureGraph(java.util.List<Launch> seq) { return new java.util.ArrayList<>(seq); }
+
+    @SuppressWarnings("unchecked")
+    @Override protected void launchGraph(Object g) {
+        for (Launch l : (java.util.List<Launch>) g) issue(l.kernel(), l.gx(), l.gy(), l.gz(), l.block(), l.smem(), l.args());
+    }
+
+    @Override protected void destroyGraph(Object g) {}
 
     @Override public CUdeviceptr slice(CUdeviceptr base, long byteOffset) {
         ByteBuffer b = buf(base).duplicate();
         b.position(Math.toIntExact(byteOffset));
         CUdeviceptr p = new CUdeviceptr();
         views.put(p, b.slice().order(ByteOrder.LITTLE_ENDIAN));
+        addr.put(p, address(base) + byteOffset);
         viewBase.put(p, viewBase.getOrDefault(base, base));
         return p;
     }
