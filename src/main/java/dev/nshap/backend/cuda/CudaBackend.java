@@ -357,12 +357,15 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** Queues a[0..n) for dst through the staging buffer. */
+    /** Copies written into the staging buffer, queued together by {@link #flushCopies()}: dst, offset, bytes. */
+    private final List<Object[]> pending = new ArrayList<>();
+
+    /** Writes a[0..n) into the staging buffer, for dst. */
     private void stage(CUdeviceptr dst, int[] a, int n) {
         java.nio.ByteBuffer b = staging.buf;
         int o = (int) stagingAt;
         for (int i = 0; i < n; i++) b.putInt(o + 4 * i, a[i]);
-        dev.copyInAsync(dst, staging, stagingAt, 4L * n);
+        pending.add(new Object[]{dst, stagingAt, 4L * n});
         stagingAt += 4L * n;
     }
 
@@ -370,9 +373,51 @@ public final class CudaBackend implements Backend {
         java.nio.ByteBuffer b = staging.buf;
         int o = (int) stagingAt;
         for (int i = 0; i < n; i++) b.putFloat(o + 4 * i, a[i]);
-        dev.copyInAsync(dst, staging, stagingAt, 4L * n);
+        pending.add(new Object[]{dst, stagingAt, 4L * n});
         stagingAt += 4L * n;
     }
+
+    /** Every host-to-device copy of the chunk, queued on the stream in one go (the intervention arena's included). */
+    private void flushCopies() {
+        for (Object[] c : pending) dev.copyInAsync((CUdeviceptr) c[0], staging, (Long) c[1], (Long) c[2]);
+        pending.clear();
+        arena.queueCopy();
+    }
+
+    // ------------------------------------------------------------------ profile
+
+    /**
+     * Where a forward's time goes (off unless {@link #setProfiling}): host preparation (wall clock, up to the
+     * first copy), then on the stream, by CUDA events: host-to-device copies, the kernels, device-to-host copies.
+     */
+    public static final class Profile {
+        public long forwards;
+        public double hostPrepMs, h2dMs, gpuMs, d2hMs, hostPostMs;
+
+        public String describe() {
+            double n = Math.max(1, forwards);
+            return String.format("host prep %.3f ms, H2D %.3f ms, GPU %.3f ms, D2H %.3f ms, host post %.3f ms (per forward, %d forwards)",
+                    hostPrepMs / n, h2dMs / n, gpuMs / n, d2hMs / n, hostPostMs / n, forwards);
+        }
+    }
+
+    private Profile profile;
+    private Object[] events;
+
+    /** Starts (on) or stops (off) timing every forward's phases; returns the profile being filled. */
+    public synchronized Profile setProfiling(boolean on) {
+        if (!on) {
+            Profile p = profile;
+            profile = null;
+            if (events != null) for (Object e : events) dev.destroyEvent(e);
+            events = null;
+            return p;
+        }
+        if (events == null) events = new Object[]{dev.createEvent(), dev.createEvent(), dev.createEvent(), dev.createEvent()};
+        return profile = new Profile();
+    }
+
+    private void mark(int i) { if (profile != null) dev.recordEvent(events[i]); }
 
     // ------------------------------------------------------------------ one chunk
 
@@ -419,6 +464,7 @@ public final class CudaBackend implements Backend {
     private void runChunk(ForwardRequest req, int[] len, int s0, int s1, Map<HookPoint, List<Intervention>> byHook,
                           int firstIntervened, Out out) {
         final int C = c.nEmbd(), n = s1 - s0;
+        long t0 = System.nanoTime();
         stagingAt = 0;
         List<int[]> toks = req.tokens.subList(s0, s1);
         Layout full = layout(toks, ws.get(Buf.TOKENS), ws.get(Buf.POSITIONS), ws.get(Buf.SEQ_START), ws.get(Buf.SEQ_LEN),
@@ -461,6 +507,11 @@ public final class CudaBackend implements Backend {
             for (int s = 0; s < n; s++) System.arraycopy(req.startResidual.get(s0 + s), 0, x, full.seqStart[s] * C, len[s0 + s] * C);
             stage(resid, x, x.length);
         }
+        Scoring sc = prepareScore(req, s0, n, full);
+        if (profile != null) profile.hostPrepMs += (System.nanoTime() - t0) / 1e6;
+        mark(0);
+        flushCopies();
+        mark(1);
         // The layer stack is launches only (no cached hooks to copy back, no cuBLAS on its own stream): one CUDA
         // graph, replayed while a game's calls keep their shapes.
         boolean graph = graphs && req.cache.isEmpty() && cublas == null;
@@ -479,7 +530,20 @@ public final class CudaBackend implements Backend {
             resid = spare;
         }
         if (graph) dev.endRecording();
-        score(req, s0, n, full, resid, out);
+        score(sc, resid);
+        mark(2);
+        downloadScores(sc);
+        mark(3);
+        dev.synchronize();
+        long t1 = System.nanoTime();
+        finishScore(sc, req, s0, out);
+        if (profile != null) {
+            profile.forwards++;
+            profile.h2dMs += dev.elapsedMs(events[0], events[1]);
+            profile.gpuMs += dev.elapsedMs(events[1], events[2]);
+            profile.d2hMs += dev.elapsedMs(events[2], events[3]);
+            profile.hostPostMs += (System.nanoTime() - t1) / 1e6;
+        }
     }
 
     /** Token arrays as hash keys. */
@@ -551,48 +615,61 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /**
-     * The final LayerNorm, unembedding and log-softmax summary at the scored rows only, LOGIT_SLAB rows at a time
-     * (so the [rows, V] logits scratch stays bounded whatever the batch).
-     */
-    private void score(ForwardRequest req, int s0, int n, Layout L, CUdeviceptr resid, Out out) {
-        final int C = c.nEmbd(), V = c.vocabSize();
-        int total = 0;
-        for (int s = 0; s < n; s++) { int[] p = RequestChecks.scorePositions(req, s0 + s); if (p != null) total += p.length; }
-        if (total == 0) return;
+    /** The scored rows of a chunk, packed: their row indices and targets, and where each sequence's begin. */
+    private static final class Scoring {
+        int n, total;
+        int[] firstRow;
+        float[][] logits;
+        boolean wantLogits;
+    }
+
+    /** Packs and stages the scored rows and targets (one upload per forward). */
+    private Scoring prepareScore(ForwardRequest req, int s0, int n, Layout L) {
+        final int V = c.vocabSize();
+        Scoring sc = new Scoring();
+        sc.n = n;
+        sc.wantLogits = req.wantLogits;
+        for (int s = 0; s < n; s++) { int[] p = RequestChecks.scorePositions(req, s0 + s); if (p != null) sc.total += p.length; }
+        int total = sc.total;
         int[] rows = new int[total], tg = new int[total];
+        sc.firstRow = new int[n];
+        sc.logits = new float[n][];
         int r = 0;
         for (int s = 0; s < n; s++) {
             int[] p = RequestChecks.scorePositions(req, s0 + s);
+            sc.firstRow[s] = r;
             if (p == null) continue;
+            if (req.wantLogits) sc.logits[s] = new float[p.length * V];
             int[] t = RequestChecks.targets(req, s0 + s);
             for (int i = 0; i < p.length; i++, r++) {
                 rows[r] = L.seqStart[s] + p[i];
                 tg[r] = t == null ? -1 : t[i];
             }
         }
-        float[][] logits = new float[n][];
-        int[] firstRow = new int[n];
-        int q = 0;
-        for (int s = 0; s < n; s++) {
-            int[] p = RequestChecks.scorePositions(req, s0 + s);
-            firstRow[s] = q;
-            if (p == null) continue;
-            if (req.wantLogits) logits[s] = new float[p.length * V];
-            q += p.length;
+        if (total > 0) {
+            stage(ws.get(Buf.SCORED_ROWS), rows, total);
+            stage(ws.get(Buf.TARGETS), tg, total);
         }
-        // every scored row and target in one upload; per slab the kernels read views at the slab's offset
+        return sc;
+    }
+
+    /**
+     * The final LayerNorm, unembedding and log-softmax summary at the scored rows only, LOGIT_SLAB rows at a time
+     * (so the [rows, V] logits scratch stays bounded whatever the batch); per slab the kernels read views at the
+     * slab's offset.
+     */
+    private void score(Scoring sc, CUdeviceptr resid) {
+        final int C = c.nEmbd(), V = c.vocabSize(), total = sc.total;
+        if (total == 0) return;
         CUdeviceptr dRows = ws.get(Buf.SCORED_ROWS), dTg = ws.get(Buf.TARGETS), dLp = ws.get(Buf.LOG_PROB), dTop = ws.get(Buf.TOP1);
         CUdeviceptr logitsBuf = ws.get(Buf.LOGITS), lnOut = ws.get(Buf.LN_OUT);
-        stage(dRows, rows, total);
-        stage(dTg, tg, total);
-        float[] slab = req.wantLogits ? new float[Math.min(total, LOGIT_SLAB) * V] : null;
+        float[] slab = sc.wantLogits ? new float[Math.min(total, LOGIT_SLAB) * V] : null;
         for (int off = 0; off < total; off += LOGIT_SLAB) {
             int m = Math.min(LOGIT_SLAB, total - off);
             long at = 4L * off;
             CUdeviceptr sRows = dev.slice(dRows, at), sTg = dev.slice(dTg, at), sLp = dev.slice(dLp, at), sTop = dev.slice(dTop, at);
             k.layerNorm(lnOut, bf16, resid, sRows, lnfW, lnfB, m, C, (float) c.layerNormEpsilon());
-            if (!req.wantLogits && cublas == null) {
+            if (!sc.wantLogits && cublas == null) {
                 // no logits wanted: reduce them in the GEMM's epilogue instead of storing them
                 k.unembedSummary(bf16, lnOut, lmHead, m, V, C, sTg, ws.get(Buf.TGT_LOGIT), ws.get(Buf.P_MAX),
                         ws.get(Buf.P_SUM), ws.get(Buf.P_ARG), sLp, sTop, null);
@@ -601,33 +678,44 @@ public final class CudaBackend implements Backend {
                 else k.gemm(bf16 ? GemmKind.BF16_TC : GemmKind.F32_NT, logitsBuf, lnOut, lmHead, null, m, V, C, false);
                 k.logSoftmaxSummary(logitsBuf, sTg, sLp, sTop, null, m, V);
             }
-            if (req.wantLogits) {
+            if (sc.wantLogits) {
                 dev.copyOut(slab, logitsBuf, m * V); // the slab's scratch is reused: this copy waits for it
-                for (int s = 0; s < n; s++) {
-                    if (logits[s] == null) continue;
-                    int a0 = Math.max(firstRow[s], off), a1 = Math.min(firstRow[s] + logits[s].length / V, off + m);
-                    if (a0 < a1) System.arraycopy(slab, (a0 - off) * V, logits[s], (a0 - firstRow[s]) * V, (a1 - a0) * V);
+                for (int s = 0; s < sc.n; s++) {
+                    float[] lg = sc.logits[s];
+                    if (lg == null) continue;
+                    int a0 = Math.max(sc.firstRow[s], off), a1 = Math.min(sc.firstRow[s] + lg.length / V, off + m);
+                    if (a0 < a1) System.arraycopy(slab, (a0 - off) * V, lg, (a0 - sc.firstRow[s]) * V, (a1 - a0) * V);
                 }
             }
         }
-        long lpAt = stagingAt, topAt = lpAt + 4L * total;
-        dev.copyOutAsync(staging, lpAt, dLp, 4L * total);
-        dev.copyOutAsync(staging, topAt, dTop, 4L * total);
-        dev.synchronize();
-        float[] lp = new float[total];
-        int[] t1 = new int[total];
-        for (int i = 0; i < total; i++) {
-            lp[i] = staging.buf.getFloat((int) (lpAt + 4L * i));
-            t1[i] = staging.buf.getInt((int) (topAt + 4L * i));
-        }
-        r = 0;
-        for (int s = 0; s < n; s++) {
+    }
+
+    /** Queues the scored rows' log p and top-1 into the staging buffer (read after the sync). */
+    private long lpAt, topAt;
+
+    private void downloadScores(Scoring sc) {
+        lpAt = stagingAt;
+        topAt = lpAt + 4L * sc.total;
+        dev.copyOutAsync(staging, lpAt, ws.get(Buf.LOG_PROB), 4L * sc.total);
+        dev.copyOutAsync(staging, topAt, ws.get(Buf.TOP1), 4L * sc.total);
+    }
+
+    private void finishScore(Scoring sc, ForwardRequest req, int s0, Out out) {
+        java.nio.ByteBuffer b = staging.buf;
+        for (int s = 0; s < sc.n; s++) {
             int[] p = RequestChecks.scorePositions(req, s0 + s);
             if (p == null) continue;
-            out.top1[s0 + s] = Arrays.copyOfRange(t1, r, r + p.length);
-            if (RequestChecks.targets(req, s0 + s) != null) out.targetLp[s0 + s] = Arrays.copyOfRange(lp, r, r + p.length);
-            if (req.wantLogits) out.logits[s0 + s] = logits[s];
-            r += p.length;
+            int r = sc.firstRow[s];
+            int[] t1 = new int[p.length];
+            for (int i = 0; i < p.length; i++) t1[i] = b.getInt((int) (topAt + 4L * (r + i)));
+            out.top1[s0 + s] = t1;
+            if (RequestChecks.targets(req, s0 + s) != null) {
+                float[] lp = new float[p.length];
+                for (int i = 0; i < p.length; i++) lp[i] = b.getFloat((int) (lpAt + 4L * (r + i)));
+                out.targetLp[s0 + s] = lp;
+            }
+            if (req.wantLogits) out.logits[s0 + s] = sc.logits[s];
         }
     }
+
 }

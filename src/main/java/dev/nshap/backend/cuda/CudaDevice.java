@@ -287,6 +287,25 @@ public class CudaDevice {
         else issue(kernel, gx, gy, gz, block, smem, args);
     }
 
+    // ------------------------------------------------------------------ events
+
+    public Object createEvent() {
+        jcuda.driver.CUevent e = new jcuda.driver.CUevent();
+        cuEventCreate(e, jcuda.driver.CUevent_flags.CU_EVENT_DEFAULT);
+        return e;
+    }
+
+    public void recordEvent(Object e) { cuEventRecord((jcuda.driver.CUevent) e, stream); }
+
+    /** Milliseconds between two recorded events (both complete: call after a sync). */
+    public double elapsedMs(Object a, Object b) {
+        float[] ms = new float[1];
+        cuEventElapsedTime(ms, (jcuda.driver.CUevent) a, (jcuda.driver.CUevent) b);
+        return ms[0];
+    }
+
+    public void destroyEvent(Object e) { cuEventDestroy((jcuda.driver.CUevent) e); }
+
     // ------------------------------------------------------------------ CUDA graphs
 
     /** One recorded launch. */

@@ -19,9 +19,12 @@ final class InterventionArena implements AutoCloseable {
 
     InterventionArena(CudaDevice dev) { this.dev = dev; }
 
-    /** Uploads the tables (queued on the stream) and returns each hook's device view. */
+    private long loadedBytes;
+
+    /** Writes the tables into the pinned buffer and returns each hook's device view; {@link #queueCopy} uploads them. */
     Map<HookPoint, CudaKernels.Ops> load(Map<HookPoint, InterventionTable> tables) {
         Map<HookPoint, CudaKernels.Ops> out = new LinkedHashMap<>();
+        loadedBytes = 0;
         if (tables.isEmpty()) return out;
         long ints = 0;
         for (InterventionTable t : tables.values()) ints += t.deviceInts();
@@ -42,8 +45,14 @@ final class InterventionArena implements AutoCloseable {
             at += InterventionTable.pad(t.vecs.length);
             out.put(e.getKey(), new CudaKernels.Ops(start, list, ops, masks, vecs));
         }
-        dev.copyInAsync(device, host, 0, 4 * at);
+        loadedBytes = 4 * at;
         return out;
+    }
+
+    /** The one async copy of everything {@link #load} wrote. */
+    void queueCopy() {
+        if (loadedBytes > 0) dev.copyInAsync(device, host, 0, loadedBytes);
+        loadedBytes = 0;
     }
 
     private CUdeviceptr put(java.nio.ByteBuffer b, long at, int[] a, float[] f) {

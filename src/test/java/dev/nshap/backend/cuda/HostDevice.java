@@ -84,6 +84,12 @@ final class HostDevice extends CudaDevice {
 
     @Override protected void destroyGraph(Object g) {}
 
+    /** Events: the wall clock when recorded (the stand-in runs every launch at once). */
+    @Override public Object createEvent() { return new long[1]; }
+    @Override public void recordEvent(Object e) { ((long[]) e)[0] = System.nanoTime(); }
+    @Override public double elapsedMs(Object a, Object b) { return (((long[]) b)[0] - ((long[]) a)[0]) / 1e6; }
+    @Override public void destroyEvent(Object e) {}
+
     @Override public CUdeviceptr slice(CUdeviceptr base, long byteOffset) {
         ByteBuffer b = buf(base).duplicate();
         b.position(Math.toIntExact(byteOffset));
