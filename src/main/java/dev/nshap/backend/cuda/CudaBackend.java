@@ -36,7 +36,7 @@ import java.util.Map;
  */
 public final class CudaBackend implements Backend {
     /** Rows of logits per unembedding launch: bounds the [rows, V] scratch. */
-    static final int LOGIT_SLAB = 256;
+    public static final int LOGIT_SLAB = 256;
     /** Launch-grid limits: 65535 blocks of 64 rows in the fp32 GEMM's y, one attention block row per sequence. */
     static final long MAX_ROWS = 1L << 21;
     static final int MAX_SEQS_PER_CHUNK = 65535;
