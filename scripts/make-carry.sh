@@ -22,22 +22,29 @@ ls target/junit-libs/junit-platform-launcher-*.jar >/dev/null 2>&1 || { echo "ma
 
 rm -rf .carry .carry.tmp
 mkdir -p .carry.tmp/junit
-# The shaded jar without native libraries under org/bytedeco (OpenBLAS and its JavaCPP presets): megabytes the GPU
-# check does not use.
+# The shaded jar without what the GPU check never loads: native libraries under org/bytedeco (OpenBLAS and its
+# JavaCPP presets), JCuda's NVRTC and PTX-compiler bindings (the kernels come prebuilt), and the tokenizer
+# encodings other than GPT-2's r50k_base (the registry is lazy).
 python3 - target/nshap.jar .carry.tmp/nshap.jar <<'PY'
 import re, sys, zipfile
 src, dst = sys.argv[1], sys.argv[2]
-native = re.compile(r"^org/bytedeco/.*(/(linux|windows|macosx|android|ios)-[^/]+/|\.(so(\.\d+)*|dll|dylib|jnilib)$)")
-dropped = 0
+unused = re.compile(r"^org/bytedeco/.*(/(linux|windows|macosx|android|ios)-[^/]+/|\.(so(\.\d+)*|dll|dylib|jnilib)$)"
+                    r"|^lib/libJNv(PTXCompiler|rtc)-"
+                    r"|^com/knuddels/jtokkit/(o200k|cl100k|p50k)_base\.tiktoken$")
+dropped = {}
 with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
     for item in zin.infolist():
-        if native.search(item.filename):
-            dropped += item.file_size
+        m = unused.search(item.filename)
+        if m:
+            key = "org/bytedeco natives" if item.filename.startswith("org/bytedeco/") else "NVRTC/PTX compiler" if item.filename.startswith("lib/") else "other encodings"
+            dropped[key] = dropped.get(key, 0) + item.compress_size
             continue
         zout.writestr(item, zin.read(item.filename))
-print(f"[carry] nshap.jar without org/bytedeco natives ({dropped / 2**20:.1f} MiB left out)")
+print("[carry] nshap.jar without " + (", ".join(f"{k} ({v / 2**20:.1f} MiB)" for k, v in dropped.items()) or "anything left out"))
 PY
-unzip -l .carry.tmp/nshap.jar | grep -q 'cuda/nshap.fatbin' || { echo "make-carry: the jar has no fatbin" >&2; exit 1; }
+unzip -l .carry.tmp/nshap.jar > .carry.tmp/jar-list.txt
+grep -q 'cuda/nshap.fatbin' .carry.tmp/jar-list.txt || { echo "make-carry: the jar has no fatbin" >&2; exit 1; }
+rm .carry.tmp/jar-list.txt
 "$JDK/bin/jar" cf .carry.tmp/nshap-tests.jar -C target/test-classes .
 cp target/junit-libs/*.jar .carry.tmp/junit/
 
