@@ -127,7 +127,8 @@ with open(out, "w") as f: json.dump(res, f, indent=2)
 for r in rows: print("side-by-side " + r)
 PY
 grep "^side-by-side" "$OUT/perf.txt" | tee -a "$summary"
-grep -E "^perf (cublas|forward|evaluator)" "$OUT/perf.txt" >> "$summary"
+grep -E "^perf (cublas|forward|evaluator|graph-replay)" "$OUT/perf.txt" >> "$summary"
+grep -q "^perf graph-replay.*FAILED" "$OUT/perf.txt" && say "graph-replay: FAILED (see perf.txt)"
 if [ "$probe_rc" != 0 ]; then
   say "FAIL: the CUDA backend is not usable on this machine, so the GPU tests skipped"
   exit 3

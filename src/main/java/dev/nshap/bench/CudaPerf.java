@@ -53,6 +53,20 @@ public final class CudaPerf {
         for (String precision : new String[]{"bf16", "fp32"})
             try (CudaBackend b = new CudaBackend(w, precision, false)) {
                 ForwardRequest q = shapleyBatch(cfg, PROMPTS, TOKENS, COALITIONS, 0, new Random(3));
+                // the correctness pass runs under CUDA_LAUNCH_BLOCKING=1, without graphs: here replays must give the
+                // bits of launches one by one (two calls, so that the second replays the captured graph)
+                b.setGraphs(false);
+                dev.nshap.backend.ForwardResult plainRun = b.forward(q);
+                b.setGraphs(true);
+                b.forward(q);
+                dev.nshap.backend.ForwardResult replayed = b.forward(q);
+                int differ = 0;
+                for (int s = 0; s < q.size(); s++)
+                    if (!java.util.Arrays.equals(plainRun.targetLogProb()[s], replayed.targetLogProb()[s])
+                            || !java.util.Arrays.equals(plainRun.top1()[s], replayed.top1()[s])) differ++;
+                json.put("graph_replay_" + precision, differ == 0 ? "identical" : differ + " sequences differ");
+                line("graph-replay " + precision + ": " + (differ == 0 ? "identical to kernel-by-kernel launches"
+                        : "FAILED: " + differ + " of " + q.size() + " sequences differ from kernel-by-kernel launches"));
                 for (boolean graphs : precision.equals("bf16") ? new boolean[]{true, false} : new boolean[]{true}) {
                     b.setGraphs(graphs);
                     b.forward(q); // workspace, JIT, graph capture

@@ -53,8 +53,12 @@ public final class CudaBackend implements Backend {
     private Workspace ws;
     private final InterventionArena arena;
     private long maxRowsOverride = 0;
-    /** Layer stacks as CUDA graphs (-Dnshap.cuda.graphs=false launches kernel by kernel, for comparison). */
-    private boolean graphs = !"false".equals(System.getProperty("nshap.cuda.graphs"));
+    /**
+     * Layer stacks as CUDA graphs (-Dnshap.cuda.graphs=false launches kernel by kernel, for comparison). Off under
+     * CUDA_LAUNCH_BLOCKING=1, which synchronises after every launch and so cannot capture a stream.
+     */
+    private boolean graphs = !"false".equals(System.getProperty("nshap.cuda.graphs"))
+            && !"1".equals(System.getenv("CUDA_LAUNCH_BLOCKING"));
     private boolean chunkNoted;
 
     private static final class DevBlock {
