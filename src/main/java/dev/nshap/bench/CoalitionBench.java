@@ -78,8 +78,8 @@ public final class CoalitionBench {
         Evaluator ev = new Evaluator(backend, data, maxTokens);
         int[] all = ev.allPrompts();
         double[] sum = new double[1];
-        // The evaluator caches the clean prefix up to the first intervened layer: warm-up builds it once, as a
-        // Shapley run does, so the timed repetitions measure the steady state.
+        // The evaluator caches the clean prefix up to the first intervened layer (CUDA shares it on the device
+        // instead): warm-up builds it once, as a Shapley run does, so the timed repetitions measure the steady state.
         Stats st = timer.time(warmup, reps, () -> {
             double[] m = ev.evaluateMean(conds, all, Metric.LOSS);
             for (double v : m) sum[0] += v;

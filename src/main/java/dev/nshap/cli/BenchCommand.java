@@ -184,10 +184,13 @@ public final class BenchCommand implements Runnable {
                 o.gpuPeaks(r, g);
                 try (GpuBench.GemmBuffers b = g.gemm(o.bf16(), m, N, K, o.seed)) {
                     Stats own = g.time(o.warmup, o.reps, b::own);
-                    Stats cb = g.time(o.warmup, o.reps, b::cublas);
                     r.row("gemm " + shape + " own kernel", own, flop / own.median() / 1e9, "GFLOP/s", "gpu_gemm");
-                    r.row("gemm " + shape + " cuBLAS", cb, flop / cb.median() / 1e9, "GFLOP/s", "gpu_gemm");
-                    r.row("own / cuBLAS", null, cb.median() / own.median(), "ratio", null);
+                    String why = g.cublasUnavailable();
+                    if (why == null) {
+                        Stats cb = g.time(o.warmup, o.reps, b::cublas);
+                        r.row("gemm " + shape + " cuBLAS", cb, flop / cb.median() / 1e9, "GFLOP/s", "gpu_gemm");
+                        r.row("own / cuBLAS", null, cb.median() / own.median(), "ratio", null);
+                    } else System.err.println("nshap bench gemm: no cuBLAS row: " + why);
                 }
                 o.finish(r, "CUDA GEMM (" + o.precision + ")");
             }

@@ -79,9 +79,12 @@ public final class Evaluator {
         }
         if (metrics.contains(Metric.KL)) cleanDistributions();
         double[][][] out = new double[metrics.size()][conditions.size()][];
-        int start = cfg.nLayer();
-        for (Condition c : conditions) start = Math.min(start, c.firstLayer());
+        int first = cfg.nLayer();
+        for (Condition c : conditions) first = Math.min(first, c.firstLayer());
+        // A backend that shares prefixes itself gets whole prompts (one mechanism per backend, not two).
+        int start = backend.sharesPrefixes() ? 0 : first;
         float[][] pre = start > 0 ? prefix(start) : null;
+        int maxTokens = backend.tokenBudget(this.maxTokens);
 
         List<int[]> batch = new ArrayList<>(); // (condition, prompt slot)
         int tokens = 0;
@@ -90,7 +93,7 @@ public final class Evaluator {
             for (int pi = 0; pi < prompts[ci].length; pi++) {
                 int len = data.sequences[prompts[ci][pi]].length;
                 if (!batch.isEmpty() && tokens + len > maxTokens) {
-                    run(batch, conditions, prompts, metrics, start, pre, out);
+                    run(batch, conditions, prompts, metrics, start, first, pre, out);
                     batch.clear();
                     tokens = 0;
                 }
@@ -98,7 +101,7 @@ public final class Evaluator {
                 tokens += len;
             }
         }
-        if (!batch.isEmpty()) run(batch, conditions, prompts, metrics, start, pre, out);
+        if (!batch.isEmpty()) run(batch, conditions, prompts, metrics, start, first, pre, out);
         return out;
     }
 
@@ -125,7 +128,8 @@ public final class Evaluator {
         return m;
     }
 
-    private void run(List<int[]> items, List<Condition> conds, int[][] prompts, List<Metric> metrics, int start, float[][] pre, double[][][] out) {
+    private void run(List<int[]> items, List<Condition> conds, int[][] prompts, List<Metric> metrics, int start, int first,
+                     float[][] pre, double[][][] out) {
         ForwardRequest req = new ForwardRequest();
         req.wantLogits = metrics.stream().anyMatch(m -> m.needsLogits);
         req.startLayer = start;
@@ -142,7 +146,7 @@ public final class Evaluator {
             int[] ps = new int[seqs.length];
             for (int k = 0; k < seqs.length; k++) ps[k] = prompts[e.getKey()][items.get(seqs[k])[1]];
             for (Intervention iv : conds.get(e.getKey()).interventions(seqs, ps)) {
-                if (iv.hook().layer() < start)
+                if (iv.hook().layer() < first)
                     throw new IllegalStateException("condition intervenes at " + iv.hook() + " before its declared first layer");
                 req.interventions.add(iv);
             }

@@ -36,7 +36,7 @@ import java.util.Map;
  */
 public final class CudaBackend implements Backend {
     /** Rows of logits per unembedding launch: bounds the [rows, V] scratch. */
-    static final int LOGIT_SLAB = 256;
+    public static final int LOGIT_SLAB = 256;
     /** Launch-grid limits: 65535 blocks of 64 rows in the fp32 GEMM's y, one attention block row per sequence. */
     static final long MAX_ROWS = 1L << 21;
     static final int MAX_SEQS_PER_CHUNK = 65535;
@@ -51,7 +51,14 @@ public final class CudaBackend implements Backend {
     private final CUdeviceptr wte, wpe, lnfW, lnfB, lmHead;
     private final DevBlock[] blocks;
     private Workspace ws;
+    private final InterventionArena arena;
     private long maxRowsOverride = 0;
+    /**
+     * Layer stacks as CUDA graphs (-Dnshap.cuda.graphs=false launches kernel by kernel, for comparison). Off under
+     * CUDA_LAUNCH_BLOCKING=1, which synchronises after every launch and so cannot capture a stream.
+     */
+    private boolean graphs = !"false".equals(System.getProperty("nshap.cuda.graphs"))
+            && !"1".equals(System.getenv("CUDA_LAUNCH_BLOCKING"));
     private boolean chunkNoted;
 
     private static final class DevBlock {
@@ -84,6 +91,7 @@ public final class CudaBackend implements Backend {
         this.act = c.activationFunction().equals("gelu") ? CudaKernels.ACT_GELU_ERF : CudaKernels.ACT_GELU_TANH;
         this.dev = device != null ? device : CudaDevice.get();
         this.k = new CudaKernels(dev);
+        this.arena = new InterventionArena(dev);
         long need = weightBytes();
         long free = dev.memInfo()[0];
         if (need > free)
@@ -146,9 +154,26 @@ public final class CudaBackend implements Backend {
     /** Caps the rows per chunk (tests use it to exercise the chunked path on a big GPU); 0 = plan from free memory. */
     public void setMaxRowsPerChunk(long rows) { this.maxRowsOverride = rows; }
 
+    /** Within a forward, identical prompts run the layers before the first intervention once (see the class comment). */
+    @Override public boolean sharesPrefixes() { return true; }
+
+    /** The token rows one forward can hold in the device memory free now (the caller's figure is ignored). */
+    @Override public synchronized int tokenBudget(int requested) {
+        dev.makeCurrent();
+        return (int) Math.min(Integer.MAX_VALUE, fitRows());
+    }
+
+    /** Launch the layer stack as a CUDA graph where it can (default), or kernel by kernel. */
+    public void setGraphs(boolean on) { this.graphs = on; }
+
     @Override public synchronized void close() {
         dev.makeCurrent();
+        dev.forgetGraph();
         if (ws != null) { ws.close(); ws = null; }
+        arena.close();
+        dev.freePinned(staging);
+        staging = null;
+        stagingBytes = 0;
         for (CUdeviceptr p : weightBuffers) dev.free(p);
         weightBuffers.clear();
         if (cublas != null) cublas.close();
@@ -186,6 +211,8 @@ public final class CudaBackend implements Backend {
                     System.err.println("nshap: CUDA: the batch does not fit in GPU memory at once; running it in chunks of up to "
                             + maxRows + " token rows");
                 }
+                // the pinned staging and the arena are rewritten per chunk: the previous chunk's copies must be done
+                if (s0 > 0) dev.synchronize();
                 runChunk(req, len, s0, s1, byHook, firstIntervened, out);
                 s0 = s1;
             }
@@ -200,23 +227,60 @@ public final class CudaBackend implements Backend {
 
     // ------------------------------------------------------------------ memory plan
 
-    /** Bytes of device workspace per token row. */
-    long bytesPerRow() {
-        long C = c.nEmbd(), H = c.nInner(), e = bf16 ? 2 : 4;
-        return 2 * C * 4       // residual stream, twice (broadcast of the shared prefix)
-                + C * e        // LayerNorm output
-                + 3 * C * 4    // qkv
-                + C * e        // attention output
-                + C * 4        // hook_attn_out / hook_mlp_out when needed on their own
-                + H * 4        // mlp.hook_pre (and post in fp32 mode)
-                + (bf16 ? H * 2 : 0) // mlp.hook_post as the bf16 c_proj operand
-                + 10 * 4;      // per-row ints: tokens, positions, sequences, row map, distinct-prompt layout
+    /**
+     * Every device buffer of the workspace. {@link #bytes} is the one statement of their sizes: the planner, the
+     * allocation and the memory figures all derive from it.
+     */
+    enum Buf {
+        RESID_A, RESID_B, XLN, QKV, Z, TMP, H, HACT,
+        TOKENS, POSITIONS, ROW_SEQ, SEQ_START, SEQ_LEN, ROW_MAP, U_TOKENS, U_POSITIONS, U_SEQ_START, U_SEQ_LEN,
+        SCORED_ROWS, TARGETS, LOG_PROB, TOP1,
+        LOGITS, LN_OUT, TGT_LOGIT, P_MAX, P_SUM, P_ARG
     }
 
-    /** Scoring scratch plus headroom for the intervention tables and the driver. */
+    /** Bytes of one workspace buffer for {@code rows} token rows. */
+    long bytes(Buf b, long rows) {
+        long C = c.nEmbd(), H = c.nInner(), V = c.vocabSize(), e = bf16 ? 2 : 4, S = LOGIT_SLAB;
+        long tiles = CudaKernels.summaryTiles(false, c.vocabSize()); // the fp32 tiles are the narrower: the most partials
+        return switch (b) {
+            case RESID_A, RESID_B -> rows * C * 4;  // residual stream, twice (broadcast of the shared prefix)
+            case XLN, Z -> rows * C * e;            // LayerNorm output, attention output: GEMM operands
+            case QKV -> rows * 3 * C * 4;
+            case TMP -> rows * C * 4;               // hook_attn_out / hook_mlp_out when needed on their own
+            case H -> rows * H * 4;                 // mlp.hook_pre (and post in fp32 mode)
+            case HACT -> bf16 ? rows * H * 2 : 0;   // mlp.hook_post as the bf16 c_proj operand
+            // per-row ints: layouts (full and distinct prompts), and the scored rows (at most one per row)
+            case TOKENS, POSITIONS, ROW_SEQ, SEQ_START, SEQ_LEN, ROW_MAP, U_TOKENS, U_POSITIONS, U_SEQ_START, U_SEQ_LEN,
+                 SCORED_ROWS, TARGETS, LOG_PROB, TOP1 -> rows * 4;
+            case LOGITS -> S * V * 4;               // one slab of logits when they are wanted
+            case LN_OUT -> S * C * e;
+            case TGT_LOGIT -> S * 4;
+            case P_MAX, P_SUM, P_ARG -> S * tiles * 4;
+        };
+    }
+
+    /** Headroom for the intervention arena and the driver, beyond the workspace. */
+    static final long HEADROOM = 128L << 20;
+
+    /** Bytes of device workspace per token row. */
+    long bytesPerRow() {
+        long s = 0;
+        for (Buf b : Buf.values()) s += bytes(b, 1) - bytes(b, 0);
+        return s;
+    }
+
+    /** The part of the workspace that does not grow with the rows, plus the headroom. */
     long fixedBytes() {
-        return (long) LOGIT_SLAB * (c.vocabSize() + c.nEmbd()) * 4 + 12L * LOGIT_SLAB * CudaKernels.summaryTiles(false, c.vocabSize())
-                + (128L << 20);
+        long s = HEADROOM;
+        for (Buf b : Buf.values()) s += bytes(b, 0);
+        return s;
+    }
+
+    /** The most token rows one chunk can hold in the memory free now (the current workspace counts as free). */
+    private long fitRows() {
+        long free = dev.memInfo()[0] + (ws == null ? 0 : ws.bytes);
+        long budget = (long) ((free - fixedBytes()) * 0.9);
+        return Math.min(Math.max(0, budget / bytesPerRow()), MAX_ROWS);
     }
 
     /** The most token rows one chunk may hold: all of them when they fit, else what free memory allows. */
@@ -224,68 +288,140 @@ public final class CudaBackend implements Backend {
         long total = 0;
         int longest = 0;
         for (int l : len) { total += l; longest = Math.max(longest, l); }
-        long have = ws == null ? 0 : ws.rows;
-        long free = dev.memInfo()[0] + (ws == null ? 0 : ws.bytes);
-        long budget = (long) ((free - fixedBytes()) * 0.9);
-        long fit = Math.max(0, budget / bytesPerRow());
-        fit = Math.min(fit, MAX_ROWS);
+        long fit = fitRows();
         if (maxRowsOverride > 0) fit = Math.min(fit, Math.max(maxRowsOverride, longest));
-        if (fit < longest)
+        if (fit < longest) {
+            long free = dev.memInfo()[0] + (ws == null ? 0 : ws.bytes);
             throw new NshapException("GPU " + dev.name + " is too small: one sequence of " + longest + " tokens needs "
                     + mib(longest * bytesPerRow() + fixedBytes()) + " MiB of activations, " + mib(free) + " MiB are free");
+        }
         long rows = Math.min(total, fit);
         if (ws == null || ws.rows < rows) {
+            long have = ws == null ? 0 : ws.rows;
             if (ws != null) ws.close();
             ws = null;
             ws = new Workspace((int) Math.max(rows, have));
         }
+        ensureStaging(rows, req.startLayer > 0);
         return rows;
     }
 
-    /** Activation buffers for up to {@code rows} token rows, kept across calls. */
+    /** Device buffers for up to {@code rows} token rows, kept across calls and only grown. */
     private final class Workspace implements AutoCloseable {
         final int rows;
         final long bytes;
-        final CUdeviceptr residA, residB, xln, qkv, z, tmp, h, hact, logits, lnOut;
-        final CUdeviceptr tokens, positions, rowSeq, seqStart, seqLen, rowMap, uTokens, uPositions, uSeqStart, uSeqLen;
-        final CUdeviceptr scoredRows, targets, logProb, top1, tgtLogit, pMax, pSum, pArg;
-        private final List<CUdeviceptr> all = new ArrayList<>();
+        private final java.util.EnumMap<Buf, CUdeviceptr> buf = new java.util.EnumMap<>(Buf.class);
 
         Workspace(int rows) {
             this.rows = rows;
-            long C = c.nEmbd(), H = c.nInner(), e = bf16 ? 2 : 4, R = rows;
+            long total = 0;
             try {
-                residA = a(R * C * 4); residB = a(R * C * 4);
-                xln = a(R * C * e); qkv = a(R * 3 * C * 4); z = a(R * C * e); tmp = a(R * C * 4);
-                h = a(R * H * 4); hact = bf16 ? a(R * H * 2) : null;
-                logits = a((long) LOGIT_SLAB * c.vocabSize() * 4);
-                lnOut = a((long) LOGIT_SLAB * C * e);
-                tokens = a(R * 4); positions = a(R * 4); rowSeq = a(R * 4); seqStart = a(R * 4); seqLen = a(R * 4);
-                rowMap = a(R * 4); uTokens = a(R * 4); uPositions = a(R * 4); uSeqStart = a(R * 4); uSeqLen = a(R * 4);
-                scoredRows = a(LOGIT_SLAB * 4); targets = a(LOGIT_SLAB * 4); logProb = a(LOGIT_SLAB * 4); top1 = a(LOGIT_SLAB * 4);
-                tgtLogit = a(LOGIT_SLAB * 4);
-                long tiles = (long) LOGIT_SLAB * CudaKernels.summaryTiles(false, c.vocabSize());
-                pMax = a(tiles * 4); pSum = a(tiles * 4); pArg = a(tiles * 4);
+                for (Buf b : Buf.values()) {
+                    long n = bytes(b, rows);
+                    if (n == 0) continue;
+                    buf.put(b, dev.alloc(n));
+                    total += n;
+                }
             } catch (CudaException ex) {
                 close();
                 throw new NshapException("GPU " + dev.name + ": cannot allocate the workspace for " + rows
                         + " token rows (" + CudaDevice.oneLine(ex.getMessage()) + ")");
             }
-            bytes = R * bytesPerRow() + (long) LOGIT_SLAB * (c.vocabSize() + C) * 4
-                    + 12L * LOGIT_SLAB * CudaKernels.summaryTiles(false, c.vocabSize());
+            bytes = total;
         }
 
-        private CUdeviceptr a(long bytes) {
-            CUdeviceptr p = dev.alloc(bytes);
-            all.add(p);
-            return p;
-        }
+        CUdeviceptr get(Buf b) { return buf.get(b); }
 
         @Override public void close() {
-            for (CUdeviceptr p : all) dev.free(p);
-            all.clear();
+            for (CUdeviceptr p : buf.values()) dev.free(p);
+            buf.clear();
         }
     }
+
+    // ------------------------------------------------------------------ host staging
+
+    /**
+     * Page-locked host memory for every per-forward input (layouts, scored rows, a start residual) and the
+     * per-row outputs, so that all transfers are async copies on the stream. Grown, never shrunk.
+     */
+    private CudaDevice.Pinned staging;
+    private long stagingBytes, stagingAt;
+
+    /** Input ints per row: 3 row arrays, 2 per-sequence arrays, the row map, 4 for the distinct prompts, 2 scored. */
+    private static final int STAGED_INTS_PER_ROW = 12;
+    /** Output ints per row: log p and top-1 of the scored rows. */
+    private static final int OUT_INTS_PER_ROW = 2;
+
+    private void ensureStaging(long rows, boolean residual) {
+        long need = 4 * rows * (STAGED_INTS_PER_ROW + OUT_INTS_PER_ROW + (residual ? c.nEmbd() : 0));
+        if (need > stagingBytes) {
+            dev.freePinned(staging);
+            staging = dev.allocPinned(need);
+            stagingBytes = need;
+        }
+    }
+
+    /** Copies written into the staging buffer, queued together by {@link #flushCopies()}: dst, offset, bytes. */
+    private final List<Object[]> pending = new ArrayList<>();
+
+    /** Writes a[0..n) into the staging buffer, for dst. */
+    private void stage(CUdeviceptr dst, int[] a, int n) {
+        java.nio.ByteBuffer b = staging.buf;
+        int o = (int) stagingAt;
+        for (int i = 0; i < n; i++) b.putInt(o + 4 * i, a[i]);
+        pending.add(new Object[]{dst, stagingAt, 4L * n});
+        stagingAt += 4L * n;
+    }
+
+    private void stage(CUdeviceptr dst, float[] a, int n) {
+        java.nio.ByteBuffer b = staging.buf;
+        int o = (int) stagingAt;
+        for (int i = 0; i < n; i++) b.putFloat(o + 4 * i, a[i]);
+        pending.add(new Object[]{dst, stagingAt, 4L * n});
+        stagingAt += 4L * n;
+    }
+
+    /** Every host-to-device copy of the chunk, queued on the stream in one go (the intervention arena's included). */
+    private void flushCopies() {
+        for (Object[] c : pending) dev.copyInAsync((CUdeviceptr) c[0], staging, (Long) c[1], (Long) c[2]);
+        pending.clear();
+        arena.queueCopy();
+    }
+
+    // ------------------------------------------------------------------ profile
+
+    /**
+     * Where a forward's time goes (off unless {@link #setProfiling}): host preparation (wall clock, up to the
+     * first copy), then on the stream, by CUDA events: host-to-device copies, the kernels, device-to-host copies.
+     */
+    public static final class Profile {
+        public long forwards;
+        public double hostPrepMs, h2dMs, gpuMs, d2hMs, hostPostMs;
+
+        public String describe() {
+            double n = Math.max(1, forwards);
+            return String.format("host prep %.3f ms, H2D %.3f ms, GPU %.3f ms, D2H %.3f ms, host post %.3f ms (per forward, %d forwards)",
+                    hostPrepMs / n, h2dMs / n, gpuMs / n, d2hMs / n, hostPostMs / n, forwards);
+        }
+    }
+
+    private Profile profile;
+    private Object[] events;
+
+    /** Starts (on) or stops (off) timing every forward's phases; returns the profile being filled. */
+    public synchronized Profile setProfiling(boolean on) {
+        if (!on) {
+            Profile p = profile;
+            profile = null;
+            if (events != null) for (Object e : events) dev.destroyEvent(e);
+            events = null;
+            return p;
+        }
+        if (events == null) events = new Object[]{dev.createEvent(), dev.createEvent(), dev.createEvent(), dev.createEvent()};
+        return profile = new Profile();
+    }
+
+    private void mark(int i) { if (profile != null) dev.recordEvent(events[i]); }
 
     // ------------------------------------------------------------------ one chunk
 
@@ -320,11 +456,11 @@ public final class CudaBackend implements Backend {
                 rs[r] = s;
             }
         }
-        dev.copyIn(dTok, tk, rows);
-        dev.copyIn(dPos, pos, rows);
-        dev.copyIn(dStart, L.seqStart, L.nSeq);
-        dev.copyIn(dLen, L.seqLen, L.nSeq);
-        if (dRowSeq != null) dev.copyIn(dRowSeq, rs, rows);
+        stage(dTok, tk, rows);
+        stage(dPos, pos, rows);
+        stage(dStart, L.seqStart, L.nSeq);
+        stage(dLen, L.seqLen, L.nSeq);
+        if (dRowSeq != null) stage(dRowSeq, rs, rows);
         L.dTokens = dTok; L.dPositions = dPos; L.dSeqStart = dStart; L.dSeqLen = dLen; L.dRowSeq = dRowSeq;
         return L;
     }
@@ -332,8 +468,11 @@ public final class CudaBackend implements Backend {
     private void runChunk(ForwardRequest req, int[] len, int s0, int s1, Map<HookPoint, List<Intervention>> byHook,
                           int firstIntervened, Out out) {
         final int C = c.nEmbd(), n = s1 - s0;
+        long t0 = System.nanoTime();
+        stagingAt = 0;
         List<int[]> toks = req.tokens.subList(s0, s1);
-        Layout full = layout(toks, ws.tokens, ws.positions, ws.seqStart, ws.seqLen, ws.rowSeq);
+        Layout full = layout(toks, ws.get(Buf.TOKENS), ws.get(Buf.POSITIONS), ws.get(Buf.SEQ_START), ws.get(Buf.SEQ_LEN),
+                ws.get(Buf.ROW_SEQ));
 
         // Distinct prompts share every layer before the first intervened one.
         int[] uniqOf = null;
@@ -349,44 +488,65 @@ public final class CudaBackend implements Backend {
                 uniqOf[s] = u;
             }
             if (distinct.size() < n) {
-                uniq = layout(distinct, ws.uTokens, ws.uPositions, ws.uSeqStart, ws.uSeqLen, null);
+                uniq = layout(distinct, ws.get(Buf.U_TOKENS), ws.get(Buf.U_POSITIONS), ws.get(Buf.U_SEQ_START),
+                        ws.get(Buf.U_SEQ_LEN), null);
                 int[] map = new int[full.rows];
                 for (int s = 0; s < n; s++)
                     for (int i = 0; i < full.seqLen[s]; i++) map[full.seqStart[s] + i] = uniq.seqStart[uniqOf[s]] + i;
-                dev.copyIn(ws.rowMap, map, full.rows);
+                stage(ws.get(Buf.ROW_MAP), map, full.rows);
             } else uniqOf = null;
         }
 
-        Map<HookPoint, CudaKernels.Ops> ops = new HashMap<>();
-        try {
-            for (Map.Entry<HookPoint, List<Intervention>> e : byHook.entrySet()) {
-                InterventionTable t = InterventionTable.build(e.getValue(), e.getKey().width(c), s0, n);
-                if (t != null) ops.put(e.getKey(), new CudaKernels.Ops(dev, t));
+        Map<HookPoint, InterventionTable> tables = new LinkedHashMap<>();
+        for (Map.Entry<HookPoint, List<Intervention>> e : byHook.entrySet()) {
+            InterventionTable t = InterventionTable.build(e.getValue(), e.getKey().width(c), s0, n);
+            if (t != null) tables.put(e.getKey(), t);
+        }
+        Map<HookPoint, CudaKernels.Ops> ops = arena.load(tables);
+
+        CUdeviceptr resid = ws.get(Buf.RESID_A), spare = ws.get(Buf.RESID_B);
+        Layout cur = uniq != null ? uniq : full;
+        if (req.startLayer > 0) {
+            float[] x = new float[full.rows * C];
+            for (int s = 0; s < n; s++) System.arraycopy(req.startResidual.get(s0 + s), 0, x, full.seqStart[s] * C, len[s0 + s] * C);
+            stage(resid, x, x.length);
+        }
+        Scoring sc = prepareScore(req, s0, n, full);
+        if (profile != null) profile.hostPrepMs += (System.nanoTime() - t0) / 1e6;
+        mark(0);
+        flushCopies();
+        mark(1);
+        // The layer stack is launches only (no cached hooks to copy back, no cuBLAS on its own stream): one CUDA
+        // graph, replayed while a game's calls keep their shapes.
+        boolean graph = graphs && req.cache.isEmpty() && cublas == null;
+        if (graph) dev.beginRecording();
+        if (req.startLayer == 0) k.embedding(resid, cur.dTokens, cur.dPositions, wte, wpe, cur.rows, C);
+        for (int l = req.startLayer; l < c.nLayer(); l++) {
+            if (cur == uniq && l == firstIntervened) {
+                k.gatherRows(spare, resid, ws.get(Buf.ROW_MAP), full.rows, C);
+                CUdeviceptr t = resid; resid = spare; spare = t;
+                cur = full;
             }
-            CUdeviceptr resid = ws.residA, spare = ws.residB;
-            Layout cur = uniq != null ? uniq : full;
-            if (req.startLayer == 0) {
-                k.embedding(resid, cur.dTokens, cur.dPositions, wte, wpe, cur.rows, C);
-            } else {
-                float[] x = new float[full.rows * C];
-                for (int s = 0; s < n; s++) System.arraycopy(req.startResidual.get(s0 + s), 0, x, full.seqStart[s] * C, len[s0 + s] * C);
-                dev.copyIn(resid, x, x.length);
-            }
-            for (int l = req.startLayer; l < c.nLayer(); l++) {
-                if (cur == uniq && l == firstIntervened) {
-                    k.gatherRows(spare, resid, ws.rowMap, full.rows, C);
-                    CUdeviceptr t = resid; resid = spare; spare = t;
-                    cur = full;
-                }
-                block(l, cur, cur == uniq ? uniqOf : null, resid, ops, req, s0, out);
-            }
-            if (cur == uniq) {
-                k.gatherRows(spare, resid, ws.rowMap, full.rows, C);
-                resid = spare;
-            }
-            score(req, s0, n, full, resid, out);
-        } finally {
-            for (CudaKernels.Ops o : ops.values()) o.close();
+            block(l, cur, cur == uniq ? uniqOf : null, resid, ops, req, s0, out);
+        }
+        if (cur == uniq) {
+            k.gatherRows(spare, resid, ws.get(Buf.ROW_MAP), full.rows, C);
+            resid = spare;
+        }
+        if (graph) dev.endRecording();
+        score(sc, resid);
+        mark(2);
+        downloadScores(sc);
+        mark(3);
+        dev.synchronize();
+        long t1 = System.nanoTime();
+        finishScore(sc, req, s0, out);
+        if (profile != null) {
+            profile.forwards++;
+            profile.h2dMs += dev.elapsedMs(events[0], events[1]);
+            profile.gpuMs += dev.elapsedMs(events[1], events[2]);
+            profile.d2hMs += dev.elapsedMs(events[2], events[3]);
+            profile.hostPostMs += (System.nanoTime() - t1) / 1e6;
         }
     }
 
@@ -413,29 +573,29 @@ public final class CudaBackend implements Backend {
             capture(hp, buf, width, L, uniqOf, req, s0, out);
         };
         hook.at(Kind.RESID_PRE, resid, C);
-        k.layerNorm(ws.xln, bf16, resid, null, b.ln1W, b.ln1B, R, C, eps);
-        gemmW(ws.qkv, ws.xln, b.attnW, b.attnB, R, 3 * C, C, false);
-        k.attention(ws.z, bf16, ws.qkv, L.dSeqStart, L.dSeqLen, L.nSeq, L.maxLen, c.nHead(), C, null);
+        k.layerNorm(ws.get(Buf.XLN), bf16, resid, null, b.ln1W, b.ln1B, R, C, eps);
+        gemmW(ws.get(Buf.QKV), ws.get(Buf.XLN), b.attnW, b.attnB, R, 3 * C, C, false);
+        k.attention(ws.get(Buf.Z), bf16, ws.get(Buf.QKV), L.dSeqStart, L.dSeqLen, L.nSeq, L.maxLen, c.nHead(), C, null);
         if (needs(l, Kind.ATTN_OUT, ops, req)) {
-            gemmW(ws.tmp, ws.z, b.attnProjW, b.attnProjB, R, C, C, false);
-            hook.at(Kind.ATTN_OUT, ws.tmp, C);
-            k.residualAdd(resid, ws.tmp, (long) R * C);
-        } else gemmW(resid, ws.z, b.attnProjW, b.attnProjB, R, C, C, true);
+            gemmW(ws.get(Buf.TMP), ws.get(Buf.Z), b.attnProjW, b.attnProjB, R, C, C, false);
+            hook.at(Kind.ATTN_OUT, ws.get(Buf.TMP), C);
+            k.residualAdd(resid, ws.get(Buf.TMP), (long) R * C);
+        } else gemmW(resid, ws.get(Buf.Z), b.attnProjW, b.attnProjB, R, C, C, true);
         hook.at(Kind.RESID_MID, resid, C);
-        k.layerNorm(ws.xln, bf16, resid, null, b.ln2W, b.ln2B, R, C, eps);
-        gemmW(ws.h, ws.xln, b.fcW, b.fcB, R, H, C, false);
-        hook.at(Kind.MLP_PRE, ws.h, H);
+        k.layerNorm(ws.get(Buf.XLN), bf16, resid, null, b.ln2W, b.ln2B, R, C, eps);
+        gemmW(ws.get(Buf.H), ws.get(Buf.XLN), b.fcW, b.fcB, R, H, C, false);
+        hook.at(Kind.MLP_PRE, ws.get(Buf.H), H);
         HookPoint post = new HookPoint(l, Kind.MLP_POST);
         boolean cachePost = req.cache.contains(post);
         // fp32: in place in h. bf16: the c_proj operand in hact, and an fp32 copy back in h when it is cached.
-        k.geluIntervene(bf16 ? ws.hact : ws.h, bf16, bf16 && cachePost ? ws.h : null, ws.h, R, H, act,
+        k.geluIntervene(bf16 ? ws.get(Buf.HACT) : ws.get(Buf.H), bf16, bf16 && cachePost ? ws.get(Buf.H) : null, ws.get(Buf.H), R, H, act,
                 L.dRowSeq, L.dPositions, ops.get(post));
-        capture(post, ws.h, H, L, uniqOf, req, s0, out);
-        CUdeviceptr mlpIn = bf16 ? ws.hact : ws.h;
+        capture(post, ws.get(Buf.H), H, L, uniqOf, req, s0, out);
+        CUdeviceptr mlpIn = bf16 ? ws.get(Buf.HACT) : ws.get(Buf.H);
         if (needs(l, Kind.MLP_OUT, ops, req)) {
-            gemmW(ws.tmp, mlpIn, b.projW, b.projB, R, C, H, false);
-            hook.at(Kind.MLP_OUT, ws.tmp, C);
-            k.residualAdd(resid, ws.tmp, (long) R * C);
+            gemmW(ws.get(Buf.TMP), mlpIn, b.projW, b.projB, R, C, H, false);
+            hook.at(Kind.MLP_OUT, ws.get(Buf.TMP), C);
+            k.residualAdd(resid, ws.get(Buf.TMP), (long) R * C);
         } else gemmW(resid, mlpIn, b.projW, b.projB, R, C, H, true);
         hook.at(Kind.RESID_POST, resid, C);
     }
@@ -459,74 +619,107 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /**
-     * The final LayerNorm, unembedding and log-softmax summary at the scored rows only, LOGIT_SLAB rows at a time
-     * (so the [rows, V] logits scratch stays bounded whatever the batch).
-     */
-    private void score(ForwardRequest req, int s0, int n, Layout L, CUdeviceptr resid, Out out) {
-        final int C = c.nEmbd(), V = c.vocabSize();
-        int total = 0;
-        for (int s = 0; s < n; s++) { int[] p = RequestChecks.scorePositions(req, s0 + s); if (p != null) total += p.length; }
-        if (total == 0) return;
+    /** The scored rows of a chunk, packed: their row indices and targets, and where each sequence's begin. */
+    private static final class Scoring {
+        int n, total;
+        int[] firstRow;
+        float[][] logits;
+        boolean wantLogits;
+    }
+
+    /** Packs and stages the scored rows and targets (one upload per forward). */
+    private Scoring prepareScore(ForwardRequest req, int s0, int n, Layout L) {
+        final int V = c.vocabSize();
+        Scoring sc = new Scoring();
+        sc.n = n;
+        sc.wantLogits = req.wantLogits;
+        for (int s = 0; s < n; s++) { int[] p = RequestChecks.scorePositions(req, s0 + s); if (p != null) sc.total += p.length; }
+        int total = sc.total;
         int[] rows = new int[total], tg = new int[total];
+        sc.firstRow = new int[n];
+        sc.logits = new float[n][];
         int r = 0;
         for (int s = 0; s < n; s++) {
             int[] p = RequestChecks.scorePositions(req, s0 + s);
+            sc.firstRow[s] = r;
             if (p == null) continue;
+            if (req.wantLogits) sc.logits[s] = new float[p.length * V];
             int[] t = RequestChecks.targets(req, s0 + s);
             for (int i = 0; i < p.length; i++, r++) {
                 rows[r] = L.seqStart[s] + p[i];
                 tg[r] = t == null ? -1 : t[i];
             }
         }
-        float[][] logits = new float[n][];
-        int[] firstRow = new int[n];
-        int q = 0;
-        for (int s = 0; s < n; s++) {
-            int[] p = RequestChecks.scorePositions(req, s0 + s);
-            firstRow[s] = q;
-            if (p == null) continue;
-            if (req.wantLogits) logits[s] = new float[p.length * V];
-            q += p.length;
+        if (total > 0) {
+            stage(ws.get(Buf.SCORED_ROWS), rows, total);
+            stage(ws.get(Buf.TARGETS), tg, total);
         }
-        float[] slab = req.wantLogits ? new float[Math.min(total, LOGIT_SLAB) * V] : null;
-        float[] lp = new float[total], part = new float[LOGIT_SLAB];
-        int[] t1 = new int[total], partTop = new int[LOGIT_SLAB];
+        return sc;
+    }
+
+    /**
+     * The final LayerNorm, unembedding and log-softmax summary at the scored rows only, LOGIT_SLAB rows at a time
+     * (so the [rows, V] logits scratch stays bounded whatever the batch); per slab the kernels read views at the
+     * slab's offset.
+     */
+    private void score(Scoring sc, CUdeviceptr resid) {
+        final int C = c.nEmbd(), V = c.vocabSize(), total = sc.total;
+        if (total == 0) return;
+        CUdeviceptr dRows = ws.get(Buf.SCORED_ROWS), dTg = ws.get(Buf.TARGETS), dLp = ws.get(Buf.LOG_PROB), dTop = ws.get(Buf.TOP1);
+        CUdeviceptr logitsBuf = ws.get(Buf.LOGITS), lnOut = ws.get(Buf.LN_OUT);
+        float[] slab = sc.wantLogits ? new float[Math.min(total, LOGIT_SLAB) * V] : null;
         for (int off = 0; off < total; off += LOGIT_SLAB) {
             int m = Math.min(LOGIT_SLAB, total - off);
-            dev.copyIn(ws.scoredRows, Arrays.copyOfRange(rows, off, off + m), m);
-            dev.copyIn(ws.targets, Arrays.copyOfRange(tg, off, off + m), m);
-            k.layerNorm(ws.lnOut, bf16, resid, ws.scoredRows, lnfW, lnfB, m, C, (float) c.layerNormEpsilon());
-            if (!req.wantLogits && cublas == null) {
+            long at = 4L * off;
+            CUdeviceptr sRows = dev.slice(dRows, at), sTg = dev.slice(dTg, at), sLp = dev.slice(dLp, at), sTop = dev.slice(dTop, at);
+            k.layerNorm(lnOut, bf16, resid, sRows, lnfW, lnfB, m, C, (float) c.layerNormEpsilon());
+            if (!sc.wantLogits && cublas == null) {
                 // no logits wanted: reduce them in the GEMM's epilogue instead of storing them
-                k.unembedSummary(bf16, ws.lnOut, lmHead, m, V, C, ws.targets, ws.tgtLogit, ws.pMax, ws.pSum, ws.pArg,
-                        ws.logProb, ws.top1, null);
+                k.unembedSummary(bf16, lnOut, lmHead, m, V, C, sTg, ws.get(Buf.TGT_LOGIT), ws.get(Buf.P_MAX),
+                        ws.get(Buf.P_SUM), ws.get(Buf.P_ARG), sLp, sTop, null);
             } else {
-                if (cublas != null) cublas.gemm(bf16, true, ws.logits, ws.lnOut, lmHead, null, m, V, C, false);
-                else k.gemm(bf16 ? GemmKind.BF16_TC : GemmKind.F32_NT, ws.logits, ws.lnOut, lmHead, null, m, V, C, false);
-                k.logSoftmaxSummary(ws.logits, ws.targets, ws.logProb, ws.top1, null, m, V);
+                if (cublas != null) cublas.gemm(bf16, true, logitsBuf, lnOut, lmHead, null, m, V, C, false);
+                else k.gemm(bf16 ? GemmKind.BF16_TC : GemmKind.F32_NT, logitsBuf, lnOut, lmHead, null, m, V, C, false);
+                k.logSoftmaxSummary(logitsBuf, sTg, sLp, sTop, null, m, V);
             }
-            dev.copyOut(part, ws.logProb, m);
-            dev.copyOut(partTop, ws.top1, m);
-            System.arraycopy(part, 0, lp, off, m);
-            System.arraycopy(partTop, 0, t1, off, m);
-            if (req.wantLogits) {
-                dev.copyOut(slab, ws.logits, m * V);
-                for (int s = 0; s < n; s++) {
-                    if (logits[s] == null) continue;
-                    int a0 = Math.max(firstRow[s], off), a1 = Math.min(firstRow[s] + logits[s].length / V, off + m);
-                    if (a0 < a1) System.arraycopy(slab, (a0 - off) * V, logits[s], (a0 - firstRow[s]) * V, (a1 - a0) * V);
+            if (sc.wantLogits) {
+                dev.copyOut(slab, logitsBuf, m * V); // the slab's scratch is reused: this copy waits for it
+                for (int s = 0; s < sc.n; s++) {
+                    float[] lg = sc.logits[s];
+                    if (lg == null) continue;
+                    int a0 = Math.max(sc.firstRow[s], off), a1 = Math.min(sc.firstRow[s] + lg.length / V, off + m);
+                    if (a0 < a1) System.arraycopy(slab, (a0 - off) * V, lg, (a0 - sc.firstRow[s]) * V, (a1 - a0) * V);
                 }
             }
         }
-        r = 0;
-        for (int s = 0; s < n; s++) {
+    }
+
+    /** Queues the scored rows' log p and top-1 into the staging buffer (read after the sync). */
+    private long lpAt, topAt;
+
+    private void downloadScores(Scoring sc) {
+        lpAt = stagingAt;
+        topAt = lpAt + 4L * sc.total;
+        dev.copyOutAsync(staging, lpAt, ws.get(Buf.LOG_PROB), 4L * sc.total);
+        dev.copyOutAsync(staging, topAt, ws.get(Buf.TOP1), 4L * sc.total);
+    }
+
+    private void finishScore(Scoring sc, ForwardRequest req, int s0, Out out) {
+        java.nio.ByteBuffer b = staging.buf;
+        for (int s = 0; s < sc.n; s++) {
             int[] p = RequestChecks.scorePositions(req, s0 + s);
             if (p == null) continue;
-            out.top1[s0 + s] = Arrays.copyOfRange(t1, r, r + p.length);
-            if (RequestChecks.targets(req, s0 + s) != null) out.targetLp[s0 + s] = Arrays.copyOfRange(lp, r, r + p.length);
-            if (req.wantLogits) out.logits[s0 + s] = logits[s];
-            r += p.length;
+            int r = sc.firstRow[s];
+            int[] t1 = new int[p.length];
+            for (int i = 0; i < p.length; i++) t1[i] = b.getInt((int) (topAt + 4L * (r + i)));
+            out.top1[s0 + s] = t1;
+            if (RequestChecks.targets(req, s0 + s) != null) {
+                float[] lp = new float[p.length];
+                for (int i = 0; i < p.length; i++) lp[i] = b.getFloat((int) (lpAt + 4L * (r + i)));
+                out.targetLp[s0 + s] = lp;
+            }
+            if (req.wantLogits) out.logits[s0 + s] = sc.logits[s];
         }
     }
+
 }

@@ -9,10 +9,14 @@ import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
 import jcuda.driver.JCudaDriver;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -35,6 +39,8 @@ public class CudaDevice {
     private final CUdevice device;
     private final CUcontext context;
     private final CUmodule module;
+    /** Every launch and async copy goes to this one stream, so they run in issue order behind the host. */
+    private final CUstream stream;
     private final Map<String, CUfunction> functions = new HashMap<>();
     private final Map<String, Integer> smemSet = new HashMap<>();
     public final String name;
@@ -48,6 +54,7 @@ public class CudaDevice {
         this.device = null;
         this.context = null;
         this.module = null;
+        this.stream = null;
         this.name = name;
         this.ccMajor = 9;
         this.ccMinor = 0;
@@ -59,6 +66,8 @@ public class CudaDevice {
         this.device = device;
         this.context = context;
         this.module = module;
+        this.stream = new CUstream();
+        cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT);
         byte[] nameBytes = new byte[256];
         cuDeviceGetName(nameBytes, nameBytes.length, device);
         int len = 0;
@@ -225,17 +234,151 @@ public class CudaDevice {
         return a;
     }
 
+    /** Waits for everything issued to the stream (and the rest of the context). */
     public void synchronize() { cuCtxSynchronize(); }
+
+    /** A view of a device buffer from byteOffset on (not to be freed on its own). */
+    public CUdeviceptr slice(CUdeviceptr base, long byteOffset) { return base.withByteOffset(byteOffset); }
+
+    /** Page-locked host memory: the source and target of the async copies. */
+    public static final class Pinned {
+        public final Pointer ptr;
+        public final ByteBuffer buf;
+        public final long bytes;
+
+        Pinned(Pointer ptr, ByteBuffer buf, long bytes) {
+            this.ptr = ptr;
+            this.buf = buf.order(ByteOrder.LITTLE_ENDIAN);
+            this.bytes = bytes;
+        }
+    }
+
+    public Pinned allocPinned(long bytes) {
+        bytes = Math.max(bytes, 16);
+        Pointer p = new Pointer();
+        cuMemAllocHost(p, bytes);
+        return new Pinned(p, p.getByteBuffer(0, bytes), bytes);
+    }
+
+    public void freePinned(Pinned p) { if (p != null) cuMemFreeHost(p.ptr); }
+
+    /** bytes from pinned host memory at srcOff to dst, queued on the stream (the host buffer must stay put until a sync). */
+    public void copyInAsync(CUdeviceptr dst, Pinned src, long srcOff, long bytes) {
+        if (bytes > 0) cuMemcpyHtoDAsync(dst, src.ptr.withByteOffset(srcOff), bytes, stream);
+    }
+
+    /** bytes from src into pinned host memory at dstOff, queued on the stream; valid after {@link #synchronize()}. */
+    public void copyOutAsync(Pinned dst, long dstOff, CUdeviceptr src, long bytes) {
+        if (bytes > 0) cuMemcpyDtoHAsync(dst.ptr.withByteOffset(dstOff), src, bytes, stream);
+    }
 
     public void zero(CUdeviceptr p, long bytes) { cuMemsetD8(p, (byte) 0, bytes); }
 
     // ------------------------------------------------------------------ launches
 
     /**
-     * Launches a kernel. Arguments: {@link CUdeviceptr} (null = NULL), Integer, Float, Long (an unsigned 64-bit
-     * value on the device).
+     * Launches a kernel on the stream, after checking the arguments against the kernel's parameter list in
+     * {@link KernelSignatures} (the stand-in device runs the same check). Arguments: {@link CUdeviceptr} (null =
+     * NULL), Integer, Float, Long (a 64-bit value on the device).
      */
-    public void launch(String kernel, int gx, int gy, int gz, int block, int smem, Object... args) {
+    public final void launch(String kernel, int gx, int gy, int gz, int block, int smem, Object... args) {
+        KernelSignatures.check(kernel, args);
+        if (recording != null) recording.add(new Launch(kernel, gx, gy, gz, block, smem, args));
+        else issue(kernel, gx, gy, gz, block, smem, args);
+    }
+
+    // ------------------------------------------------------------------ events
+
+    public Object createEvent() {
+        jcuda.driver.CUevent e = new jcuda.driver.CUevent();
+        cuEventCreate(e, jcuda.driver.CUevent_flags.CU_EVENT_DEFAULT);
+        return e;
+    }
+
+    public void recordEvent(Object e) { cuEventRecord((jcuda.driver.CUevent) e, stream); }
+
+    /** Milliseconds between two recorded events (both complete: call after a sync). */
+    public double elapsedMs(Object a, Object b) {
+        float[] ms = new float[1];
+        cuEventElapsedTime(ms, (jcuda.driver.CUevent) a, (jcuda.driver.CUevent) b);
+        return ms[0];
+    }
+
+    public void destroyEvent(Object e) { cuEventDestroy((jcuda.driver.CUevent) e); }
+
+    // ------------------------------------------------------------------ CUDA graphs
+
+    /** One recorded launch. */
+    protected record Launch(String kernel, int gx, int gy, int gz, int block, int smem, Object[] args) {}
+
+    private java.util.List<Launch> recording;
+    private java.util.List<Object> graphKey;
+    private Object graph;
+    /** Graphs captured and replayed so far (the perf report and the tests read them). */
+    public int graphCaptures, graphReplays;
+
+    /**
+     * From here to {@link #endRecording()}, launches are recorded instead of issued. Only launches may happen in
+     * between: no copies, no host reads, no library calls that use a stream of their own.
+     */
+    public void beginRecording() { recording = new java.util.ArrayList<>(); }
+
+    /**
+     * Issues the recorded launches as one CUDA graph: the previous graph is replayed when the sequence is the same
+     * (same kernels, grids and arguments, pointers compared by address), else a new one is captured and launched.
+     */
+    public void endRecording() {
+        java.util.List<Launch> seq = recording;
+        recording = null;
+        java.util.List<Object> key = new java.util.ArrayList<>(seq.size() * 12);
+        for (Launch l : seq) {
+            key.add(l.kernel); key.add(l.gx); key.add(l.gy); key.add(l.gz); key.add(l.block); key.add(l.smem);
+            for (Object a : l.args) key.add(a instanceof CUdeviceptr d ? (Object) ("@" + address(d)) : a == null ? "@0" : a);
+        }
+        if (graph == null || !key.equals(graphKey)) {
+            if (graph != null) destroyGraph(graph);
+            graph = null;
+            graph = captureGraph(seq);
+            graphKey = key;
+            graphCaptures++;
+        } else graphReplays++;
+        launchGraph(graph);
+    }
+
+    /** A device address, byte offset included (CUdeviceptr.equals ignores the offset; its toString has both). */
+    protected long address(CUdeviceptr p) {
+        String s = p.toString(); // CUdeviceptr[nativePointer=0x...,byteOffset=N]
+        int a = s.indexOf("nativePointer=0x"), b = s.indexOf(",byteOffset=");
+        long base = Long.parseUnsignedLong(s.substring(a + 16, b), 16);
+        return base + Long.parseLong(s.substring(b + 12, s.indexOf(']', b)));
+    }
+
+    protected Object captureGraph(java.util.List<Launch> seq) {
+        cuStreamBeginCapture(stream, jcuda.driver.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+        jcuda.driver.CUgraph g = new jcuda.driver.CUgraph();
+        try {
+            for (Launch l : seq) issue(l.kernel, l.gx, l.gy, l.gz, l.block, l.smem, l.args);
+        } finally {
+            cuStreamEndCapture(stream, g);
+        }
+        jcuda.driver.CUgraphExec exec = new jcuda.driver.CUgraphExec();
+        cuGraphInstantiate(exec, g, 0);
+        cuGraphDestroy(g);
+        return exec;
+    }
+
+    protected void launchGraph(Object g) { cuGraphLaunch((jcuda.driver.CUgraphExec) g, stream); }
+
+    protected void destroyGraph(Object g) { cuGraphExecDestroy((jcuda.driver.CUgraphExec) g); }
+
+    /** Drops the cached graph (its buffers are about to be freed). */
+    public void forgetGraph() {
+        if (graph != null) destroyGraph(graph);
+        graph = null;
+        graphKey = null;
+    }
+
+    protected void issue(String kernel, int gx, int gy, int gz, int block, int smem, Object... args) {
         CUfunction f = function(kernel);
         if (smem > 48 * 1024) {
             if (smem > maxSmemOptin)
@@ -259,6 +402,6 @@ public class CudaDevice {
             else if (a instanceof Long v) ps[i] = Pointer.to(new long[]{v});
             else throw new IllegalArgumentException("kernel argument of type " + a.getClass());
         }
-        cuLaunchKernel(f, gx, gy, gz, block, 1, 1, smem, null, Pointer.to(ps), null);
+        cuLaunchKernel(f, gx, gy, gz, block, 1, 1, smem, stream, Pointer.to(ps), null);
     }
 }

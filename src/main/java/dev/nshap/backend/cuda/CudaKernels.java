@@ -105,13 +105,18 @@ public final class CudaKernels {
         }
     }
 
-    /** Device copy of an {@link InterventionTable}. */
+    /**
+     * The device arrays of an {@link InterventionTable}: views into an {@link InterventionArena} (the backend), or
+     * buffers of their own (the kernel tests' constructor), freed by close().
+     */
     public static final class Ops implements AutoCloseable {
         final CudaDevice dev;
+        final boolean owned;
         public final CUdeviceptr seqOpStart, opList, ops, masks, vecs;
 
         public Ops(CudaDevice dev, InterventionTable t) {
             this.dev = dev;
+            this.owned = true;
             seqOpStart = dev.upload(t.seqOpStart);
             opList = dev.upload(t.opList);
             ops = dev.upload(t.ops);
@@ -119,8 +124,18 @@ public final class CudaKernels {
             vecs = dev.upload(t.vecs);
         }
 
+        Ops(CUdeviceptr seqOpStart, CUdeviceptr opList, CUdeviceptr ops, CUdeviceptr masks, CUdeviceptr vecs) {
+            this.dev = null;
+            this.owned = false;
+            this.seqOpStart = seqOpStart;
+            this.opList = opList;
+            this.ops = ops;
+            this.masks = masks;
+            this.vecs = vecs;
+        }
+
         @Override public void close() {
-            dev.free(seqOpStart); dev.free(opList); dev.free(ops); dev.free(masks); dev.free(vecs);
+            if (owned) { dev.free(seqOpStart); dev.free(opList); dev.free(ops); dev.free(masks); dev.free(vecs); }
         }
     }
 

@@ -3,7 +3,10 @@ package dev.nshap.backend.cuda;
 import dev.nshap.backend.Intervention;
 
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The interventions at one hook point, for the sequences of one launch, as the flat arrays the kernels read
@@ -45,6 +48,9 @@ public final class InterventionTable {
         int nOps = 0, maskWords = 0, vecFloats = 0;
         int[] masks = new int[0];
         float[] vecs = new float[0];
+        // Ops with equal vectors (mean ablation: every coalition replaces with the same means) share one copy.
+        Map<float[], Integer> vecAt = new IdentityHashMap<>();
+        Map<VecKey, Integer> vecAtByValue = new HashMap<>();
         for (Intervention iv : ivs) {
             boolean any = false;
             int op = nOps;
@@ -68,11 +74,18 @@ public final class InterventionTable {
                 maskWords += words;
             }
             int vecOff = 0;
-            if (iv.op() == Intervention.Op.REPLACE) {
-                vecOff = vecFloats;
-                if (vecs.length < vecFloats + width) vecs = Arrays.copyOf(vecs, Math.max(2 * vecs.length, vecFloats + width));
-                System.arraycopy(iv.vector(), 0, vecs, vecOff, width);
-                vecFloats += width;
+            if (iv.vector() != null) {
+                Integer at = vecAt.get(iv.vector());
+                if (at == null) at = vecAtByValue.get(new VecKey(iv.vector()));
+                if (at == null) {
+                    at = vecFloats;
+                    if (vecs.length < vecFloats + width) vecs = Arrays.copyOf(vecs, Math.max(2 * vecs.length, vecFloats + width));
+                    System.arraycopy(iv.vector(), 0, vecs, at, width);
+                    vecFloats += width;
+                    vecAtByValue.put(new VecKey(iv.vector()), at);
+                }
+                vecAt.put(iv.vector(), at);
+                vecOff = at;
             }
             int o = nOps * OP_INTS;
             ops[o] = switch (iv.op()) {
@@ -97,6 +110,19 @@ public final class InterventionTable {
         return new InterventionTable(start, list, Arrays.copyOf(ops, nOps * OP_INTS), Arrays.copyOf(masks, maskWords),
                 Arrays.copyOf(vecs, vecFloats));
     }
+
+    /** A vector compared by value. */
+    private record VecKey(float[] v) {
+        @Override public boolean equals(Object o) { return o instanceof VecKey k && Arrays.equals(v, k.v); }
+        @Override public int hashCode() { return Arrays.hashCode(v); }
+    }
+
+    /** Ints the table occupies on the device, each of its five arrays rounded up to 16 bytes. */
+    public long deviceInts() {
+        return pad(seqOpStart.length) + pad(opList.length) + pad(ops.length) + pad(masks.length) + pad(vecs.length);
+    }
+
+    static int pad(int ints) { return (ints + 3) & ~3; }
 
     private static void add(int[][] perSeq, int[] count, int s, int op) {
         int[] a = perSeq[s];

@@ -58,7 +58,8 @@ class CudaBackendEmulatedTest {
 
     @Test void sharedPrefixRunsOncePerDistinctPromptAndIsBroadcast() {
         Random r = new Random(3);
-        ForwardRequest q = coalitions(r, CFG, 2, 5, 10, 2, false);
+        int prompts = 2, coalitions = 5, T = 10;
+        ForwardRequest q = coalitions(r, CFG, prompts, coalitions, T, 2, false);
         q.cache.add(new HookPoint(0, Kind.MLP_POST));
         q.cache.add(new HookPoint(1, Kind.RESID_POST));
         q.cache.add(new HookPoint(2, Kind.RESID_PRE));
@@ -67,7 +68,12 @@ class CudaBackendEmulatedTest {
         try (CudaBackend b = open("fp32", shared)) {
             compare(want, b.forward(q), FP32_LP, 2e-4, "broadcast prefix");
         }
-        // the same batch where every prompt differs: no sharing, so more work in the first two layers
+        // layers 0 and 1 ran on the distinct prompts only: embedded once each, broadcast by one gather
+        assertEquals((long) prompts * T, shared.embeddedRows, "rows embedded with prefix sharing");
+        assertEquals(1, shared.launchesOf.get("gather_rows"));
+        // c_attn, attn c_proj, c_fc, mlp c_proj: layers 0-1 on the 20 distinct rows, layer 2 on all 100
+        assertEquals(2 * 4 * prompts * T + 4 * prompts * coalitions * T, shared.weightGemmRows);
+        // the same batch where every prompt differs: no sharing, every row embedded
         ForwardRequest distinct = new ForwardRequest();
         for (int s = 0; s < q.size(); s++) {
             int[] t = q.tokens.get(s).clone();
@@ -76,8 +82,101 @@ class CudaBackendEmulatedTest {
         }
         distinct.interventions.addAll(q.interventions);
         ForwardResult wantDistinct = new CpuBackend(W).forward(distinct);
-        try (CudaBackend b = open("fp32", new HostDevice(MEM))) {
+        HostDevice apart = new HostDevice(MEM);
+        try (CudaBackend b = open("fp32", apart)) {
             compare(wantDistinct, b.forward(distinct), FP32_LP, 2e-4, "distinct prompts");
+        }
+        assertEquals((long) prompts * coalitions * T, apart.embeddedRows);
+        assertEquals(3 * 4 * prompts * coalitions * T, apart.weightGemmRows);
+        assertNull(apart.launchesOf.get("gather_rows"));
+    }
+
+    /** A game call in miniature: every coalition x prompt through the evaluator, as a Shapley game sends it. */
+    @Test void oneGameCallIsOneForwardWithThePrefixComputedOnceOnTheDevice() {
+        int prompts = 4, T = 8, coalitions = 8, first = 1;
+        dev.nshap.eval.TokenizedDataset data = dev.nshap.bench.CoalitionBench.prompts(CFG, prompts, T, 9);
+        java.util.List<dev.nshap.eval.Condition> conds = new ArrayList<>();
+        float[] mean = Gpu.gaussian(new Random(8), CFG.nInner(), 0.3);
+        Random r = new Random(10);
+        for (int k = 0; k < coalitions; k++) {
+            int[] units = r.ints(0, CFG.nInner()).distinct().limit(20 + k).toArray();
+            conds.add(dev.nshap.eval.Condition.of(java.util.List.of(
+                    Intervention.replace(HookPoint.mlpPost(first), units, null, mean),
+                    Intervention.zero(HookPoint.mlpPost(2), units, null)), CFG.nLayer()));
+        }
+        int maxTokens = 16; // a CPU batching figure far below the 256 tokens of the call: on CUDA the planner decides
+        var cpu = new dev.nshap.eval.Evaluator(new CpuBackend(W), data, 4096);
+        double[][] want = cpu.evaluate(conds, cpu.allPrompts(), dev.nshap.eval.Metric.LOSS);
+        HostDevice d = new HostDevice(MEM);
+        try (CudaBackend b = open("fp32", d)) {
+            var ev = new dev.nshap.eval.Evaluator(b, data, maxTokens);
+            double[][] got = ev.evaluate(conds, ev.allPrompts(), dev.nshap.eval.Metric.LOSS);
+            for (int k = 0; k < coalitions; k++)
+                for (int p = 0; p < prompts; p++) assertEquals(want[k][p], got[k][p], 1e-4, "coalition " + k + " prompt " + p);
+            assertEquals(1, ev.forwardPasses(), "the game call fits: one forward");
+            assertEquals(1, d.launchesOf.get("embedding"), "no clean prefix shipped from the host: the device embeds");
+            assertEquals((long) prompts * T, d.embeddedRows, "each distinct prompt embedded once per game call");
+            assertEquals(1, d.launchesOf.get("gather_rows"));
+            // the replacement means are one copy in the intervention arena, not one per coalition
+            var tables = dev.nshap.backend.RequestChecks.interventionsByHook(request(conds, data), CFG, coalitions * prompts, 0);
+            InterventionTable t = InterventionTable.build(tables.get(HookPoint.mlpPost(first)), CFG.nInner(), 0, coalitions * prompts);
+            assertEquals(CFG.nInner(), t.vecs.length);
+        }
+    }
+
+    /** The request the evaluator builds for conds over all prompts (for inspecting its tables). */
+    private static ForwardRequest request(java.util.List<dev.nshap.eval.Condition> conds, dev.nshap.eval.TokenizedDataset data) {
+        ForwardRequest q = new ForwardRequest();
+        int n = data.size();
+        for (int k = 0; k < conds.size(); k++) {
+            int[] seqs = new int[n], ps = new int[n];
+            for (int p = 0; p < n; p++) { q.add(data.sequences[p], data.scorePositions[p], data.answers[p]); seqs[p] = k * n + p; ps[p] = p; }
+            q.interventions.addAll(conds.get(k).interventions(seqs, ps));
+        }
+        return q;
+    }
+
+    @Test void repeatedShapesReplayTheCapturedGraphWithTheNewTables() {
+        Random r = new Random(12);
+        ForwardRequest a = coalitions(r, CFG, 3, 5, 12, 1, false), b = coalitions(r, CFG, 3, 5, 12, 1, false);
+        a.wantLogits = b.wantLogits = false;
+        HostDevice d = new HostDevice(MEM);
+        try (CudaBackend be = open("fp32", d)) {
+            be.setGraphs(true); // whatever CUDA_LAUNCH_BLOCKING says: the stand-in captures nothing for real
+            compare(new CpuBackend(W).forward(a), be.forward(a), FP32_LP, 0, "captured");
+            assertEquals(1, d.graphCaptures);
+            assertEquals(0, d.graphReplays);
+            // other prompts and coalitions, same shapes: the graph is replayed and reads the new tables and tokens
+            compare(new CpuBackend(W).forward(b), be.forward(b), FP32_LP, 0, "replayed");
+            assertEquals(1, d.graphCaptures);
+            assertEquals(1, d.graphReplays);
+            ForwardRequest other = coalitions(r, CFG, 2, 5, 12, 1, false); // other shapes: a new graph
+            other.wantLogits = false;
+            compare(new CpuBackend(W).forward(other), be.forward(other), FP32_LP, 0, "recaptured");
+            assertEquals(2, d.graphCaptures);
+            be.setGraphs(false);
+            int launches = d.launches;
+            compare(new CpuBackend(W).forward(b), be.forward(b), FP32_LP, 0, "without graphs");
+            assertEquals(1, d.graphReplays);
+            assertTrue(d.launches > launches);
+        }
+    }
+
+    @Test void aForwardAllocatesNothingOnceTheWorkspaceIsThere() {
+        Random r = new Random(11);
+        ForwardRequest q = coalitions(r, CFG, 3, 5, 12, 0, true); // every hook kind intervened, replace vectors included
+        ForwardRequest smaller = coalitions(r, CFG, 2, 5, 12, 1, true);
+        HostDevice d = new HostDevice(MEM);
+        try (CudaBackend b = open("fp32", d)) {
+            ForwardResult first = b.forward(q);
+            int allocs = d.allocations, pinned = d.pinnedAllocations;
+            long used = d.allocated();
+            ForwardResult again = b.forward(q);
+            b.forward(smaller);
+            assertEquals(allocs, d.allocations, "device allocations after the first forward");
+            assertEquals(pinned, d.pinnedAllocations, "pinned host allocations after the first forward");
+            assertEquals(used, d.allocated(), "device bytes in use");
+            for (int s = 0; s < q.size(); s++) assertArrayEquals(first.targetLogProb()[s], again.targetLogProb()[s]);
         }
     }
 

@@ -89,8 +89,28 @@ class CudaForwardTest {
         return q;
     }
 
+    /**
+     * Logit error bounds: a CPU top-1/top-2 margin above twice the bound cannot flip on a correct backend, so top-1 is
+     * demanded there and only there (random-init GPT-2 has many near-ties that bf16 rounding alone flips).
+     */
+    static final double FP32_LOGIT = 2e-4, BF16_LOGIT = 0.05;
+
+    /** The same request asking for logits: the CPU reference needs them for the top-1 margins. */
+    static ForwardRequest withLogits(ForwardRequest q) {
+        ForwardRequest c = new ForwardRequest();
+        for (int s = 0; s < q.size(); s++) c.add(q.tokens.get(s), q.scorePositions.get(s), q.targets.get(s));
+        c.interventions.addAll(q.interventions);
+        c.cache.addAll(q.cache);
+        c.startLayer = q.startLayer;
+        c.startResidual = q.startResidual;
+        c.wantLogits = true;
+        return c;
+    }
+
     static void compare(ForwardResult want, ForwardResult got, double lpTol, double logitTol, String what) {
-        int n = want.top1().length, same = 0, total = 0;
+        int n = want.top1().length, same = 0, total = 0, decisive = 0, decisiveSame = 0;
+        double bound = lpTol == FP32_LP ? FP32_LOGIT : BF16_LOGIT;
+        String firstFlip = null;
         for (int s = 0; s < n; s++) {
             if (want.targetLogProb()[s] == null) assertNull(got.targetLogProb()[s], what + " seq " + s);
             else {
@@ -100,16 +120,33 @@ class CudaForwardTest {
                     assertEquals(a[i], b[i], lpTol, what + ": log p at sequence " + s + " position #" + i);
             }
             if (want.top1()[s] == null) { assertNull(got.top1()[s]); continue; }
-            for (int i = 0; i < want.top1()[s].length; i++, total++) if (want.top1()[s][i] == got.top1()[s][i]) same++;
-            if (want.logits()[s] == null) assertNull(got.logits()[s], what + ": logits of " + s);
-            else if (logitTol > 0) {
-                float[] a = want.logits()[s], b = got.logits()[s];
-                assertEquals(a.length, b.length);
-                for (int i = 0; i < a.length; i++) assertEquals(a[i], b[i], logitTol, what + ": logit " + i + " of sequence " + s);
+            float[] lg = want.logits()[s];
+            int V = lg == null ? 0 : lg.length / want.top1()[s].length;
+            for (int i = 0; i < want.top1()[s].length; i++, total++) {
+                boolean eq = want.top1()[s][i] == got.top1()[s][i];
+                if (eq) same++;
+                if (lg != null && margin(lg, i * V, V) > 2 * bound) {
+                    decisive++;
+                    if (eq) decisiveSame++;
+                    else if (firstFlip == null) firstFlip = "sequence " + s + " position #" + i + ": CPU " + want.top1()[s][i]
+                            + " (margin " + margin(lg, i * V, V) + "), got " + got.top1()[s][i];
+                }
+            }
+            if (lg != null && got.logits()[s] != null && logitTol > 0) {
+                float[] b = got.logits()[s];
+                assertEquals(lg.length, b.length);
+                for (int i = 0; i < lg.length; i++) assertEquals(lg[i], b[i], logitTol, what + ": logit " + i + " of sequence " + s);
             }
         }
-        double frac = total == 0 ? 1 : (double) same / total;
-        assertTrue(frac >= TOP1, what + ": identical top-1 on " + same + " of " + total + " positions");
+        if (java.util.Arrays.stream(want.logits()).anyMatch(java.util.Objects::nonNull)) {
+            if (bound == BF16_LOGIT) System.out.printf("%s: top-1 compared at %d of %d positions (%.1f%%; CPU top-1/top-2 margin > %.3g), %d identical; "
+                    + "%d of %d identical overall%n", what, decisive, total, 100.0 * decisive / Math.max(1, total), 2 * bound,
+                    decisiveSame, same, total);
+            assertEquals(decisive, decisiveSame, what + ": top-1 differs where the CPU's margin exceeds the error bound, first at " + firstFlip);
+        } else {
+            double frac = total == 0 ? 1 : (double) same / total;
+            assertTrue(frac >= TOP1, what + ": identical top-1 on " + same + " of " + total + " positions");
+        }
         assertEquals(want.cache().keySet(), got.cache().keySet());
         for (HookPoint hp : want.cache().keySet())
             for (int s = 0; s < n; s++) {
@@ -119,6 +156,16 @@ class CudaForwardTest {
                 for (int i = 0; i < a.length; i++)
                     assertEquals(a[i], b[i], tol * (1 + Math.abs(a[i])), what + ": " + hp + " of sequence " + s + " at " + i);
             }
+    }
+
+    /** Top-1 minus top-2 logit of lg[off .. off + V). */
+    static double margin(float[] lg, int off, int V) {
+        float a = Float.NEGATIVE_INFINITY, b = Float.NEGATIVE_INFINITY;
+        for (int v = 0; v < V; v++) {
+            float x = lg[off + v];
+            if (x > a) { b = a; a = x; } else if (x > b) b = x;
+        }
+        return (double) a - b;
     }
 
     static void cacheAllHooks(ForwardRequest q, int layer) {
@@ -144,14 +191,22 @@ class CudaForwardTest {
         }
     }
 
-    @Test void maskedCoalitionBatchesMatchCpuAtEveryHook() {
-        Random r = new Random(3);
-        ForwardRequest q = coalitions(r, TINY, 4, 10, 20, 0, true);
+    static ForwardRequest tinyMasked() {
+        ForwardRequest q = coalitions(new Random(3), TINY, 4, 10, 20, 0, true);
         cacheAllHooks(q, TINY.nLayer() - 1);
         q.cache.add(HookPoint.mlpPost(0));
+        return q;
+    }
+
+    @Test void tinyFp32MaskedCoalitionsAtEveryHook() {
+        ForwardRequest q = tinyMasked();
         try (CudaBackend gpu = new CudaBackend(tiny, "fp32", false, Gpu.device())) {
             compare(new CpuBackend(tiny).forward(q), gpu.forward(q), FP32_LP, 2e-4, "fp32 coalitions");
         }
+    }
+
+    @Test void tinyBf16MaskedCoalitionsAtEveryHook() {
+        ForwardRequest q = tinyMasked();
         try (CudaBackend gpu = new CudaBackend(tinyHf, "bf16", false, Gpu.device())) {
             compare(new CpuBackend(tinyHf).forward(q), gpu.forward(q), BF16_LP, 0.05, "bf16 coalitions");
         }
@@ -195,23 +250,52 @@ class CudaForwardTest {
         }
     }
 
-    @Test void gpt2SmallShapedFp32AndBf16() {
-        org.junit.jupiter.api.Assumptions.assumeFalse(Gpu.EMULATE, "too slow in the host emulation");
-        GPT2Config small = GPT2Config.preset("small");
-        GPT2Weights w = ModelInit.random(small, 7);
-        Random r = new Random(6);
-        ForwardRequest plainQ = plain(r, small.vocabSize(), new int[]{32, 32, 17, 70, 5, 32});
-        ForwardRequest masked = coalitions(r, small, 4, 5, 24, 3, false);
-        masked.wantLogits = false; // the log-softmax summary in the unembedding GEMM's epilogue
-        CpuBackend cpu = new CpuBackend(w);
-        ForwardResult wantPlain = cpu.forward(plainQ), wantMasked = cpu.forward(masked);
-        try (CudaBackend gpu = new CudaBackend(w, "fp32", false)) {
-            compare(wantPlain, gpu.forward(plainQ), FP32_LP, 2e-4, "small fp32");
-            compare(wantMasked, gpu.forward(masked), FP32_LP, 2e-4, "small fp32 masked");
+    /** GPT-2 small, random HF init: plain batches of mixed lengths, and a masked Shapley-style batch without logits. */
+    static final class Small {
+        static final GPT2Config CFG = GPT2Config.preset("small");
+        static GPT2Weights w;
+        static ForwardRequest plainQ, masked;
+        static ForwardResult wantPlain, wantMasked;
+
+        static synchronized void init() {
+            org.junit.jupiter.api.Assumptions.assumeFalse(Gpu.EMULATE, "too slow in the host emulation");
+            if (w != null) return;
+            w = ModelInit.random(CFG, 7);
+            Random r = new Random(6);
+            plainQ = plain(r, CFG.vocabSize(), new int[]{32, 32, 17, 70, 5, 32});
+            masked = coalitions(r, CFG, 4, 5, 24, 3, false);
+            masked.wantLogits = false; // the log-softmax summary in the unembedding GEMM's epilogue
+            CpuBackend cpu = new CpuBackend(w);
+            wantPlain = cpu.forward(plainQ);
+            wantMasked = cpu.forward(withLogits(masked)); // logits for the top-1 margins
         }
-        try (CudaBackend gpu = new CudaBackend(w, "bf16", false)) {
-            compare(wantPlain, gpu.forward(plainQ), BF16_LP, 0, "small bf16");
-            compare(wantMasked, gpu.forward(masked), BF16_LP, 0, "small bf16 masked");
+    }
+
+    @Test void smallFp32Plain() {
+        Small.init();
+        try (CudaBackend gpu = new CudaBackend(Small.w, "fp32", false)) {
+            compare(Small.wantPlain, gpu.forward(Small.plainQ), FP32_LP, 2e-4, "small fp32");
+        }
+    }
+
+    @Test void smallFp32Masked() {
+        Small.init();
+        try (CudaBackend gpu = new CudaBackend(Small.w, "fp32", false)) {
+            compare(Small.wantMasked, gpu.forward(Small.masked), FP32_LP, 0, "small fp32 masked");
+        }
+    }
+
+    @Test void smallBf16Plain() {
+        Small.init();
+        try (CudaBackend gpu = new CudaBackend(Small.w, "bf16", false)) {
+            compare(Small.wantPlain, gpu.forward(Small.plainQ), BF16_LP, 0, "small bf16");
+        }
+    }
+
+    @Test void smallBf16Masked() {
+        Small.init();
+        try (CudaBackend gpu = new CudaBackend(Small.w, "bf16", false)) {
+            compare(Small.wantMasked, gpu.forward(Small.masked), BF16_LP, 0, "small bf16 masked");
         }
     }
 

@@ -6,6 +6,7 @@ import jcuda.driver.CUdeviceptr;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.Map;
 
@@ -18,9 +19,15 @@ import java.util.Map;
  */
 final class HostDevice extends CudaDevice {
     private final Map<CUdeviceptr, ByteBuffer> mem = new IdentityHashMap<>();
+    /** Views from {@link #slice}: not allocations, dropped with their base. */
+    private final Map<CUdeviceptr, ByteBuffer> views = new IdentityHashMap<>();
+    private final Map<CUdeviceptr, CUdeviceptr> viewBase = new IdentityHashMap<>();
     private final long capacity;
     private long used;
-    int launches;
+    /** What the tests count: launches (per kernel), device allocations, rows embedded, async copies. */
+    int launches, allocations, pinnedAllocations, asyncCopies;
+    long embeddedRows, weightGemmRows;
+    final Map<String, Integer> launchesOf = new HashMap<>();
 
     HostDevice(long capacityBytes) {
         super("host emulation", 227 * 1024);
@@ -38,12 +45,79 @@ final class HostDevice extends CudaDevice {
         CUdeviceptr p = new CUdeviceptr();
         mem.put(p, ByteBuffer.allocate(Math.toIntExact(bytes)).order(ByteOrder.LITTLE_ENDIAN));
         used += bytes;
+        allocations++;
+        addr.put(p, nextAddress);
+        nextAddress += (bytes + 255) & ~255L;
         return p;
     }
 
     @Override public void free(CUdeviceptr p) {
+        if (p != null && views.containsKey(p)) throw new IllegalStateException("a slice freed on its own");
         ByteBuffer b = p == null ? null : mem.remove(p);
         if (b != null) used -= b.capacity();
+        addr.remove(p);
+        viewBase.entrySet().removeIf(e -> {
+            if (e.getValue() != p) return false;
+            views.remove(e.getKey());
+            addr.remove(e.getKey());
+            return true;
+        });
+    }
+
+    /** Made-up device addresses (every stand-in pointer's native pointer is 0), so graph keys compare as on a GPU. */
+    private final Map<CUdeviceptr, Long> addr = new IdentityHashMap<>();
+    private long nextAddress = 1L << 32;
+
+    @Override protected long address(CUdeviceptr p) {
+        Long a = addr.get(p);
+        if (a == null) throw new IllegalStateException("not a live device pointer");
+        return a;
+    }
+
+    /** The stand-in's graph is the launch list itself, issued again on every replay. */
+    @Override protected Object captureGraph(java.util.List<Launch> seq) { return new java.util.ArrayList<>(seq); }
+
+    @SuppressWarnings("unchecked")
+    @Override protected void launchGraph(Object g) {
+        for (Launch l : (java.util.List<Launch>) g) issue(l.kernel(), l.gx(), l.gy(), l.gz(), l.block(), l.smem(), l.args());
+    }
+
+    @Override protected void destroyGraph(Object g) {}
+
+    /** Events: the wall clock when recorded (the stand-in runs every launch at once). */
+    @Override public Object createEvent() { return new long[1]; }
+    @Override public void recordEvent(Object e) { ((long[]) e)[0] = System.nanoTime(); }
+    @Override public double elapsedMs(Object a, Object b) { return (((long[]) b)[0] - ((long[]) a)[0]) / 1e6; }
+    @Override public void destroyEvent(Object e) {}
+
+    @Override public CUdeviceptr slice(CUdeviceptr base, long byteOffset) {
+        ByteBuffer b = buf(base).duplicate();
+        b.position(Math.toIntExact(byteOffset));
+        CUdeviceptr p = new CUdeviceptr();
+        views.put(p, b.slice().order(ByteOrder.LITTLE_ENDIAN));
+        addr.put(p, address(base) + byteOffset);
+        viewBase.put(p, viewBase.getOrDefault(base, base));
+        return p;
+    }
+
+    @Override public Pinned allocPinned(long bytes) {
+        pinnedAllocations++;
+        bytes = Math.max(bytes, 16);
+        return new Pinned(null, ByteBuffer.allocate(Math.toIntExact(bytes)), bytes);
+    }
+
+    @Override public void freePinned(Pinned p) {}
+
+    @Override public void copyInAsync(CUdeviceptr dst, Pinned src, long srcOff, long bytes) {
+        asyncCopies++;
+        ByteBuffer d = buf(dst);
+        for (int i = 0; i < bytes; i++) d.put(i, src.buf.get((int) srcOff + i));
+    }
+
+    @Override public void copyOutAsync(Pinned dst, long dstOff, CUdeviceptr src, long bytes) {
+        asyncCopies++;
+        ByteBuffer s = buf(src);
+        for (int i = 0; i < bytes; i++) dst.buf.put((int) dstOff + i, s.get(i));
     }
 
     long allocated() { return used; }
@@ -51,6 +125,7 @@ final class HostDevice extends CudaDevice {
     private ByteBuffer buf(Object p) {
         if (p == null || p == NULL) return null;
         ByteBuffer b = mem.get(p);
+        if (b == null) b = views.get(p);
         if (b == null) throw new IllegalStateException("not a live device pointer");
         return b;
     }
@@ -72,8 +147,9 @@ final class HostDevice extends CudaDevice {
         if (bf16) b.putShort((int) (2 * i), SafeTensors.floatToBf16(v)); else f(b, i, v);
     }
 
-    @Override public void launch(String k, int gx, int gy, int gz, int block, int smem, Object... a) {
+    @Override protected void issue(String k, int gx, int gy, int gz, int block, int smem, Object... a) {
         launches++;
+        launchesOf.merge(k, 1, Integer::sum);
         if (smem > 48 * 1024 && smem > 227 * 1024) throw new IllegalStateException(k + ": shared memory " + smem);
         if (block > 1024 || block % 32 != 0) throw new IllegalStateException(k + ": block " + block);
         if (gy > 65535 || gz > 65535) throw new IllegalStateException(k + ": grid " + gx + "x" + gy + "x" + gz);
@@ -81,6 +157,7 @@ final class HostDevice extends CudaDevice {
             case "embedding" -> {
                 ByteBuffer o = buf(a[0]), tok = buf(a[1]), pos = buf(a[2]), wte = buf(a[3]), wpe = buf(a[4]);
                 int rows = (Integer) a[5], C = (Integer) a[6];
+                embeddedRows += rows;
                 for (int r = 0; r < rows; r++)
                     for (int c = 0; c < C; c++)
                         f(o, (long) r * C + c, f(wte, (long) n(tok, r) * C + c) + f(wpe, (long) n(pos, r) * C + c));
@@ -105,6 +182,7 @@ final class HostDevice extends CudaDevice {
                 ByteBuffer o = buf(a[0]), A = buf(a[1]), B = buf(a[2]), bias = buf(a[3]);
                 int M = (Integer) a[4], N = (Integer) a[5], K = (Integer) a[6];
                 boolean acc = (Integer) a[7] != 0, bf = k.equals("gemm_bf16_tc"), nk = !k.equals("gemm_f32_nn");
+                if (!k.equals("gemm_f32_nt")) weightGemmRows += M; // fp32 unembedding aside: the weight GEMMs
                 for (int m = 0; m < M; m++)
                     for (int j = 0; j < N; j++) {
                         double s = 0;

@@ -44,4 +44,19 @@ class InterventionTableTest {
     @Test void nothingAppliesGivesNoTable() {
         assertNull(InterventionTable.build(List.of(Intervention.zero(hp, null, new int[]{0})), 64, 1, 5));
     }
+
+    @Test void equalReplacementVectorsAreStoredOnce() {
+        float[] mean = new float[64], other = new float[64];
+        for (int u = 0; u < 64; u++) { mean[u] = u * 0.5f; other[u] = -u; }
+        List<Intervention> ivs = new java.util.ArrayList<>();
+        for (int k = 0; k < 16; k++) // 16 coalitions: the same means (half by reference, half by value), one other vector
+            ivs.add(Intervention.replace(hp, new int[]{k}, new int[]{k}, k % 2 == 0 ? mean : mean.clone()));
+        ivs.add(Intervention.replace(hp, new int[]{3}, new int[]{2}, other));
+        InterventionTable t = InterventionTable.build(ivs, 64, 0, 16);
+        assertEquals(17, t.opCount());
+        assertEquals(2 * 64, t.vecs.length, "one copy of the shared means, one of the other vector");
+        for (int k = 0; k < 16; k++) assertEquals(0, t.ops[k * InterventionTable.OP_INTS + 2], "coalition " + k + " reads the shared copy");
+        assertEquals(64, t.ops[16 * InterventionTable.OP_INTS + 2]);
+        for (int u = 0; u < 64; u++) { assertEquals(mean[u], t.vecs[u]); assertEquals(other[u], t.vecs[64 + u]); }
+    }
 }
