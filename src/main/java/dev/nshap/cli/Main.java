@@ -16,7 +16,7 @@ import java.io.UncheckedIOException;
                 EvaluateCommand.class,
                 BenchCommand.class,
                 CudaInfoCommand.class,
-                ShapleyCommand.class,
+                ShapleyCommand.class, WorkerCommand.class,
                 dev.nshap.convert.ConvertCommand.class,
                 ClustersCommand.class,
                 DatasetsCommand.class,
