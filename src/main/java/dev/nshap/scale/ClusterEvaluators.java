@@ -87,6 +87,14 @@ public final class ClusterEvaluators implements Evaluators {
         return ce;
     }
 
+    /** A driver on a member the caller owns (tests run several games on one cluster); close() leaves it running. */
+    static ClusterEvaluators attach(HazelcastInstance driver, Secret secret, byte[] spec, int players, Timing timing,
+                                    PrintStream err) {
+        ClusterEvaluators ce = new ClusterEvaluators(driver, List.of(), secret, spec, players, timing, err);
+        ce.awaitWorkers(timing.minWorkers());
+        return ce;
+    }
+
     /**
      * Starts {@code count} workers in this process (loopback, a fresh random secret) and a driver: for testing a
      * cluster on one machine. {@code wrap} wraps each worker's game (fault injection in tests; identity otherwise).
@@ -121,7 +129,7 @@ public final class ClusterEvaluators implements Evaluators {
     }
 
     /** The members started by {@link #local} (tests kill them). */
-    public List<HazelcastInstance> ownedMembers() { return owned.subList(1, owned.size()); }
+    public List<HazelcastInstance> ownedMembers() { return owned.isEmpty() ? owned : owned.subList(1, owned.size()); }
     public List<Worker> localWorkers() { return localWorkers; }
     public HazelcastInstance driverMember() { return hz; }
     /** Coalitions evaluated per worker address. */

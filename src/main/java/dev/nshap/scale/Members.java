@@ -80,8 +80,13 @@ public final class Members {
     private Members() {}
 
     static Config config(Secret secret, Network net, boolean lite, Worker worker) {
+        return config(secret.clusterName(), net, lite, worker);
+    }
+
+    /** With a cluster name of the caller's choosing: tests start an impostor that knows the name but not the secret. */
+    static Config config(String clusterName, Network net, boolean lite, Worker worker) {
         Config c = new Config();
-        c.setClusterName(secret.clusterName());
+        c.setClusterName(clusterName);
         c.setInstanceName("nshap-" + (lite ? "driver-" : "worker-") + System.nanoTime());
         c.setLiteMember(lite);
         Map<String, String> p = Map.ofEntries(
@@ -132,8 +137,12 @@ public final class Members {
     }
 
     static HazelcastInstance start(Secret secret, Network net, boolean lite, Worker worker) {
+        return start(config(secret, net, lite, worker), net);
+    }
+
+    static HazelcastInstance start(Config config, Network net) {
         try {
-            return Hazelcast.newHazelcastInstance(config(secret, net, lite, worker));
+            return Hazelcast.newHazelcastInstance(config);
         } catch (RuntimeException e) {
             throw new NshapException("could not start a cluster member on " + net.bind() + ":" + net.port() + ": "
                     + oneLine(e));

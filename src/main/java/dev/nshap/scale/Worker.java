@@ -45,7 +45,12 @@ public final class Worker {
 
     /** Joins the cluster; throws (one line) when no other member answered within the join time. */
     public HazelcastInstance start(Members.Network net) {
-        HazelcastInstance hz = Members.start(secret, net, false, this);
+        return start(secret.clusterName(), net);
+    }
+
+    /** Joins under the given cluster name (tests: an impostor that knows the name but not the secret). */
+    HazelcastInstance start(String clusterName, Members.Network net) {
+        HazelcastInstance hz = Members.start(Members.config(clusterName, net, false, this), net);
         if (!net.join().isEmpty() && hz.getCluster().getMembers().size() < 2) {
             hz.getLifecycleService().terminate();
             throw new NshapException("could not join " + String.join(",", net.join())
