@@ -2,7 +2,6 @@ package dev.nshap.cli;
 
 import com.hazelcast.core.HazelcastInstance;
 import com.hazelcast.core.LifecycleEvent;
-import dev.nshap.NshapException;
 import dev.nshap.scale.Members;
 import dev.nshap.scale.Secret;
 import dev.nshap.scale.Worker;
@@ -44,17 +43,7 @@ public final class WorkerCommand implements Callable<Integer> {
         Members.Network net = new Members.Network(bind, port, Members.Network.parseAddresses(join, "--join"));
         Worker w = new Worker(s, model, System.err);
         if (model.model != null) w.model();          // load (and check) the model before joining
-        long end = System.currentTimeMillis() + (long) (joinTimeout * 1000);
-        HazelcastInstance hz;
-        while (true) {
-            try {
-                hz = w.start(net);
-                break;
-            } catch (NshapException e) {
-                if (System.currentTimeMillis() > end) throw e;
-                Thread.sleep(1000);
-            }
-        }
+        HazelcastInstance hz = w.await(net, (long) (joinTimeout * 1000));
         CountDownLatch stopped = new CountDownLatch(1);
         hz.getLifecycleService().addLifecycleListener(e -> {
             if (e.getState() == LifecycleEvent.LifecycleState.SHUTDOWN) stopped.countDown();

@@ -2,7 +2,6 @@ package dev.nshap.scale;
 
 import com.hazelcast.cluster.Member;
 import com.hazelcast.config.AdvancedNetworkConfig;
-import com.hazelcast.config.ClassFilter;
 import com.hazelcast.config.Config;
 import com.hazelcast.config.ExecutorConfig;
 import com.hazelcast.config.InterfacesConfig;
@@ -22,8 +21,8 @@ import java.util.logging.Logger;
 /**
  * Starts the embedded Hazelcast members of a run: the driver (a lite member: it owns no data and runs no task)
  * and the workers. Everything not needed is off: no multicast, no auto-detection, no phone-home, no client
- * endpoint (only the member protocol listens), no Java deserialization of anything (tasks use nshap's own
- * {@link NshapTask} factory; results are byte arrays), small thread pools, and timeouts of seconds, not minutes.
+ * endpoint (only the member protocol listens), Java deserialization filtered to Hazelcast's whitelist (tasks use
+ * nshap's own {@link NshapTask} factory; results are byte arrays), small thread pools, and timeouts of seconds.
  */
 public final class Members {
     public static final String EXECUTOR = "nshap";
@@ -127,9 +126,9 @@ public final class Members {
 
         c.getSerializationConfig().addDataSerializableFactory(FACTORY_ID,
                 id -> id == NshapTask.CLASS_ID ? new NshapTask() : null);
-        // A non-empty whitelist naming no real class: no Java-serialized object is ever deserialized.
-        c.getSerializationConfig().setJavaSerializationFilterConfig(new JavaSerializationFilterConfig()
-                .setDefaultsDisabled(true).setWhitelist(new ClassFilter().addClasses("dev.nshap.scale.NothingIsJavaSerialized")));
+        // Java deserialization only of what Hazelcast itself sends (its exceptions): its default whitelist
+        // (Hazelcast's and the JDK's classes) and blacklist of known gadget classes. nshap's tasks never use it.
+        c.getSerializationConfig().setJavaSerializationFilterConfig(new JavaSerializationFilterConfig());
         // One task at a time per member: a worker is one GPU (or one CPU backend) and its game is not thread-safe.
         c.addExecutorConfig(new ExecutorConfig(EXECUTOR).setPoolSize(1).setStatisticsEnabled(false));
         if (worker != null) c.getUserContext().put(WORKER_KEY, worker);
@@ -144,8 +143,10 @@ public final class Members {
         try {
             return Hazelcast.newHazelcastInstance(config);
         } catch (RuntimeException e) {
+            Throwable root = e;
+            while (root.getCause() != null && root.getCause() != root) root = root.getCause();
             throw new NshapException("could not start a cluster member on " + net.bind() + ":" + net.port() + ": "
-                    + oneLine(e));
+                    + oneLine(e) + (root == e ? "" : " (" + root.getClass().getSimpleName() + ": " + oneLine(root) + ")"));
         }
     }
 

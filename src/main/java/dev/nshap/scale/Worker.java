@@ -48,13 +48,42 @@ public final class Worker {
         return start(secret.clusterName(), net);
     }
 
+    /**
+     * Starts a member and waits until another one is in its cluster. A member that stays alone is restarted after
+     * 5, 10, 20 ... 60 s, so that it finds a driver that came up later in a cluster of its own (Hazelcast would merge the
+     * two clusters too, but its merge is slow and not guaranteed). Throws (one line) when nobody came within the
+     * timeout: nobody there, or only members of another secret.
+     */
+    public HazelcastInstance await(Members.Network net, long timeoutMs) {
+        long end = System.currentTimeMillis() + timeoutMs, alone = 5_000;
+        while (true) {
+            HazelcastInstance hz = Members.start(Members.config(secret, net, false, this), net);
+            long retry = Math.min(end, System.currentTimeMillis() + alone);
+            alone = Math.min(60_000, 2 * alone);      // stay up longer each time: others can find (or merge with) it
+            try {
+                while (hz.getCluster().getMembers().size() < 2 && System.currentTimeMillis() < retry) Thread.sleep(200);
+            } catch (InterruptedException e) {
+                hz.getLifecycleService().terminate();
+                Thread.currentThread().interrupt();
+                throw notJoined(net);
+            }
+            if (hz.getCluster().getMembers().size() >= 2) return hz;
+            hz.getLifecycleService().terminate();
+            if (System.currentTimeMillis() >= end) throw notJoined(net);
+        }
+    }
+
+    private static NshapException notJoined(Members.Network net) {
+        return new NshapException("could not join " + String.join(",", net.join())
+                + ": no member answered with this cluster's name (is the secret the same, is anyone there?)");
+    }
+
     /** Joins under the given cluster name (tests: an impostor that knows the name but not the secret). */
     HazelcastInstance start(String clusterName, Members.Network net) {
         HazelcastInstance hz = Members.start(Members.config(clusterName, net, false, this), net);
         if (!net.join().isEmpty() && hz.getCluster().getMembers().size() < 2) {
             hz.getLifecycleService().terminate();
-            throw new NshapException("could not join " + String.join(",", net.join())
-                    + ": no member answered with this cluster's name (is the secret the same, is anyone there?)");
+            throw notJoined(net);
         }
         return hz;
     }
