@@ -93,7 +93,7 @@ public final class Members {
                 Map.entry("hazelcast.logging.type", "jdk"),
                 Map.entry("hazelcast.shutdownhook.enabled", "false"),   // the driver checkpoints on SIGTERM first
                 Map.entry("hazelcast.wait.seconds.before.join", "0"),
-                Map.entry("hazelcast.max.join.seconds", "10"),
+                Map.entry("hazelcast.max.join.seconds", "60"),   // past it a member fails to start: generous on a loaded machine
                 Map.entry("hazelcast.heartbeat.interval.seconds", "1"),
                 Map.entry("hazelcast.max.no.heartbeat.seconds", "10"),
                 Map.entry("hazelcast.merge.first.run.delay.seconds", "5"),

@@ -50,16 +50,23 @@ public final class Worker {
 
     /**
      * Starts a member and waits until another one is in its cluster. A member that stays alone is restarted after
-     * 5, 10, 20 ... 60 s, so that it finds a driver that came up later in a cluster of its own (Hazelcast would merge the
+     * about 30 s, then about every 60 s (jittered), so that it finds a driver that came up later in a cluster of its own (Hazelcast would merge the
      * two clusters too, but its merge is slow and not guaranteed). Throws (one line) when nobody came within the
      * timeout: nobody there, or only members of another secret.
      */
     public HazelcastInstance await(Members.Network net, long timeoutMs) {
-        long end = System.currentTimeMillis() + timeoutMs, alone = 5_000;
+        long end = System.currentTimeMillis() + timeoutMs, alone = 30_000;
         while (true) {
-            HazelcastInstance hz = Members.start(Members.config(secret, net, false, this), net);
-            long retry = Math.min(end, System.currentTimeMillis() + alone);
-            alone = Math.min(60_000, 2 * alone);      // stay up longer each time: others can find (or merge with) it
+            HazelcastInstance hz;
+            try {
+                hz = Members.start(Members.config(secret, net, false, this), net);
+            } catch (NshapException e) {                // e.g. the join took too long: try again until the deadline
+                if (System.currentTimeMillis() >= end) throw e;
+                continue;
+            }
+            // jittered, so that workers started together do not keep missing each other; longer each time
+            long retry = Math.min(end, System.currentTimeMillis() + (long) (alone * (0.5 + Math.random())));
+            alone = Math.min(60_000, 2 * alone);
             try {
                 while (hz.getCluster().getMembers().size() < 2 && System.currentTimeMillis() < retry) Thread.sleep(200);
             } catch (InterruptedException e) {
