@@ -46,13 +46,13 @@ public final class ClusterBench {
         timed(g, cfg, null);                                     // warm the JIT on the estimator
         double[] local = timed(g, cfg, null);
         ShapleyResult ref = last;
-        rows.add(new Row("in-process, cost 0", 0, local[0], local[0] / local[1] * 1000, Double.NaN, true));
+        rows.add(new Row("in-process, cost 0", 0, local[0], local[0] / local[1] * 1e6, Double.NaN, true));
         try (ClusterEvaluators ce = ClusterEvaluators.local(1, null, GameSpec.synthetic(g, 0), g.players(), t, err,
                 UnaryOperator.identity())) {
             timed(g, cfg, ce);                                   // warm the members
             double[] c1 = timed(g, cfg, ce);
-            rows.add(new Row("1 worker, cost 0", 1, c1[0], c1[0] / c1[1] * 1000, Double.NaN, ref.stats().sameAs(last.stats())));
-            rows.add(new Row("driver overhead", 1, c1[0] - local[0], (c1[0] - local[0]) / c1[1] * 1000, Double.NaN, true));
+            rows.add(new Row("1 worker, cost 0", 1, c1[0], c1[0] / c1[1] * 1e6, Double.NaN, ref.stats().sameAs(last.stats())));
+            rows.add(new Row("driver overhead", 1, c1[0] - local[0], (c1[0] - local[0]) / c1[1] * 1e6, Double.NaN, true));
         }
         // scaling: cost c per coalition
         long micros = Math.round(costMs * 1000);
@@ -65,7 +65,7 @@ public final class ClusterBench {
                 if (Double.isNaN(t1) && w == 1) t1 = r[0];
                 double eff = Double.isNaN(t1) ? Double.NaN : t1 / (w * r[0]);
                 rows.add(new Row(String.format(Locale.ROOT, "%d worker(s), cost %.3g ms (ideal %.2f s)", w, costMs,
-                        r[1] * costMs / 1000 / w), w, r[0], r[0] / r[1] * 1000, eff, ref.stats().sameAs(last.stats())));
+                        r[1] * costMs / 1000 / w), w, r[0], r[0] / r[1] * 1e6, eff, ref.stats().sameAs(last.stats())));
             }
         }
         return rows;
@@ -87,7 +87,7 @@ public final class ClusterBench {
         sb.append("| run | workers | seconds | ms per 1,000 coalitions | efficiency T(1)/(W T(W)) | identical to in-process |\n");
         sb.append("|---|---|---|---|---|---|\n");
         for (Row r : rows)
-            sb.append(String.format(Locale.ROOT, "| %s | %d | %.3f | %.1f | %s | %s |%n", r.what(), r.workers(), r.seconds(),
+            sb.append(String.format(Locale.ROOT, "| %s | %d | %.3f | %.0f | %s | %s |%n", r.what(), r.workers(), r.seconds(),
                     r.perThousand(), Double.isNaN(r.efficiency()) ? "" : String.format(Locale.ROOT, "%.2f", r.efficiency()),
                     r.identical() ? "yes" : "NO"));
         return sb.toString();
