@@ -202,12 +202,13 @@ class ClusterRunTest {
         try {
             Game g = synthetic();
             ShapleyConfig cfg = config(Estimator.PERMUTATION, null, 0, false);
-            ClusterEvaluators.Timing t = new ClusterEvaluators.Timing(1_500, 20_000, 4);
+            ClusterEvaluators.Timing t = new ClusterEvaluators.Timing(3_000, 20_000, 4);
             try (ClusterEvaluators ce = ClusterEvaluators.attach(driver, secret, GameSpec.synthetic(g, 0), g.players(), t, err)) {
                 ShapleyResult got = new ShapleyRunner(g, cfg).evaluators(ce).progress(false).handleSignals(false).run();
                 assertSame(local(g, cfg), got, "worker hung");
-                assertEquals(1, ce.resubmitted());
-                assertTrue(errBytes.toString(StandardCharsets.UTF_8).contains("did not answer within 1.5 s"));
+                assertTrue(ce.resubmitted() >= 1);
+                String hungAt = Members.address(hung.getCluster().getLocalMember());
+                assertTrue(errBytes.toString(StandardCharsets.UTF_8).contains("worker " + hungAt + " did not answer within 3.0 s"));
             }
         } finally {
             hung.getLifecycleService().terminate();
