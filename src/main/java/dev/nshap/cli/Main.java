@@ -17,7 +17,7 @@ import java.io.UncheckedIOException;
                 BenchCommand.class,
                 CudaInfoCommand.class,
                 BackendsCommand.class,
-                ShapleyCommand.class,
+                ShapleyCommand.class, WorkerCommand.class,
                 dev.nshap.convert.ConvertCommand.class,
                 ClustersCommand.class,
                 DatasetsCommand.class,

@@ -51,14 +51,21 @@ public final class NeuronGameOptions {
     public boolean selected() { return dataset != null; }
 
     public NeuronGame build(ModelOptions mo) {
+        Metric.parse(metric);
+        NeuronGame.Ablation.parse(ablation);
+        if (maxTokens < 1) throw new NshapException("--max-tokens must be positive");
+        Dataset d = Dataset.load(dataset, topic);
+        return build(d, mo.load(), mo::open);
+    }
+
+    /** The game on a loaded model; {@code open} gives the backend (a worker reuses one across games). */
+    public NeuronGame build(Dataset d, Checkpoint.LoadedModel model, java.util.function.Function<dev.nshap.model.GPT2Weights, Backend> open) {
         Metric m = Metric.parse(metric);
         NeuronGame.Ablation ab = NeuronGame.Ablation.parse(ablation);
         if (maxTokens < 1) throw new NshapException("--max-tokens must be positive");
-        Dataset d = Dataset.load(dataset, topic);
-        Checkpoint.LoadedModel model = mo.load();
         NeuronPlayers ps = NeuronPlayers.parse(players, groupSize, model.config());
         TokenizedDataset td = d.tokenize(model.tokenizer(), model.config());
-        Backend backend = mo.open(model.weights());
+        Backend backend = open.apply(model.weights());
         Map<String, Object> id = new LinkedHashMap<>();
         Path dir = model.dir().toAbsolutePath().normalize();
         id.put("model", dir.getFileName() == null ? dir.toString() : dir.getFileName().toString());

@@ -3,6 +3,7 @@ package dev.nshap.cli;
 import dev.nshap.NshapException;
 import dev.nshap.eval.NeuronGame;
 import dev.nshap.shapley.EstimatorEval;
+import dev.nshap.shapley.Evaluators;
 import dev.nshap.shapley.PlayerEstimate;
 import dev.nshap.shapley.Game;
 import dev.nshap.shapley.Metrics;
@@ -40,6 +41,8 @@ public final class ShapleyCommand implements Callable<Integer> {
 
     @Mixin ModelOptions model;
 
+    @Mixin ScaleOptions scale;
+
     /** The game source: a synthetic game file, or the GPT-2 neuron game on a topic dataset. */
     Game buildGame() {
         if (gameFile != null && neurons.selected())
@@ -52,16 +55,23 @@ public final class ShapleyCommand implements Callable<Integer> {
     @Override public Integer call() {
         ShapleyConfig cfg = options.toConfig();
         Game game = buildGame();
-        return run(game, cfg, System.out, System.err, options.force);
+        if (!scale.selected()) return run(game, cfg, game::values, System.out, System.err, options.force);
+        byte[] spec = gameFile != null ? dev.nshap.scale.GameSpec.synthetic(game, 0)
+                : dev.nshap.scale.GameSpec.neurons(neurons, String.valueOf(game.describe().get("weights_sha256")));
+        try (Evaluators ev = scale.open(spec, game.players(), model, System.err)) {
+            return run(game, cfg, ev, System.out, System.err, options.force);
+        }
     }
 
     /** Runs and prints a summary; shared with other game sources. */
-    static int run(Game game, ShapleyConfig cfg, PrintStream out, PrintStream err) { return run(game, cfg, out, err, false); }
+    static int run(Game game, ShapleyConfig cfg, PrintStream out, PrintStream err) {
+        return run(game, cfg, game::values, out, err, false);
+    }
 
-    static int run(Game game, ShapleyConfig cfg, PrintStream out, PrintStream err, boolean force) {
+    static int run(Game game, ShapleyConfig cfg, Evaluators ev, PrintStream out, PrintStream err, boolean force) {
         ShapleyResult r;
         try {
-            r = new ShapleyRunner(game, cfg).force(force).run();
+            r = new ShapleyRunner(game, cfg).evaluators(ev).force(force).run();
         } catch (ShapleyRunner.Interrupted e) {
             if (!e.reported) err.println("nshap: " + e.getMessage());
             return 130;

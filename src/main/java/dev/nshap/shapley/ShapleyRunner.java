@@ -88,6 +88,7 @@ public final class ShapleyRunner {
     private boolean showProgress = true, handleSignals = true;
     private LongPredicate stopWhen;
     private RoundListener listener;
+    private Evaluators evaluators;
     private volatile boolean signalled;
     private boolean force;
 
@@ -95,6 +96,7 @@ public final class ShapleyRunner {
         this.game = Objects.requireNonNull(game);
         this.cfg = Objects.requireNonNull(cfg);
         this.n = game.players();
+        this.evaluators = game::values;
         if (n < 1) throw new NshapException("the game has no players");
         if (n > MAX_PLAYERS) throw new NshapException("the game has " + n + " players; at most " + MAX_PLAYERS + " are supported");
         if (cfg.estimator() == Estimator.TMAB && cfg.topK() >= n)
@@ -109,6 +111,8 @@ public final class ShapleyRunner {
     public ShapleyRunner listener(RoundListener l) { listener = l; return this; }
     /** Run even when the budget cannot give each player two samples, and overwrite a result with more evaluations. */
     public ShapleyRunner force(boolean on) { force = on; return this; }
+    /** Where coalitions are evaluated (default: the game, here); never changes a number. */
+    public ShapleyRunner evaluators(Evaluators e) { evaluators = Objects.requireNonNull(e); return this; }
 
     public static String fingerprint(Game g) {
         try {
@@ -200,7 +204,7 @@ public final class ShapleyRunner {
     }
 
     private double[] evaluate(List<Coalition> batch) {
-        double[] v = game.values(batch);
+        double[] v = evaluators.values(batch);
         if (v.length != batch.size())
             throw new IllegalStateException("game returned " + v.length + " values for " + batch.size() + " coalitions");
         for (double x : v) if (!Double.isFinite(x)) throw new NshapException("the game returned a non-finite value");
@@ -218,9 +222,10 @@ public final class ShapleyRunner {
         double[] v = new double[total];
         long seed = Walk.unitSeed(cfg.seed(), -1);
         Progress progress = new Progress("shapley exact", total, err);
-        List<Coalition> batch = new ArrayList<>(cfg.batch());
-        for (int start = 0; start < total; start += cfg.batch()) {
-            int end = Math.min(total, start + cfg.batch());
+        int gather = evaluators.gather(cfg.batch());
+        List<Coalition> batch = new ArrayList<>(gather);
+        for (int start = 0; start < total; start += gather) {
+            int end = Math.min(total, start + gather);
             batch.clear();
             for (int m = start; m < end; m++) batch.add(new Coalition(BitSet.valueOf(new long[]{m}), -1, seed));
             double[] vals = evaluate(batch);
@@ -490,20 +495,21 @@ public final class ShapleyRunner {
          */
         long groupSize() {
             boolean decides = cfg.estimator() == Estimator.TMAB || cfg.tolerance() > 0;
-            return decides ? cfg.round() : Math.max(cfg.round(), cfg.batch());
+            return decides ? cfg.round() : Math.max(cfg.round(), evaluators.gather(cfg.batch()));
         }
 
         /** Gathers up to one batch round-robin over the walks, evaluates it, feeds the values back in order. */
         void step() {
-            List<Coalition> batch = new ArrayList<>(cfg.batch());
-            List<Walk> owners = new ArrayList<>(cfg.batch());
+            int gather = evaluators.gather(cfg.batch());
+            List<Coalition> batch = new ArrayList<>(gather);
+            List<Walk> owners = new ArrayList<>(gather);
             boolean progressMade = true;
-            while (batch.size() < cfg.batch() && progressMade) {
+            while (batch.size() < gather && progressMade) {
                 progressMade = false;
                 for (Unit u : round) {
                     for (Walk w : u.walks) {
-                        if (batch.size() >= cfg.batch()) break;
-                        int added = w.emit(batch, Math.min(1, cfg.batch() - batch.size()));
+                        if (batch.size() >= gather) break;
+                        int added = w.emit(batch, Math.min(1, gather - batch.size()));
                         for (int j = 0; j < added; j++) owners.add(w);
                         if (added > 0) progressMade = true;
                     }
