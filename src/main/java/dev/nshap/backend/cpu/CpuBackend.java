@@ -236,7 +236,7 @@ public final class CpuBackend implements Backend {
     }
 
     /** Applies the interventions registered at a hook point, then caches it if asked. */
-    private final class Hooks {
+    final class Hooks {
         final Map<HookPoint, List<Intervention>> byHook;
         final java.util.Set<HookPoint> wanted;
         final Map<HookPoint, float[][]> cache;
