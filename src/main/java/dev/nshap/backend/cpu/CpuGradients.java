@@ -247,19 +247,10 @@ public final class CpuGradients {
         });
     }
 
-    /** CpuKernels.layerNormRows' arithmetic for one row (so the loss equals the forward's), also keeping mean and 1/std. */
+    /** The forward's LayerNorm of one row (CpuKernels.layerNormRow, so the loss equals the forward's), keeping mean and 1/std. */
     static void layerNormRow(float[] out, int oo, float[] x, int xo, float[] g, float[] b, int C, double eps,
                              float[] mean, float[] rstd, int r) {
-        double mu = 0;
-        for (int k = 0; k < C; k++) mu += x[xo + k];
-        mu /= C;
-        double var = 0;
-        for (int k = 0; k < C; k++) { double d = x[xo + k] - mu; var += d * d; }
-        var /= C;
-        float inv = (float) (1.0 / Math.sqrt(var + eps)), m = (float) mu;
-        for (int k = 0; k < C; k++) out[oo + k] = (x[xo + k] - m) * inv * g[k] + b[k];
-        mean[r] = m;
-        rstd[r] = inv;
+        CpuKernels.layerNormRow(out, oo, x, xo, g, b, C, eps, new float[CpuKernels.L], mean, rstd, r);
     }
 
     private void gelu(float[] h, int n) {

@@ -236,28 +236,38 @@ public final class CpuKernels {
      * pass makes a large mean cost no precision, which is what float64 bought the plain version.
      */
     public static void layerNormRows(float[] out, float[] x, float[] g, float[] b, int r0, int r1, int c, double eps) {
-        int cv = c / L * L;
         float[] lanes = new float[L];
-        for (int i = r0; i < r1; i++) {
-            int o = i * c;
-            FloatVector acc = FloatVector.zero(S);
-            for (int k = 0; k < cv; k += L) acc = acc.add(FloatVector.fromArray(S, x, o + k));
-            float sum = sumLanes(acc, lanes);
-            for (int k = cv; k < c; k++) sum += x[o + k];
-            float mu = sum / c;
-            FloatVector mv = FloatVector.broadcast(S, mu);
-            acc = FloatVector.zero(S);
-            for (int k = 0; k < cv; k += L) {
-                FloatVector d = FloatVector.fromArray(S, x, o + k).sub(mv);
-                acc = d.fma(d, acc);
-            }
-            float ss = sumLanes(acc, lanes);
-            for (int k = cv; k < c; k++) { float d = x[o + k] - mu; ss = Math.fma(d, d, ss); }
-            float inv = (float) (1.0 / Math.sqrt((double) ss / c + eps));
-            for (int k = 0; k < cv; k += L)
-                FloatVector.fromArray(S, x, o + k).sub(mv).mul(inv)
-                        .fma(FloatVector.fromArray(S, g, k), FloatVector.fromArray(S, b, k)).intoArray(out, o + k);
-            for (int k = cv; k < c; k++) out[o + k] = Math.fma((x[o + k] - mu) * inv, g[k], b[k]);
+        for (int i = r0; i < r1; i++) layerNormRow(out, i * c, x, i * c, g, b, c, eps, lanes, null, null, i);
+    }
+
+    /**
+     * One row of {@link #layerNormRows}: x[xo, xo + c) into out[oo, oo + c); when mean is not null, also leaves the
+     * row's mean and 1/std in mean[r], rstd[r] (the backward pass's, so its loss is the forward's bit for bit).
+     */
+    public static void layerNormRow(float[] out, int oo, float[] x, int xo, float[] g, float[] b, int c, double eps,
+                                    float[] lanes, float[] mean, float[] rstd, int r) {
+        int cv = c / L * L;
+        FloatVector acc = FloatVector.zero(S);
+        for (int k = 0; k < cv; k += L) acc = acc.add(FloatVector.fromArray(S, x, xo + k));
+        float sum = sumLanes(acc, lanes);
+        for (int k = cv; k < c; k++) sum += x[xo + k];
+        float mu = sum / c;
+        FloatVector mv = FloatVector.broadcast(S, mu);
+        acc = FloatVector.zero(S);
+        for (int k = 0; k < cv; k += L) {
+            FloatVector d = FloatVector.fromArray(S, x, xo + k).sub(mv);
+            acc = d.fma(d, acc);
+        }
+        float ss = sumLanes(acc, lanes);
+        for (int k = cv; k < c; k++) { float d = x[xo + k] - mu; ss = Math.fma(d, d, ss); }
+        float inv = (float) (1.0 / Math.sqrt((double) ss / c + eps));
+        for (int k = 0; k < cv; k += L)
+            FloatVector.fromArray(S, x, xo + k).sub(mv).mul(inv)
+                    .fma(FloatVector.fromArray(S, g, k), FloatVector.fromArray(S, b, k)).intoArray(out, oo + k);
+        for (int k = cv; k < c; k++) out[oo + k] = Math.fma((x[xo + k] - mu) * inv, g[k], b[k]);
+        if (mean != null) {
+            mean[r] = mu;
+            rstd[r] = inv;
         }
     }
 

@@ -40,6 +40,7 @@ public final class Gemm {
                           float beta, float[] c, int cOff, int ldc) {
             check(m, n, k);
             if (m == 0 || n == 0) return;
+            if (this == OPENBLAS) loaded();
             if (this == OPENBLAS) OpenBlas.sgemm(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc, null);
             else javaSgemm(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
         }
@@ -48,6 +49,7 @@ public final class Gemm {
         public void linear(float[] out, float[] x, float[] w, float[] bias, int n, int k, int m) {
             check(n, m, k);
             if (n == 0 || m == 0) return;
+            if (this == OPENBLAS) loaded();
             if (this == OPENBLAS) OpenBlas.sgemm(false, false, n, m, k, 1f, x, 0, k, w, 0, m, 0f, out, 0, m, bias);
             else CpuKernels.matmul(out, x, w, bias, n, k, m);
         }
@@ -107,7 +109,9 @@ public final class Gemm {
             want = want == null ? "auto" : want.toLowerCase(Locale.ROOT);
             String err = null, blas = null;
             try {
-                blas = OpenBlas.describe();
+                // Asked for the Java kernels: do not even load the natives (a broken native library can crash the JVM).
+                if (want.equals("java")) err = "not loaded: nshap.gemm=java";
+                else blas = OpenBlas.describe();
             } catch (Throwable t) {
                 // NoClassDefFoundError (bytedeco classes left out of the jar), UnsatisfiedLinkError (natives missing
                 // or not for this platform), ExceptionInInitializerError wrapping either: the Java kernels take over.
@@ -128,6 +132,10 @@ public final class Gemm {
                 default -> { ACTIVE = Impl.JAVA; FORCED_JAVA = false; DESCRIPTION = java + " (unknown nshap.gemm value '" + want + "': expected auto, openblas or java)"; }
             }
         }
+    }
+
+    private static void loaded() {
+        if (Selection.OPENBLAS_ERROR != null) throw new IllegalStateException("OpenBLAS is not available here: " + Selection.OPENBLAS_ERROR);
     }
 
     private static void check(int m, int n, int k) {
