@@ -24,19 +24,21 @@ rm -rf .carry .carry.tmp
 mkdir -p .carry.tmp/junit
 # The shaded jar without what the GPU check never loads: native libraries under org/bytedeco (OpenBLAS and its
 # JavaCPP presets), JCuda's NVRTC and PTX-compiler bindings (the kernels come prebuilt), and the tokenizer
-# encodings other than GPT-2's r50k_base (the registry is lazy).
+# encodings other than GPT-2's r50k_base (the registry is lazy), and Hazelcast (scale-out only; the GPU check never
+# starts a member).
 python3 - target/nshap.jar .carry.tmp/nshap.jar <<'PY'
 import re, sys, zipfile
 src, dst = sys.argv[1], sys.argv[2]
 unused = re.compile(r"^org/bytedeco/.*(/(linux|windows|macosx|android|ios)-[^/]+/|\.(so(\.\d+)*|dll|dylib|jnilib)$)"
                     r"|^lib/libJNv(PTXCompiler|rtc)-"
-                    r"|^com/knuddels/jtokkit/(o200k|cl100k|p50k)_base\.tiktoken$")
+                    r"|^com/knuddels/jtokkit/(o200k|cl100k|p50k)_base\.tiktoken$"
+                    r"|^com/hazelcast/")
 dropped = {}
 with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
     for item in zin.infolist():
         m = unused.search(item.filename)
         if m:
-            key = "org/bytedeco natives" if item.filename.startswith("org/bytedeco/") else "NVRTC/PTX compiler" if item.filename.startswith("lib/") else "other encodings"
+            key = "org/bytedeco natives" if item.filename.startswith("org/bytedeco/") else "NVRTC/PTX compiler" if item.filename.startswith("lib/") else "Hazelcast" if item.filename.startswith("com/hazelcast/") else "other encodings"
             dropped[key] = dropped.get(key, 0) + item.compress_size
             continue
         zout.writestr(item, zin.read(item.filename))
