@@ -72,7 +72,7 @@ class GradientOpsTest {
         double[][] p = {d(x), d(w), d(b)};
         float[] dx = new float[n * k], dW = rand(k * m, 1), db = rand(m, 1);
         float[] dW0 = dW.clone(), db0 = db.clone();
-        CpuGradients.linearBackward(dx, dW, db, r, x, w, n, k, m);
+        CpuGradients.linearBackward(dx, dW, db, r, x, w, n, k, m, new float[3][]);
         for (int t = 0; t < 3; t++) {
             final int which = t;
             double[] g = fd(p[t], v -> f.apply(p), 1e-3);
@@ -81,11 +81,11 @@ class GradientOpsTest {
         }
     }
 
-    /** More rows than one dW block, so the blocked X^T dY accumulation is exercised. */
+    /** Many rows and odd shapes: the transposed copies and the packed GEMM tails. */
     @Test void linearWeightGradientOverManyRowBlocks() {
         int n = 300, k = 7, m = 9;
         float[] x = rand(n * k, 1), w = rand(k * m, 1), r = rand(n * m, 1), dx = new float[n * k], dW = new float[k * m];
-        CpuGradients.linearBackward(dx, dW, null, r, x, w, n, k, m);
+        CpuGradients.linearBackward(dx, dW, null, r, x, w, n, k, m, new float[3][]);
         for (int q = 0; q < k; q++)
             for (int j = 0; j < m; j++) {
                 double s = 0;
