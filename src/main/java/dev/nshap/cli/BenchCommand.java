@@ -39,7 +39,8 @@ import java.util.SplittableRandom;
                 + "measured in the same run. A table goes to stdout, the JSON (machine + exact configuration) to "
                 + "results/bench/.", "Models are random-init from --config (no download)."},
         subcommands = {BenchCommand.Gemm.class, BenchCommand.Attention.class, BenchCommand.Forward.class,
-                BenchCommand.Coalitions.class, BenchCommand.Shapley.class, BenchCommand.ReferenceData.class})
+                BenchCommand.Coalitions.class, BenchCommand.Shapley.class, BenchCommand.ReferenceData.class,
+                BenchBackwardCommand.class})
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
