@@ -43,7 +43,7 @@ public final class CpuGradients {
     private int capN, capS;
     /** xs[2l] = blocks.l.hook_resid_pre, xs[2l+1] = hook_resid_mid, xs[2L] = the last hook_resid_post. */
     private float[][] xs, qkv, atty, fcPre, fcPost, mean1, rstd1, mean2, rstd2;
-    private float[] normed, meanF, rstdF;
+    private float[] lnIn, normed, meanF, rstdF;
     private int[] rowOf, targetOf, foilOf;
     private double[] rowValue;
     private float[] dx, dBranch, dln, dqkv, datt, dh, lnBuf;
@@ -92,13 +92,13 @@ public final class CpuGradients {
         return run(request, objective, hooks == null ? Collections.emptySet() : hooks, weightGrads);
     }
 
-    /** Bytes of activations kept for the last backward: 4 x [(L - start) N (6C + 2H + 4) + N C + S (C + 2)]. */
+    /** Bytes of activations kept for the last backward: 4 x [(L - start) N (6C + 2H + 4) + N C + S (2C + 2)]. */
     public long lastActivationBytes() { return lastBytes; }
 
     /** The formula of {@link #lastActivationBytes}: N rows in all, S of them scored, layers from {@code start}. */
     public static long activationBytes(GPT2Config c, int start, long n, long s) {
         long C = c.nEmbd(), H = c.nInner();
-        return 4L * ((c.nLayer() - start) * n * (6 * C + 2 * H + 4) + n * C + s * (C + 2));
+        return 4L * ((c.nLayer() - start) * n * (6 * C + 2 * H + 4) + n * C + s * (2 * C + 2));
     }
 
     private GradientResult run(ForwardRequest req, Objective obj, Set<HookPoint> hooks, GPT2Weights g) {
@@ -189,7 +189,7 @@ public final class CpuGradients {
         }
         if (S > capS) {
             capS = S;
-            normed = new float[S * C]; meanF = new float[S]; rstdF = new float[S];
+            lnIn = new float[S * C]; normed = new float[S * C]; meanF = new float[S]; rstdF = new float[S];
             rowOf = new int[S]; targetOf = new int[S]; foilOf = new int[S]; rowValue = new double[S];
         }
         if (headT == null) {
@@ -251,28 +251,26 @@ public final class CpuGradients {
         return s;
     }
 
+    /** The forward's LayerNorm kernel (so the activations are the forward's bits), plus the statistics the backward reads. */
     private void layerNorm(float[] out, float[] x, float[] g, float[] b, float[] mean, float[] rstd, int n) {
         int chunks = Math.min(n, 64);
         double eps = c.layerNormEpsilon();
         IntStream.range(0, chunks).parallel().forEach(q -> {
             int r0 = (int) ((long) n * q / chunks), r1 = (int) ((long) n * (q + 1) / chunks);
-            for (int i = r0; i < r1; i++) layerNormRow(out, i * C, x, i * C, g, b, C, eps, mean, rstd, i);
+            CpuKernels.layerNormRows(out, x, g, b, r0, r1, C, eps);
+            for (int i = r0; i < r1; i++) layerNormStats(x, i * C, C, eps, mean, rstd, i);
         });
     }
 
-    /** CpuKernels.layerNormRows' arithmetic for one row (so the loss equals the forward's), also keeping mean and 1/std. */
-    static void layerNormRow(float[] out, int oo, float[] x, int xo, float[] g, float[] b, int C, double eps,
-                             float[] mean, float[] rstd, int r) {
+    /** mean[r] and rstd[r] = 1 / sqrt(var + eps) of x[xo, xo + C), in float64. */
+    static void layerNormStats(float[] x, int xo, int C, double eps, float[] mean, float[] rstd, int r) {
         double mu = 0;
         for (int k = 0; k < C; k++) mu += x[xo + k];
         mu /= C;
         double var = 0;
         for (int k = 0; k < C; k++) { double d = x[xo + k] - mu; var += d * d; }
-        var /= C;
-        float inv = (float) (1.0 / Math.sqrt(var + eps)), m = (float) mu;
-        for (int k = 0; k < C; k++) out[oo + k] = (x[xo + k] - m) * inv * g[k] + b[k];
-        mean[r] = m;
-        rstd[r] = inv;
+        mean[r] = (float) mu;
+        rstd[r] = (float) (1.0 / Math.sqrt(var / C + eps));
     }
 
     private void gelu(float[] h, int n) {
@@ -296,7 +294,8 @@ public final class CpuGradients {
     private double head(Objective.Kind kind, int S, int N, GPT2Weights g) {
         float[] xf = xs[2 * NL];
         double eps = c.layerNormEpsilon();
-        IntStream.range(0, S).parallel().forEach(r -> layerNormRow(normed, r * C, xf, rowOf[r] * C, w.lnfW, w.lnfB, C, eps, meanF, rstdF, r));
+        IntStream.range(0, S).parallel().forEach(r -> System.arraycopy(xf, rowOf[r] * C, lnIn, r * C, C));
+        layerNorm(normed, lnIn, w.lnfW, w.lnfB, meanF, rstdF, S);
         transpose(w.lmHead, 0, headT, V, C, false);
         if (g != null && dHeadT == null) { dHeadT = new float[headT.length]; dHeadPart = new float[headT.length]; }
         if (g != null) Arrays.fill(dHeadT, 0f);
@@ -324,8 +323,8 @@ public final class CpuGradients {
             timings.headDwNanos += System.nanoTime() - t3;
             for (int i = 0; i < R; i++) {
                 int r = r0 + i;
-                layerNormBackwardRow(dx, rowOf[r] * C, chunkOut, i * C, xf, rowOf[r] * C, meanF[r], rstdF[r], w.lnfW, C);
-                if (g != null) layerNormParamGrads(g.lnfW, g.lnfB, chunkOut, i * C, xf, rowOf[r] * C, meanF[r], rstdF[r], C);
+                layerNormBackwardRow(dx, rowOf[r] * C, chunkOut, i * C, lnIn, r * C, meanF[r], rstdF[r], w.lnfW, C);
+                if (g != null) layerNormParamGrads(g.lnfW, g.lnfB, chunkOut, i * C, lnIn, r * C, meanF[r], rstdF[r], C);
             }
         }
         if (g != null) transpose(dHeadT, 0, g.lmHead, C, V, true);
@@ -402,7 +401,7 @@ public final class CpuGradients {
             hooks.at(l, HookPoint.Kind.MLP_POST, dh, H);
             geluBackward(dh, fcPre[l], N * H, exactGelu);
             hooks.at(l, HookPoint.Kind.MLP_PRE, dh, H);
-            if (gb != null) layerNormOut(lnBuf, xm, b.ln2W, b.ln2B, mean2[l], rstd2[l], N);
+            if (gb != null) layerNormOut(lnBuf, xm, b.ln2W, b.ln2B, N);
             linearBackward(dln, gb == null ? null : gb.fcW, gb == null ? null : gb.fcB, dh, lnBuf, b.fcW, N, C, H, linScratch);
             layerNormBackward(dx, dln, xm, mean2[l], rstd2[l], b.ln2W, gb == null ? null : gb.ln2W, gb == null ? null : gb.ln2B, N);
             hooks.at(l, HookPoint.Kind.RESID_MID, dx, C);
@@ -418,7 +417,7 @@ public final class CpuGradients {
                 attentionHeadBackward(dqkv, datt, q, row0[s], len[s], C, NH, head, sc[0], sc[1]);
             });
             timings.attentionBackNanos += System.nanoTime() - ta;
-            if (gb != null) layerNormOut(lnBuf, x, b.ln1W, b.ln1B, mean1[l], rstd1[l], N);
+            if (gb != null) layerNormOut(lnBuf, x, b.ln1W, b.ln1B, N);
             linearBackward(dln, gb == null ? null : gb.attnW, gb == null ? null : gb.attnB, dqkv, lnBuf, b.attnW, N, C, 3 * C, linScratch);
             layerNormBackward(dx, dln, x, mean1[l], rstd1[l], b.ln1W, gb == null ? null : gb.ln1W, gb == null ? null : gb.ln1B, N);
             hooks.at(l, HookPoint.Kind.RESID_PRE, dx, C);
@@ -427,15 +426,12 @@ public final class CpuGradients {
             for (int s = 0; s < req.size(); s++) embeddingBackward(g.wte, g.wpe, dx, req.tokens.get(s), row0[s], C);
     }
 
-    /** The LayerNorm output again, from the kept input and statistics (the dW of the GEMM after it reads it). */
-    private void layerNormOut(float[] out, float[] x, float[] g, float[] b, float[] mean, float[] rstd, int n) {
+    /** The LayerNorm output again, from the kept input (the dW of the GEMM after it reads it). */
+    private void layerNormOut(float[] out, float[] x, float[] g, float[] b, int n) {
         int chunks = Math.min(n, 64);
         IntStream.range(0, chunks).parallel().forEach(q -> {
             int r0 = (int) ((long) n * q / chunks), r1 = (int) ((long) n * (q + 1) / chunks);
-            for (int i = r0; i < r1; i++) {
-                float m = mean[i], inv = rstd[i];
-                for (int k = 0, o = i * C; k < C; k++) out[o + k] = (x[o + k] - m) * inv * g[k] + b[k];
-            }
+            CpuKernels.layerNormRows(out, x, g, b, r0, r1, C, c.layerNormEpsilon());
         });
     }
 
