@@ -40,7 +40,7 @@ import java.util.SplittableRandom;
                 + "results/bench/.", "Models are random-init from --config (no download)."},
         subcommands = {BenchCommand.Gemm.class, BenchCommand.Attention.class, BenchCommand.Forward.class,
                 BenchCommand.Coalitions.class, BenchCommand.Shapley.class, BenchCommand.ReferenceData.class,
-                BenchClusterCommand.class})
+                BenchClusterCommand.class, BenchBackwardCommand.class})
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 

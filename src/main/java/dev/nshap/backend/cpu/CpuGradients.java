@@ -33,8 +33,6 @@ import java.util.stream.IntStream;
 public final class CpuGradients {
     /** Rows of logits held at once: 256 x 50257 floats = 51 MB. */
     static final int CHUNK = 256;
-    /** Rows per block of a dW += X^T dY update, so the block of dY stays in L2 while dW's rows pass. */
-    private static final int XT_ROWS = 128;
 
     private final GPT2Weights w;
     private final GPT2Config c;
@@ -45,12 +43,23 @@ public final class CpuGradients {
     private int capN, capS;
     /** xs[2l] = blocks.l.hook_resid_pre, xs[2l+1] = hook_resid_mid, xs[2L] = the last hook_resid_post. */
     private float[][] xs, qkv, atty, fcPre, fcPost, mean1, rstd1, mean2, rstd2;
-    private float[] normed, meanF, rstdF;
+    private float[] lnIn, normed, meanF, rstdF;
     private int[] rowOf, targetOf, foilOf;
     private double[] rowValue;
     private float[] dx, dBranch, dln, dqkv, datt, dh, lnBuf;
-    private float[] headT, logits, chunkIn, chunkOut;
+    private float[] headT, logits, chunkIn, chunkInT, chunkOut, dHeadT, dHeadPart;
     private long lastBytes;
+    private final float[][] linScratch = new float[3][];
+    private final Timings timings = new Timings();
+
+    /** Time per stage since the last reset: how a benchmark splits a backward call. */
+    public static final class Timings {
+        public long forwardNanos, logitsNanos, softmaxNanos, headDxNanos, headDwNanos, backwardNanos, attentionBackNanos;
+
+        public void reset() { forwardNanos = logitsNanos = softmaxNanos = headDxNanos = headDwNanos = backwardNanos = attentionBackNanos = 0; }
+    }
+
+    public Timings timings() { return timings; }
 
     private static final ThreadLocal<float[][]> ATT_SCRATCH = new ThreadLocal<>();
 
@@ -83,13 +92,13 @@ public final class CpuGradients {
         return run(request, objective, hooks == null ? Collections.emptySet() : hooks, weightGrads);
     }
 
-    /** Bytes of activations kept for the last backward: 4 x [(L - start) N (6C + 2H + 4) + N C + S (C + 2)]. */
+    /** Bytes of activations kept for the last backward: 4 x [(L - start) N (6C + 2H + 4) + N C + S (2C + 2)]. */
     public long lastActivationBytes() { return lastBytes; }
 
     /** The formula of {@link #lastActivationBytes}: N rows in all, S of them scored, layers from {@code start}. */
     public static long activationBytes(GPT2Config c, int start, long n, long s) {
         long C = c.nEmbd(), H = c.nInner();
-        return 4L * ((c.nLayer() - start) * n * (6 * C + 2 * H + 4) + n * C + s * (C + 2));
+        return 4L * ((c.nLayer() - start) * n * (6 * C + 2 * H + 4) + n * C + s * (2 * C + 2));
     }
 
     private GradientResult run(ForwardRequest req, Objective obj, Set<HookPoint> hooks, GPT2Weights g) {
@@ -112,10 +121,14 @@ public final class CpuGradients {
 
         Map<HookPoint, float[][]> acts = new LinkedHashMap<>(), grads = new LinkedHashMap<>();
         CpuBackend.Hooks fwdHooks = forward.new Hooks(byHook, hooks, acts, len, row0, nSeq);
+        long t0 = System.nanoTime();
         forwardPass(req, start, len, row0, N, fwdHooks);
+        timings.forwardNanos += System.nanoTime() - t0;
         double value = head(obj.kind(), S, N, g);
         BackHooks back = new BackHooks(byHook, hooks, grads, len, row0, nSeq);
+        t0 = System.nanoTime();
         backwardPass(req, start, len, row0, N, back, g);
+        timings.backwardNanos += System.nanoTime() - t0;
         lastBytes = activationBytes(c, start, N, S);
         return new GradientResult(value, acts, grads);
     }
@@ -176,13 +189,13 @@ public final class CpuGradients {
         }
         if (S > capS) {
             capS = S;
-            normed = new float[S * C]; meanF = new float[S]; rstdF = new float[S];
+            lnIn = new float[S * C]; normed = new float[S * C]; meanF = new float[S]; rstdF = new float[S];
             rowOf = new int[S]; targetOf = new int[S]; foilOf = new int[S]; rowValue = new double[S];
         }
         if (headT == null) {
             headT = new float[Math.multiplyExact(V, C)];
             logits = new float[Math.multiplyExact(CHUNK, V)];
-            chunkIn = new float[CHUNK * C]; chunkOut = new float[CHUNK * C];
+            chunkIn = new float[CHUNK * C]; chunkInT = new float[CHUNK * C]; chunkOut = new float[CHUNK * C];
         }
     }
 
@@ -238,19 +251,26 @@ public final class CpuGradients {
         return s;
     }
 
+    /** The forward's LayerNorm kernel (so the activations are the forward's bits), plus the statistics the backward reads. */
     private void layerNorm(float[] out, float[] x, float[] g, float[] b, float[] mean, float[] rstd, int n) {
         int chunks = Math.min(n, 64);
         double eps = c.layerNormEpsilon();
         IntStream.range(0, chunks).parallel().forEach(q -> {
             int r0 = (int) ((long) n * q / chunks), r1 = (int) ((long) n * (q + 1) / chunks);
-            for (int i = r0; i < r1; i++) layerNormRow(out, i * C, x, i * C, g, b, C, eps, mean, rstd, i);
+            CpuKernels.layerNormRows(out, x, g, b, r0, r1, C, eps);
+            for (int i = r0; i < r1; i++) layerNormStats(x, i * C, C, eps, mean, rstd, i);
         });
     }
 
-    /** The forward's LayerNorm of one row (CpuKernels.layerNormRow, so the loss equals the forward's), keeping mean and 1/std. */
-    static void layerNormRow(float[] out, int oo, float[] x, int xo, float[] g, float[] b, int C, double eps,
-                             float[] mean, float[] rstd, int r) {
-        CpuKernels.layerNormRow(out, oo, x, xo, g, b, C, eps, new float[CpuKernels.L], mean, rstd, r);
+    /** mean[r] and rstd[r] = 1 / sqrt(var + eps) of x[xo, xo + C), in float64. */
+    static void layerNormStats(float[] x, int xo, int C, double eps, float[] mean, float[] rstd, int r) {
+        double mu = 0;
+        for (int k = 0; k < C; k++) mu += x[xo + k];
+        mu /= C;
+        double var = 0;
+        for (int k = 0; k < C; k++) { double d = x[xo + k] - mu; var += d * d; }
+        mean[r] = (float) mu;
+        rstd[r] = (float) (1.0 / Math.sqrt(var / C + eps));
     }
 
     private void gelu(float[] h, int n) {
@@ -264,28 +284,50 @@ public final class CpuGradients {
 
     // ---------------------------------------------------------------- final LayerNorm, unembedding, objective
 
-    /** Objective value; leaves d value / d (last hook_resid_post) in dx and adds the head's weight gradients. */
+    /**
+     * Objective value; leaves d value / d (last hook_resid_post) in dx and adds the head's weight gradients.
+     * The products are laid out for the packed forward GEMM (Gemm.linear), which splits its columns across cores:
+     * logits = X W^T with W^T [C, V] transposed once per call (columns over V), dX = dlogits W, and
+     * dW^T = X^T dlogits (columns over V, not C), summed over chunks and added to dW at the end. Measured on
+     * 2 cores at C = 128, the dW^T form is ~5x faster than Gemm.sgemm's transposed-A path for dW.
+     */
     private double head(Objective.Kind kind, int S, int N, GPT2Weights g) {
         float[] xf = xs[2 * NL];
         double eps = c.layerNormEpsilon();
-        IntStream.range(0, S).parallel().forEach(r -> layerNormRow(normed, r * C, xf, rowOf[r] * C, w.lnfW, w.lnfB, C, eps, meanF, rstdF, r));
-        transpose(w.lmHead, headT, V, C);
+        IntStream.range(0, S).parallel().forEach(r -> System.arraycopy(xf, rowOf[r] * C, lnIn, r * C, C));
+        layerNorm(normed, lnIn, w.lnfW, w.lnfB, meanF, rstdF, S);
+        transpose(w.lmHead, 0, headT, V, C, false);
+        if (g != null && dHeadT == null) { dHeadT = new float[headT.length]; dHeadPart = new float[headT.length]; }
+        if (g != null) Arrays.fill(dHeadT, 0f);
         Arrays.fill(dx, 0, N * C, 0f);
         float scale = 1f / S;
         for (int r0 = 0; r0 < S; r0 += CHUNK) {
             final int R = Math.min(CHUNK, S - r0), base = r0;
             System.arraycopy(normed, r0 * C, chunkIn, 0, R * C);
+            long t0 = System.nanoTime();
             Gemm.linear(logits, chunkIn, headT, null, R, C, V);
+            long t1 = System.nanoTime();
             IntStream.range(0, R).parallel().forEach(i ->
                     rowValue[base + i] = objectiveRow(kind, logits, i * V, V, targetOf[base + i], foilOf[base + i], scale));
+            long t2 = System.nanoTime();
             Gemm.linear(chunkOut, logits, w.lmHead, null, R, V, C);
-            if (g != null) Gemm.sgemm(true, false, V, C, R, 1f, logits, 0, V, chunkIn, 0, C, 1f, g.lmHead, 0, C);
+            long t3 = System.nanoTime();
+            if (g != null) {
+                transpose(chunkIn, 0, chunkInT, R, C, false);
+                Gemm.linear(dHeadPart, chunkInT, logits, null, C, R, V);
+                CpuKernels.addInPlace(dHeadT, dHeadPart, C * V);
+            }
+            timings.logitsNanos += t1 - t0;
+            timings.softmaxNanos += t2 - t1;
+            timings.headDxNanos += t3 - t2;
+            timings.headDwNanos += System.nanoTime() - t3;
             for (int i = 0; i < R; i++) {
                 int r = r0 + i;
-                layerNormBackwardRow(dx, rowOf[r] * C, chunkOut, i * C, xf, rowOf[r] * C, meanF[r], rstdF[r], w.lnfW, C);
-                if (g != null) layerNormParamGrads(g.lnfW, g.lnfB, chunkOut, i * C, xf, rowOf[r] * C, meanF[r], rstdF[r], C);
+                layerNormBackwardRow(dx, rowOf[r] * C, chunkOut, i * C, lnIn, r * C, meanF[r], rstdF[r], w.lnfW, C);
+                if (g != null) layerNormParamGrads(g.lnfW, g.lnfB, chunkOut, i * C, lnIn, r * C, meanF[r], rstdF[r], C);
             }
         }
+        if (g != null) transpose(dHeadT, 0, g.lmHead, C, V, true);
         double sum = 0;
         for (int r = 0; r < S; r++) sum += rowValue[r];
         return sum / S;
@@ -328,11 +370,19 @@ public final class CpuGradients {
         return kind == Objective.Kind.ANSWER_LOGPROB ? logp : -logp;
     }
 
-    private static void transpose(float[] a, float[] at, int rows, int cols) {
-        int blocks = (rows + 255) / 256;
-        IntStream.range(0, blocks).parallel().forEach(q -> {
-            int r1 = Math.min(rows, q * 256 + 256);
-            for (int r = q * 256; r < r1; r++) for (int k = 0; k < cols; k++) at[k * rows + r] = a[r * cols + k];
+    /** at[cols, rows] = a[rows, cols]^T (or += when add), in 64 x 64 tiles so both sides stay in cache. */
+    static void transpose(float[] a, int aOff, float[] at, int rows, int cols, boolean add) {
+        int tb = 64, colBlocks = (cols + tb - 1) / tb;
+        IntStream.range(0, colBlocks).parallel().forEach(q -> {
+            int k0 = q * tb, k1 = Math.min(cols, k0 + tb);
+            for (int r0 = 0; r0 < rows; r0 += tb) {
+                int r1 = Math.min(rows, r0 + tb);
+                for (int k = k0; k < k1; k++) {
+                    int o = k * rows;
+                    if (add) for (int r = r0; r < r1; r++) at[o + r] += a[aOff + r * cols + k];
+                    else for (int r = r0; r < r1; r++) at[o + r] = a[aOff + r * cols + k];
+                }
+            }
         });
     }
 
@@ -347,26 +397,28 @@ public final class CpuGradients {
             // MLP branch: dx flows to it unchanged through the residual add.
             System.arraycopy(dx, 0, dBranch, 0, N * C);
             hooks.at(l, HookPoint.Kind.MLP_OUT, dBranch, C);
-            linearBackward(dh, gb == null ? null : gb.projW, gb == null ? null : gb.projB, dBranch, fcPost[l], b.projW, N, H, C);
+            linearBackward(dh, gb == null ? null : gb.projW, gb == null ? null : gb.projB, dBranch, fcPost[l], b.projW, N, H, C, linScratch);
             hooks.at(l, HookPoint.Kind.MLP_POST, dh, H);
             geluBackward(dh, fcPre[l], N * H, exactGelu);
             hooks.at(l, HookPoint.Kind.MLP_PRE, dh, H);
-            if (gb != null) layerNormOut(lnBuf, xm, b.ln2W, b.ln2B, mean2[l], rstd2[l], N);
-            linearBackward(dln, gb == null ? null : gb.fcW, gb == null ? null : gb.fcB, dh, lnBuf, b.fcW, N, C, H);
+            if (gb != null) layerNormOut(lnBuf, xm, b.ln2W, b.ln2B, N);
+            linearBackward(dln, gb == null ? null : gb.fcW, gb == null ? null : gb.fcB, dh, lnBuf, b.fcW, N, C, H, linScratch);
             layerNormBackward(dx, dln, xm, mean2[l], rstd2[l], b.ln2W, gb == null ? null : gb.ln2W, gb == null ? null : gb.ln2B, N);
             hooks.at(l, HookPoint.Kind.RESID_MID, dx, C);
             // Attention branch.
             System.arraycopy(dx, 0, dBranch, 0, N * C);
             hooks.at(l, HookPoint.Kind.ATTN_OUT, dBranch, C);
-            linearBackward(datt, gb == null ? null : gb.attnProjW, gb == null ? null : gb.attnProjB, dBranch, atty[l], b.attnProjW, N, C, C);
+            linearBackward(datt, gb == null ? null : gb.attnProjW, gb == null ? null : gb.attnProjB, dBranch, atty[l], b.attnProjW, N, C, C, linScratch);
             float[] q = qkv[l];
+            long ta = System.nanoTime();
             IntStream.range(0, len.length * NH).parallel().forEach(task -> {
                 int s = task / NH, head = task % NH;
                 float[][] sc = scratch(len[s]);
                 attentionHeadBackward(dqkv, datt, q, row0[s], len[s], C, NH, head, sc[0], sc[1]);
             });
-            if (gb != null) layerNormOut(lnBuf, x, b.ln1W, b.ln1B, mean1[l], rstd1[l], N);
-            linearBackward(dln, gb == null ? null : gb.attnW, gb == null ? null : gb.attnB, dqkv, lnBuf, b.attnW, N, C, 3 * C);
+            timings.attentionBackNanos += System.nanoTime() - ta;
+            if (gb != null) layerNormOut(lnBuf, x, b.ln1W, b.ln1B, N);
+            linearBackward(dln, gb == null ? null : gb.attnW, gb == null ? null : gb.attnB, dqkv, lnBuf, b.attnW, N, C, 3 * C, linScratch);
             layerNormBackward(dx, dln, x, mean1[l], rstd1[l], b.ln1W, gb == null ? null : gb.ln1W, gb == null ? null : gb.ln1B, N);
             hooks.at(l, HookPoint.Kind.RESID_PRE, dx, C);
         }
@@ -374,29 +426,39 @@ public final class CpuGradients {
             for (int s = 0; s < req.size(); s++) embeddingBackward(g.wte, g.wpe, dx, req.tokens.get(s), row0[s], C);
     }
 
-    /** The LayerNorm output again, from the kept input and statistics (the dW of the GEMM after it reads it). */
-    private void layerNormOut(float[] out, float[] x, float[] g, float[] b, float[] mean, float[] rstd, int n) {
+    /** The LayerNorm output again, from the kept input (the dW of the GEMM after it reads it). */
+    private void layerNormOut(float[] out, float[] x, float[] g, float[] b, int n) {
         int chunks = Math.min(n, 64);
         IntStream.range(0, chunks).parallel().forEach(q -> {
             int r0 = (int) ((long) n * q / chunks), r1 = (int) ((long) n * (q + 1) / chunks);
-            for (int i = r0; i < r1; i++) {
-                float m = mean[i], inv = rstd[i];
-                for (int k = 0, o = i * C; k < C; k++) out[o + k] = (x[o + k] - m) * inv * g[k] + b[k];
-            }
+            CpuKernels.layerNormRows(out, x, g, b, r0, r1, C, c.layerNormEpsilon());
         });
     }
 
     /**
      * y[n,m] = x[n,k] W[k,m] + b: dx = dy W^T (overwritten); dW += x^T dy and db += column sums of dy when
-     * dW / db are not null.
+     * dW / db are not null. Both products run in the packed forward GEMM on transposed copies (W^T, x^T: cheap
+     * next to the product), which is several times faster than Gemm.sgemm's transposed paths on the Vector API.
+     * {@code scratch} holds three buffers, grown as needed.
      */
-    static void linearBackward(float[] dx, float[] dW, float[] db, float[] dy, float[] x, float[] W, int n, int k, int m) {
-        Gemm.sgemm(false, true, n, k, m, 1f, dy, 0, m, W, 0, m, 0f, dx, 0, k);
-        if (dW != null)
-            for (int p0 = 0; p0 < n; p0 += XT_ROWS)
-                Gemm.sgemm(true, false, k, m, Math.min(XT_ROWS, n - p0), 1f, x, p0 * k, k, dy, p0 * m, m, 1f, dW, 0, m);
+    static void linearBackward(float[] dx, float[] dW, float[] db, float[] dy, float[] x, float[] W, int n, int k, int m,
+                               float[][] scratch) {
+        float[] wt = grow(scratch, 0, k * m);
+        transpose(W, 0, wt, k, m, false);
+        Gemm.linear(dx, dy, wt, null, n, m, k);
+        if (dW != null) {
+            float[] xt = grow(scratch, 1, n * k), part = grow(scratch, 2, k * m);
+            transpose(x, 0, xt, n, k, false);
+            Gemm.linear(part, xt, dy, null, k, n, m);
+            CpuKernels.addInPlace(dW, part, k * m);
+        }
         if (db != null)
             for (int i = 0; i < n; i++) for (int j = 0, o = i * m; j < m; j++) db[j] += dy[o + j];
+    }
+
+    private static float[] grow(float[][] scratch, int i, int size) {
+        if (scratch[i] == null || scratch[i].length < size) scratch[i] = new float[size];
+        return scratch[i];
     }
 
     /** dx[rows] += d LayerNorm(x) given d out; dg, db += their gradients when not null. */

@@ -180,10 +180,10 @@ class CpuGradientsHooksTest {
         int n = 7 + 5 + 6, scoredRows = 6;
         long C = c.nEmbd(), H = c.nInner();
         // Kept per layer: two residuals (C each), qkv (3C), attention output (C), MLP pre and post (H each),
-        // two LayerNorms' mean and 1/std (4); then the last residual (C) and, per scored row, the final LayerNorm's output and statistics.
-        assertEquals(4 * (1 * n * (6 * C + 2 * H + 4) + n * C + scoredRows * (C + 2)), grad.lastActivationBytes());
+        // two LayerNorms' mean and 1/std (4); then the last residual (C) and, per scored row, the final LayerNorm's input, output and statistics.
+        assertEquals(4 * (1 * n * (6 * C + 2 * H + 4) + n * C + scoredRows * (2 * C + 2)), grad.lastActivationBytes());
         grad.backward(full, Objective.answerNll(), Set.of(), null);
-        assertEquals(4 * (2 * n * (6 * C + 2 * H + 4) + n * C + scoredRows * (C + 2)), grad.lastActivationBytes());
+        assertEquals(4 * (2 * n * (6 * C + 2 * H + 4) + n * C + scoredRows * (2 * C + 2)), grad.lastActivationBytes());
     }
 
     @Test void badObjectivesAreRefusedWithOneLine() {

@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** lmLoss on a tiny model: its weight gradient against central differences of the float64 RefGpt2, its value, its batching. */
 class CpuGradientsTest {
 
-    static GPT2Config tiny(String act) { return new GPT2Config(2, 2, 16, 160, 50, 1e-5, act); }
+    static GPT2Config tiny(String act) { return new GPT2Config(2, 2, 16, 256, 50, 1e-5, act); }
 
     /** Weights large enough that every path (attention pattern, gelu curvature, LayerNorm) matters to the loss. */
     static GPT2Weights randomWeights(GPT2Config c, boolean tied, long seed) {
@@ -101,9 +101,9 @@ class CpuGradientsTest {
     }
 
     @Test void lossEqualsTheForwardBackendsLogProbs() {
-        GPT2Config c = new GPT2Config(2, 2, 16, 160, 301, 1e-5, "gelu_new"); // 301: a vector tail over the vocabulary
+        GPT2Config c = new GPT2Config(2, 2, 16, 256, 301, 1e-5, "gelu_new"); // 301: a vector tail over the vocabulary
         GPT2Weights w = randomWeights(c, true, 8);
-        List<int[]> seqs = sequences(new Random(2), c.vocabSize(), 140, 150, 9); // 296 rows: two logit chunks
+        List<int[]> seqs = sequences(new Random(2), c.vocabSize(), 200, 190, 9); // 396 rows: two logit chunks
         ForwardRequest req = new ForwardRequest();
         for (int[] s : seqs) {
             int[] pos = new int[s.length - 1], tg = new int[s.length - 1];
@@ -125,7 +125,7 @@ class CpuGradientsTest {
     @Test void gradientDoesNotDependOnTheBatchSplitOrOnReuse() {
         GPT2Config c = tiny("gelu_new");
         GPT2Weights w = randomWeights(c, true, 4);
-        List<int[]> seqs = sequences(new Random(9), c.vocabSize(), 150, 150); // 298 rows: more than one chunk
+        List<int[]> seqs = sequences(new Random(9), c.vocabSize(), 200, 200); // 398 rows: more than one chunk
         CpuGradients grad = new CpuGradients(w);
         GPT2Weights all = new GPT2Weights(c, true), parts = new GPT2Weights(c, true);
         double lAll = grad.lmLoss(seqs, all);

@@ -72,7 +72,7 @@ class GradientOpsTest {
         double[][] p = {d(x), d(w), d(b)};
         float[] dx = new float[n * k], dW = rand(k * m, 1), db = rand(m, 1);
         float[] dW0 = dW.clone(), db0 = db.clone();
-        CpuGradients.linearBackward(dx, dW, db, r, x, w, n, k, m);
+        CpuGradients.linearBackward(dx, dW, db, r, x, w, n, k, m, new float[3][]);
         for (int t = 0; t < 3; t++) {
             final int which = t;
             double[] g = fd(p[t], v -> f.apply(p), 1e-3);
@@ -81,11 +81,11 @@ class GradientOpsTest {
         }
     }
 
-    /** More rows than one dW block, so the blocked X^T dY accumulation is exercised. */
+    /** Many rows and odd shapes: the transposed copies and the packed GEMM tails. */
     @Test void linearWeightGradientOverManyRowBlocks() {
         int n = 300, k = 7, m = 9;
         float[] x = rand(n * k, 1), w = rand(k * m, 1), r = rand(n * m, 1), dx = new float[n * k], dW = new float[k * m];
-        CpuGradients.linearBackward(dx, dW, null, r, x, w, n, k, m);
+        CpuGradients.linearBackward(dx, dW, null, r, x, w, n, k, m, new float[3][]);
         for (int q = 0; q < k; q++)
             for (int j = 0; j < m; j++) {
                 double s = 0;
@@ -120,7 +120,8 @@ class GradientOpsTest {
         for (int i = 0; i < c; i++) x[c + i] += 3f; // a row with a large mean
         double[][] p = {d(x), d(g), d(b)};
         float[] out = new float[n * c], mean = new float[n], rstd = new float[n];
-        for (int i = 0; i < n; i++) CpuGradients.layerNormRow(out, i * c, x, i * c, g, b, c, eps, mean, rstd, i);
+        CpuKernels.layerNormRows(out, x, g, b, 0, n, c, eps);
+        for (int i = 0; i < n; i++) CpuGradients.layerNormStats(x, i * c, c, eps, mean, rstd, i);
         double[] y64 = ln64(p[0], p[1], p[2], n, c, eps);
         for (int i = 0; i < n * c; i++) assertEquals(y64[i], out[i], 1e-5 * (1 + Math.abs(y64[i])), "forward");
         float[] dx = rand(n * c, 1), dx0 = dx.clone(), dg = new float[c], db = new float[c];
