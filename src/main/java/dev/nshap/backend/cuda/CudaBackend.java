@@ -360,7 +360,7 @@ public final class CudaBackend implements Backend {
         Map<HookPoint, CudaKernels.Ops> ops = new HashMap<>();
         try {
             for (Map.Entry<HookPoint, List<Intervention>> e : byHook.entrySet()) {
-                InterventionTable t = InterventionTable.build(e.getValue(), e.getKey().width(c), s0, n);
+                InterventionTable t = InterventionTable.build(e.getValue(), e.getKey().width(c), s0, n, Arrays.copyOfRange(len, s0, s1));
                 if (t != null) ops.put(e.getKey(), new CudaKernels.Ops(dev, t));
             }
             CUdeviceptr resid = ws.residA, spare = ws.residB;

@@ -8,7 +8,7 @@ import java.util.List;
 /**
  * The interventions at one hook point, for the sequences of one launch, as the flat arrays the kernels read
  * (cuda/gelu_intervene.cuh): per sequence the ids of the ops that apply to it, in request order; per op its type,
- * amount, seed, a unit bitset and a replacement vector. A batch of many coalitions (each intervention naming its
+ * amount, seed, first position, a unit bitset and a vector (REPLACE's values, ADD's direction). A batch of many coalitions (each intervention naming its
  * own sequences) becomes one table and one launch.
  */
 public final class InterventionTable {
@@ -30,14 +30,21 @@ public final class InterventionTable {
 
     public int opCount() { return ops.length / OP_INTS; }
 
+    /** As {@link #build(List, int, int, int, int[])} for interventions that act at every position. */
+    public static InterventionTable build(List<Intervention> ivs, int width, int firstSeq, int nSeq) {
+        return build(ivs, width, firstSeq, nSeq, null);
+    }
+
     /**
      * @param ivs      interventions at this hook, in request order (already validated)
      * @param width    units at the hook
      * @param firstSeq the request index of the launch's sequence 0
      * @param nSeq     sequences in the launch (request indices firstSeq .. firstSeq + nSeq)
+     * @param seqLen   the launch's sequence lengths; needed only by last-position-only ADD, which becomes one op per
+     *                 sequence starting at its last position (the kernel sees positions, not lengths)
      * @return null when nothing applies to these sequences
      */
-    public static InterventionTable build(List<Intervention> ivs, int width, int firstSeq, int nSeq) {
+    public static InterventionTable build(List<Intervention> ivs, int width, int firstSeq, int nSeq, int[] seqLen) {
         int words = (width + 31) >>> 5;
         int[][] perSeq = new int[nSeq][];
         int[] perSeqCount = new int[nSeq];
@@ -45,21 +52,18 @@ public final class InterventionTable {
         int nOps = 0, maskWords = 0, vecFloats = 0;
         int[] masks = new int[0];
         float[] vecs = new float[0];
+        int[] mine = new int[nSeq];
         for (Intervention iv : ivs) {
-            boolean any = false;
-            int op = nOps;
+            int m = 0;
             if (iv.sequences() == null) {
-                for (int s = 0; s < nSeq; s++) add(perSeq, perSeqCount, s, op);
-                any = nSeq > 0;
+                for (int s = 0; s < nSeq; s++) mine[m++] = s;
             } else {
                 for (int g : iv.sequences()) {
                     int s = g - firstSeq;
-                    if (s < 0 || s >= nSeq) continue;
-                    add(perSeq, perSeqCount, s, op);
-                    any = true;
+                    if (s >= 0 && s < nSeq) mine[m++] = s;
                 }
             }
-            if (!any) continue;
+            if (m == 0) continue;
             int maskOff = -1;
             if (iv.units() != null) {
                 maskOff = maskWords;
@@ -68,26 +72,36 @@ public final class InterventionTable {
                 maskWords += words;
             }
             int vecOff = 0;
-            if (iv.op() == Intervention.Op.REPLACE) {
+            if (iv.op() == Intervention.Op.REPLACE || iv.op() == Intervention.Op.ADD) {
                 vecOff = vecFloats;
                 if (vecs.length < vecFloats + width) vecs = Arrays.copyOf(vecs, Math.max(2 * vecs.length, vecFloats + width));
                 System.arraycopy(iv.vector(), 0, vecs, vecOff, width);
                 vecFloats += width;
             }
-            int o = nOps * OP_INTS;
-            ops[o] = switch (iv.op()) {
+            int type = switch (iv.op()) {
                 case ZERO -> CudaKernels.OP_ZERO;
                 case REPLACE -> CudaKernels.OP_REPLACE;
                 case SCALE -> CudaKernels.OP_SCALE;
                 case NOISE -> CudaKernels.OP_NOISE;
                 case NEGATIVE_NOISE -> CudaKernels.OP_NEGATIVE_NOISE;
+                case ADD -> CudaKernels.OP_ADD;
             };
-            ops[o + 1] = maskOff;
-            ops[o + 2] = vecOff;
-            ops[o + 3] = Float.floatToRawIntBits(iv.amount());
-            ops[o + 4] = (int) iv.seed();
-            ops[o + 5] = (int) (iv.seed() >>> 32);
-            nOps++;
+            boolean perSequence = iv.from() == Intervention.LAST;
+            if (perSequence && seqLen == null) throw new IllegalArgumentException("last-position ADD needs the sequence lengths");
+            for (int i = 0; i < (perSequence ? m : 1); i++) {
+                if (ops.length < (nOps + 1) * OP_INTS) ops = Arrays.copyOf(ops, 2 * ops.length);
+                int o = nOps * OP_INTS;
+                ops[o] = type;
+                ops[o + 1] = maskOff;
+                ops[o + 2] = vecOff;
+                ops[o + 3] = Float.floatToRawIntBits(iv.amount());
+                ops[o + 4] = (int) iv.seed();
+                ops[o + 5] = (int) (iv.seed() >>> 32);
+                ops[o + 6] = perSequence ? seqLen[mine[i]] - 1 : iv.from();  // acts at positions >= this
+                if (perSequence) add(perSeq, perSeqCount, mine[i], nOps);
+                else for (int j = 0; j < m; j++) add(perSeq, perSeqCount, mine[j], nOps);
+                nOps++;
+            }
         }
         if (nOps == 0) return null;
         int[] start = new int[nSeq + 1];
