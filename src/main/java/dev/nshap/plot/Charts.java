@@ -69,6 +69,11 @@ public final class Charts {
                 out.addAll(write(impairment(result, m, false), prefix.resolveSibling(prefix.getFileName() + "-" + m), width, height));
                 out.addAll(write(impairment(result, m, true), prefix.resolveSibling(prefix.getFileName() + "-" + m + "-harm"), width, height));
             }
+        } else if (format.equals("nshap-steer-scan-1")) {
+            Set<Integer> layers = new LinkedHashSet<>();
+            for (JsonNode c : result.path("curves")) layers.add(c.path("layer").asInt());
+            if (layers.isEmpty()) throw new NshapException("steer-scan result has no curves to plot");
+            for (int l : layers) out.addAll(write(steerScan(result, l), prefix.resolveSibling(prefix.getFileName() + "-L" + l), width, height));
         } else if (format.equals("nshap-specificity-1")) {
             out.addAll(write(specificity(result), prefix, width, height));
         } else if (shapleyRows(result) != null) {
@@ -282,6 +287,41 @@ public final class Charts {
         JsonNode g = result.path("game");
         String sub = g.isObject() ? g.path("topic").asText(g.path("dataset").asText("")) : "";
         if (!sub.isEmpty()) chart.addSubtitle(new TextTitle(sub, new Font("SansSerif", Font.PLAIN, 11)));
+        chart.setBackgroundPaint(Color.WHITE);
+        return chart;
+    }
+
+    /** Each component's contribution to the logit difference against the steering coefficient, coloured by cluster. */
+    public static JFreeChart steerScan(JsonNode result, int layer) {
+        org.jfree.data.xy.XYSeriesCollection ds = new org.jfree.data.xy.XYSeriesCollection();
+        List<Integer> cluster = new ArrayList<>();
+        JsonNode coefs = result.path("config").path("coefficients");
+        for (JsonNode c : result.path("curves")) {
+            if (c.path("layer").asInt() != layer) continue;
+            org.jfree.data.xy.XYSeries s = new org.jfree.data.xy.XYSeries(c.path("component").asText() + " (c" + c.path("cluster").asInt() + ")");
+            for (int j = 0; j < c.path("values").size(); j++) s.add(coefs.get(j).asDouble(), c.path("values").get(j).asDouble());
+            ds.addSeries(s);
+            cluster.add(c.path("cluster").asInt());
+        }
+        NumberAxis x = new NumberAxis("steering coefficient");
+        x.setAutoRangeIncludesZero(false);
+        NumberAxis y = new NumberAxis("contribution to the logit difference");
+        y.setAutoRangeMinimumSize(1e-3);
+        org.jfree.chart.renderer.xy.XYLineAndShapeRenderer r = new org.jfree.chart.renderer.xy.XYLineAndShapeRenderer(true, false);
+        for (int i = 0; i < ds.getSeriesCount(); i++) {
+            r.setSeriesPaint(i, PALETTE[cluster.get(i) % PALETTE.length]);
+            r.setSeriesStroke(i, new BasicStroke(1.8f));
+        }
+        XYPlot plot = new XYPlot(ds, x, y, r);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setDomainGridlinePaint(Color.LIGHT_GRAY);
+        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
+        JsonNode cfg = result.path("config");
+        JFreeChart chart = new JFreeChart("Steering at blocks." + layer + "." + cfg.path("hook").asText().replace("blocks.L.", "")
+                + ": component attributions", new Font("SansSerif", Font.BOLD, 15), plot, true);
+        chart.addSubtitle(new TextTitle("mean over " + cfg.path("prompts").asInt() + " prompts; colour = cluster of curve shape; direction: "
+                + cfg.path("direction").asText() + (cfg.path("model").path("random_init").asBoolean() ? "  [RANDOM-INIT model]" : ""),
+                new Font("SansSerif", Font.PLAIN, 11)));
         chart.setBackgroundPaint(Color.WHITE);
         return chart;
     }
