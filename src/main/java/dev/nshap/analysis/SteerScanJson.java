@@ -106,7 +106,7 @@ public final class SteerScanJson {
                 b.get("coefficient").asDouble()));
         a.get("metrics").fields().forEachRemaining(f -> sb.append(String.format(Locale.ROOT, "  %s %.4f -> %.4f", f.getKey(),
                 f.getValue().path("mean").asDouble(Double.NaN), b.get("metrics").get(f.getKey()).path("mean").asDouble(Double.NaN))));
-        sb.append(String.format(Locale.ROOT, "  logit-diff %.4f -> %.4f%n", a.get("direction_logit_diff").path("mean").asDouble(Double.NaN),
+        sb.append(String.format(Locale.ROOT, "  direction logit diff %.4f -> %.4f%n", a.get("direction_logit_diff").path("mean").asDouble(Double.NaN),
                 b.get("direction_logit_diff").path("mean").asDouble(Double.NaN)));
     }
 }
