@@ -13,14 +13,21 @@ import java.util.Arrays;
  * @param amount    SCALE: the factor; NOISE / NEGATIVE_NOISE: the intensity; ADD: the coefficient
  * @param seed      NOISE / NEGATIVE_NOISE: noise at (position t, unit u) is {@link CounterRng#gaussian}(seed, t, u),
  *                  the same whatever the batch, so batched and separate runs agree
- * @param from      the positions it applies to: {@code t >= from} (0 = every position), or {@link #LAST} = each
- *                  sequence's last position only. Only ADD may restrict positions.
+ * @param from      the positions it applies to: {@code t >= from} (0 = every position), {@link #LAST} = each
+ *                  sequence's last position only, or {@link #only}(t) = position t only. Only ADD may restrict
+ *                  positions.
  */
 public record Intervention(HookPoint hook, Op op, int[] units, int[] sequences, float[] vector, float amount, long seed,
                            int from) {
 
     /** {@link #from} value: only the last position of each sequence (its own length - 1). */
     public static final int LAST = -1;
+
+    /** The {@link #from} value that selects position t alone (t >= 0). */
+    public static int only(int t) {
+        if (t < 0) throw new IllegalArgumentException("position " + t);
+        return -2 - t;
+    }
 
     /** Every position: the form of every op but ADD. */
     public Intervention(HookPoint hook, Op op, int[] units, int[] sequences, float[] vector, float amount, long seed) {
@@ -29,7 +36,6 @@ public record Intervention(HookPoint hook, Op op, int[] units, int[] sequences, 
 
     /** A unit listed twice would be scaled or noised twice on one backend and once on another: refuse it. */
     public Intervention {
-        if (from < LAST) throw new dev.nshap.NshapException("intervention at " + hook + ": bad start position " + from);
         if (from != 0 && op != Op.ADD)
             throw new dev.nshap.NshapException("intervention at " + hook + ": only ADD can be limited to some positions");
         if (units != null && units.length > 1) {
@@ -92,7 +98,17 @@ public record Intervention(HookPoint hook, Op op, int[] units, int[] sequences, 
 
     /** Whether it acts at position t of a sequence of length len. */
     public boolean atPosition(int t, int len) {
-        return from == LAST ? t == len - 1 : t >= from;
+        return t >= firstPosition(len) && t < endPosition(len);
+    }
+
+    /** The first position it acts at in a sequence of length len. */
+    public int firstPosition(int len) {
+        return from == LAST ? len - 1 : from < LAST ? -2 - from : from;
+    }
+
+    /** One past the last position it acts at (never beyond len). */
+    public int endPosition(int len) {
+        return from < LAST ? Math.min(len, -1 - from) : len;
     }
 
     public boolean appliesTo(int sequence) {
@@ -105,6 +121,6 @@ public record Intervention(HookPoint hook, Op op, int[] units, int[] sequences, 
         return op + "@" + hook + (units == null ? "[all]" : "[" + units.length + " units]")
                 + (sequences == null ? "" : " seqs=" + Arrays.toString(sequences)) + (op == Op.SCALE || op == Op.NOISE
                 || op == Op.NEGATIVE_NOISE || op == Op.ADD ? " amount=" + amount : "")
-                + (from == 0 ? "" : from == LAST ? " last" : " from=" + from);
+                + (from == 0 ? "" : from == LAST ? " last" : from < LAST ? " at=" + (-2 - from) : " from=" + from);
     }
 }

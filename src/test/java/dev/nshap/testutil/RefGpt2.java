@@ -90,8 +90,9 @@ public final class RefGpt2 {
             int width = a[0].length;
             int[] units = iv.units() != null ? iv.units() : java.util.stream.IntStream.range(0, width).toArray();
             for (int t = 0; t < a.length; t++) {
-                // ADD: every position from 'from' on, or (from = -1) the last one only
-                if (iv.op() == Intervention.Op.ADD && (iv.from() < 0 ? t != a.length - 1 : t < iv.from())) continue;
+                // ADD: every position from 'from' on, (from = -1) the last one only, (from = -2 - p) position p only
+                if (iv.op() == Intervention.Op.ADD && (iv.from() == -1 ? t != a.length - 1 : iv.from() < -1 ? t != -2 - iv.from() : t < iv.from()))
+                    continue;
                 double max = Double.NEGATIVE_INFINITY;
                 if (iv.op() == Intervention.Op.NEGATIVE_NOISE)
                     for (int u : units) max = Math.max(max, CounterRng.gaussian(iv.seed(), t, u));

@@ -217,7 +217,7 @@ public final class CpuBackend implements Backend {
             float[] z = iv.op() == Intervention.Op.NEGATIVE_NOISE ? new float[nu] : null;
             for (int si = 0; si < count; si++) {
                 int s = seqs == null ? si : seqs[si];
-                for (int t = iv.from() == Intervention.LAST ? len[s] - 1 : iv.from(); t < len[s]; t++) {
+                for (int t = iv.firstPosition(len[s]), end = iv.endPosition(len[s]); t < end; t++) {
                     int base = (row0[s] + t) * width;
                     switch (iv.op()) {
                         case ZERO -> { for (int i = 0; i < nu; i++) a[base + (units == null ? i : units[i])] = 0f; }

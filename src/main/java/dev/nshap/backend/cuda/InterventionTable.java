@@ -8,7 +8,7 @@ import java.util.List;
 /**
  * The interventions at one hook point, for the sequences of one launch, as the flat arrays the kernels read
  * (cuda/gelu_intervene.cuh): per sequence the ids of the ops that apply to it, in request order; per op its type,
- * amount, seed, first position, a unit bitset and a vector (REPLACE's values, ADD's direction). A batch of many coalitions (each intervention naming its
+ * amount, seed, first position, whether only that position, a unit bitset and a vector (REPLACE's values, ADD's direction). A batch of many coalitions (each intervention naming its
  * own sequences) becomes one table and one launch.
  */
 public final class InterventionTable {
@@ -53,6 +53,8 @@ public final class InterventionTable {
         int[] masks = new int[0];
         float[] vecs = new float[0];
         int[] mine = new int[nSeq];
+        // many ops may share one vector (a direction added at each position with its own coefficient): upload it once
+        java.util.IdentityHashMap<float[], Integer> vecAt = new java.util.IdentityHashMap<>();
         for (Intervention iv : ivs) {
             int m = 0;
             if (iv.sequences() == null) {
@@ -72,8 +74,11 @@ public final class InterventionTable {
                 maskWords += words;
             }
             int vecOff = 0;
-            if (iv.op() == Intervention.Op.REPLACE || iv.op() == Intervention.Op.ADD) {
+            if ((iv.op() == Intervention.Op.REPLACE || iv.op() == Intervention.Op.ADD) && vecAt.containsKey(iv.vector())) {
+                vecOff = vecAt.get(iv.vector());
+            } else if (iv.op() == Intervention.Op.REPLACE || iv.op() == Intervention.Op.ADD) {
                 vecOff = vecFloats;
+                vecAt.put(iv.vector(), vecOff);
                 if (vecs.length < vecFloats + width) vecs = Arrays.copyOf(vecs, Math.max(2 * vecs.length, vecFloats + width));
                 System.arraycopy(iv.vector(), 0, vecs, vecOff, width);
                 vecFloats += width;
@@ -97,7 +102,9 @@ public final class InterventionTable {
                 ops[o + 3] = Float.floatToRawIntBits(iv.amount());
                 ops[o + 4] = (int) iv.seed();
                 ops[o + 5] = (int) (iv.seed() >>> 32);
-                ops[o + 6] = perSequence ? seqLen[mine[i]] - 1 : iv.from();  // acts at positions >= this
+                boolean one = iv.from() < Intervention.LAST;
+                ops[o + 6] = perSequence ? seqLen[mine[i]] - 1 : one ? iv.firstPosition(Integer.MAX_VALUE) : iv.from(); // first position
+                ops[o + 7] = one ? 1 : 0;                                                                           // that one only
                 if (perSequence) add(perSeq, perSeqCount, mine[i], nOps);
                 else for (int j = 0; j < m; j++) add(perSeq, perSeqCount, mine[j], nOps);
                 nOps++;

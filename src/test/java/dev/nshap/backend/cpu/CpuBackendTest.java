@@ -122,7 +122,9 @@ class CpuBackendTest {
                 Intervention.add(new HookPoint(0, HookPoint.Kind.RESID_PRE), null, new int[]{0, 2}, dirC, 1.5f, 0),
                 Intervention.add(new HookPoint(1, HookPoint.Kind.RESID_MID), new int[]{3, 4, 30}, new int[]{1}, dirC, -2f, 4),
                 Intervention.add(HookPoint.mlpPost(0), null, null, dirH, 0.7f, Intervention.LAST),
-                Intervention.add(new HookPoint(1, HookPoint.Kind.RESID_POST), null, new int[]{2}, dirC, 3f, 7)); // past its end
+                Intervention.add(new HookPoint(1, HookPoint.Kind.RESID_POST), null, new int[]{2}, dirC, 3f, 7), // past its end
+                Intervention.add(new HookPoint(1, HookPoint.Kind.MLP_OUT), null, new int[]{0, 2}, dirC, -1f, Intervention.only(3)),
+                Intervention.add(new HookPoint(1, HookPoint.Kind.MLP_OUT), null, new int[]{0}, dirC, 2f, Intervention.only(8)));
         double[][][] got = logSoftmax(cpu, seqs, ivs);
         RefGpt2 ref = new RefGpt2(w);
         for (int s = 0; s < seqs.size(); s++) {

@@ -90,6 +90,8 @@ class CudaBackendEmulatedTest {
         q.interventions.add(Intervention.add(new HookPoint(1, Kind.RESID_PRE), null, new int[]{0, 3}, dirC, 2f, 0));
         q.interventions.add(Intervention.add(HookPoint.mlpPost(0), new int[]{1, 7, 99}, new int[]{1, 3}, dirH, -1.5f, 4));
         q.interventions.add(Intervention.add(new HookPoint(2, Kind.ATTN_OUT), null, null, dirC, 0.8f, Intervention.LAST));
+        for (int t = 0; t < 4; t++)
+            q.interventions.add(Intervention.add(new HookPoint(1, Kind.MLP_OUT), null, new int[]{1, 2}, dirC, 1f - t, Intervention.only(t)));
         q.cache.add(new HookPoint(2, Kind.RESID_POST));
         ForwardResult want = new CpuBackend(W).forward(q);
         try (CudaBackend b = open("fp32", new HostDevice(MEM))) {

@@ -62,6 +62,8 @@ class GeluInterveneKernelTest {
         ivs.add(Intervention.add(hp, null, new int[]{0, 3}, dir, 2.5f, 0));                       // every position
         ivs.add(Intervention.add(hp, distinctUnits(r, width, 30), new int[]{1, 3, 4}, dir, -1.5f, 4)); // from 4 on
         ivs.add(Intervention.add(hp, null, new int[]{2, 3, 5}, Gpu.gaussian(r, width, 1), 3f, Intervention.LAST));
+        for (int t = 0; t < 6; t++) // one shared direction, its own coefficient at each position
+            ivs.add(Intervention.add(hp, distinctUnits(r, width, 50), new int[]{3, 4}, dir, 0.5f + t, Intervention.only(t)));
         return ivs;
     }
 

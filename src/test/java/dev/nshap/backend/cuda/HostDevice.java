@@ -234,7 +234,7 @@ final class HostDevice extends CudaDevice {
                     int type = n(ops, op), moff = n(ops, op + 1), voff = n(ops, op + 2);
                     float amount = Float.intBitsToFloat(n(ops, op + 3));
                     long seed = (n(ops, op + 4) & 0xFFFFFFFFL) | ((long) n(ops, op + 5) << 32);
-                    if (t < n(ops, op + 6)) continue;  // the op's first position
+                    if (t < n(ops, op + 6) || (n(ops, op + 7) != 0 && t != n(ops, op + 6))) continue;  // the op's positions
                     double max = Double.NEGATIVE_INFINITY;
                     if (type == CudaKernels.OP_NEGATIVE_NOISE)
                         for (int u = 0; u < width; u++) if (in(masks, moff, u)) max = Math.max(max, CounterRng.gaussian(seed, t, u));
