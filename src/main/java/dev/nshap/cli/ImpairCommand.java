@@ -8,6 +8,7 @@ import dev.nshap.cluster.Cluster;
 import dev.nshap.eval.Evaluator;
 import dev.nshap.eval.Metric;
 import dev.nshap.eval.TokenizedDataset;
+import dev.nshap.impair.MatchedRandom;
 import dev.nshap.impair.Mode;
 import dev.nshap.impair.RandomClusters;
 import dev.nshap.impair.Results;
@@ -40,10 +41,19 @@ public final class ImpairCommand implements Runnable {
     @Option(names = "--all-units", description = "impair every unit at the site in every chosen layer")
     boolean allUnits;
 
+    @Option(names = "--matched-random", defaultValue = "0", paramLabel = "R",
+            description = "R draws of a random direction over all units at each impaired site, moved as far as the real impairment moves "
+                    + "each position; reports real harm / random harm with a bootstrap interval (default: ${DEFAULT-VALUE} = off)")
+    int matchedRandom;
+
+    @Option(names = "--matched-seed", defaultValue = "11", description = "seed of the matched random directions and the bootstrap (default: ${DEFAULT-VALUE})")
+    long matchedSeed;
+
     @Override public void run() {
         long t0 = System.nanoTime();
         if ((cluster == null) == !allUnits) throw new NshapException("give exactly one of --cluster FILE or --all-units");
         opt.validate();
+        if (matchedRandom < 0) throw new NshapException("--matched-random must be 0 or more");
         if (allUnits && opt.baseline() > 0) throw new NshapException("--baseline needs a --cluster (random clusters match its per-layer counts)");
         Mode mode = opt.mode();
         Site site = opt.site();
@@ -61,7 +71,8 @@ public final class ImpairCommand implements Runnable {
         if (opt.baseline() > 0) targets.addAll(RandomClusters.sample(real, site.kind().width(m.config()), opt.baseline(), opt.baselineSeed));
 
         long total = 0;
-        for (TokenizedDataset d : data) total += Sweep.work(targets.size(), mode, levels.length, opt.seeds, d.size()) + d.size();
+        for (TokenizedDataset d : data)
+            total += Sweep.work(targets.size(), mode, levels.length, opt.seeds, d.size()) + d.size() + (long) matchedRandom * levels.length * d.size();
         Progress progress = new Progress("impair", total);
         long[] done = {0};
         ArrayNode curves = Json.MAPPER.createArrayNode();
@@ -69,8 +80,15 @@ public final class ImpairCommand implements Runnable {
         try (Backend be = model.open(m.weights())) {
             for (TokenizedDataset d : data) {
                 Evaluator ev = new Evaluator(be, d, opt.maxTokens);
-                for (Sweep.Values v : Sweep.run(ev, targets, mode, levels, opt.seeds, opt.seed, metrics, progress, done))
-                    curves.add(Results.curve(d, v));
+                List<Sweep.Values> vs = Sweep.run(ev, targets, mode, levels, opt.seeds, opt.seed, metrics, progress, done);
+                List<double[][]> matched = matchedRandom == 0 ? null
+                        : MatchedRandom.run(ev, real, mode, levels, opt.seeds, opt.seed, matchedRandom, matchedSeed, metrics);
+                if (matched != null) progress.update(done[0] += (long) matchedRandom * levels.length * d.size());
+                for (int mi = 0; mi < vs.size(); mi++) {
+                    ObjectNode cv = Results.curve(d, vs.get(mi));
+                    if (matched != null) MatchedRandom.annotate(cv, vs.get(mi), matched.get(mi), matchedRandom, matchedSeed);
+                    curves.add(cv);
+                }
                 done[0] += d.size();
                 passes += ev.forwardPasses();
             }
@@ -90,6 +108,14 @@ public final class ImpairCommand implements Runnable {
         real.counts(m.config()).forEach((l, n) -> per.put(Integer.toString(l), n));
         opt.describe(c, data);
         if (targets.size() > 1) c.set("random_clusters", Results.targets(targets.subList(1, targets.size())));
+        if (matchedRandom > 0) {
+            c.put("matched_random", matchedRandom);
+            c.put("matched_seed", matchedSeed);
+            c.put("matched_random_method", "per position, a random unit direction over all units of each impaired hook (one per draw, prompt and layer) "
+                    + "scaled to the distance the real impairment moves it: noise modes the drawn noise's norm x level, scale mode "
+                    + "|level - 1| x the clean activation's norm over the target units; ratio = mean real harm / mean matched harm, "
+                    + "95% percentile bootstrap over prompts (2000 resamples); null where the matched harm is not positive");
+        }
         o.set("provenance", Results.provenance(wall, passes));
         o.set("curves", curves);
         Path json = opt.out.resolve("impairment.json"), csv = opt.out.resolve("impairment.csv");
@@ -109,11 +135,14 @@ public final class ImpairCommand implements Runnable {
             var last = pts.get(0);
             for (var p : pts)
                 if (Math.abs(p.path("mean").asDouble(clean) - clean) > Math.abs(last.path("mean").asDouble(clean) - clean)) last = p;
-            sb.append(String.format(Locale.ROOT, "%-24s %-10s clean %.4f  at level %s: %.4f [%.4f, %.4f]%s%n", c.get("dataset").asText(),
+            sb.append(String.format(Locale.ROOT, "%-24s %-10s clean %.4f  at level %s: %.4f [%.4f, %.4f]%s%s%n", c.get("dataset").asText(),
                     c.get("metric").asText(), clean, last.get("level").asText(),
                     last.path("mean").asDouble(Double.NaN), last.path("ci_low").asDouble(Double.NaN), last.path("ci_high").asDouble(Double.NaN),
                     last.has("baseline_mean") ? String.format(Locale.ROOT, "  random %.4f +- %.4f", last.path("baseline_mean").asDouble(Double.NaN),
-                            last.path("baseline_sd").asDouble(Double.NaN)) : ""));
+                            last.path("baseline_sd").asDouble(Double.NaN)) : "",
+                    !last.has("ratio") ? "" : last.get("ratio").isNull() ? "  real/matched-random harm: none (matched harm not positive)"
+                            : String.format(Locale.ROOT, "  real/matched-random harm %.3f [%.3f, %.3f]", last.get("ratio").asDouble(),
+                            last.path("ratio_ci_low").asDouble(Double.NaN), last.path("ratio_ci_high").asDouble(Double.NaN))));
         }
         return sb.toString().stripTrailing();
     }

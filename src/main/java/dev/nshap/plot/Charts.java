@@ -122,6 +122,19 @@ public final class Charts {
             ds.addSeries(s);
             isBaseline.add(false);
             colour.add(k);
+            if (harm) { // the norm-matched random perturbation, where impair ran one
+                YIntervalSeries mr = new YIntervalSeries(name + " (norm-matched random)");
+                for (JsonNode p : c.path("points"))
+                    if (p.hasNonNull("matched_harm")) {
+                        double h = p.get("matched_harm").asDouble();
+                        mr.add(p.path("level").asDouble(), h, p.path("matched_harm_ci_low").asDouble(h), p.path("matched_harm_ci_high").asDouble(h));
+                    }
+                if (mr.getItemCount() > 0) {
+                    ds.addSeries(mr);
+                    isBaseline.add(true);
+                    colour.add(k + 1);
+                }
+            }
             if (b.getItemCount() > 0) {
                 ds.addSeries(b);
                 isBaseline.add(true);

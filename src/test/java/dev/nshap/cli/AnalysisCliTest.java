@@ -42,11 +42,11 @@ class AnalysisCliTest {
     @Test void steerScanWritesCellsCurvesClustersAndCharts() throws Exception {
         Path out = dir.resolve("steer");
         assertEquals(0, Main.run("steer", "scan", "--model", model.toString(), "--backend", "cpu", "--dataset", a.toString(),
-                "--pair", "I love", "I hate this", "--layers", "0,1", "--coefficients", "-4:4:2", "--metric", "loss,kl,logit-diff",
+                "--pair", "I love", "I hate this", "--layers", "0,1", "--coefficients", "-4:4:4", "--metric", "loss,kl,logit-diff",
                 "--clusters", "2", "--out", out.toString()));
         JsonNode r = Json.readTree(out.resolve("steer-scan.json"));
         assertEquals("nshap-steer-scan-1", r.get("format").asText());
-        assertEquals(10, r.get("cells").size());
+        assertEquals(6, r.get("cells").size());
         assertEquals(2 * (2 + 2 * 2), r.get("curves").size());
         assertTrue(r.get("config").get("vector").get("l2_norm_per_layer").get(0).asDouble() > 0);
         for (JsonNode e : r.get("cells")) {
@@ -57,7 +57,7 @@ class AnalysisCliTest {
         for (JsonNode cv : r.get("curves")) assertTrue(cv.get("cluster").asInt() >= 0 && cv.get("cluster").asInt() < 2);
         assertTrue(r.get("provenance").get("forward_passes").asLong() > 0);
         // a header and per cell: 3 metrics + the logit difference + 6 components
-        assertEquals(1 + 10 * (3 + 1 + 6), Files.readAllLines(out.resolve("steer-scan.csv")).size());
+        assertEquals(1 + 6 * (3 + 1 + 6), Files.readAllLines(out.resolve("steer-scan.csv")).size());
         for (String f : new String[]{"steer-scan-L0.png", "steer-scan-L1.svg"}) assertTrue(Files.size(out.resolve(f)) > 1000, f);
         // a vector file and a fixed contrast, from position 2 on
         Path vec = dir.resolve("v.npy");
@@ -87,6 +87,32 @@ class AnalysisCliTest {
         assertArrayEquals(new int[]{(int) rows, 128}, arr.shape());
         assertArrayEquals(new int[]{(int) rows, 32}, Npy.read(out.resolve("blocks.1.hook_resid_pre.npy")).shape());
         assertEquals(1 + 3, Files.readAllLines(out.resolve("index.csv")).size());
+    }
+
+    @Test void impairReportsTheNormMatchedRandomRatio() throws Exception {
+        Path cl = dir.resolve("cluster.json");
+        Checkpoint.LoadedModel lm = Checkpoint.load(model);
+        List<dev.nshap.cluster.Cluster.Member> ms = new java.util.ArrayList<>();
+        for (int i = 0; i < 4; i++) ms.add(new dev.nshap.cluster.Cluster.Member(new dev.nshap.backend.NeuronId(i % 2, 5 + 17 * i), 1.0, 0.01, 0, 0));
+        new dev.nshap.cluster.Cluster("capital", "loss", new dev.nshap.cluster.Cluster.ModelIdentity("test", lm.weightsSha256(), 2, 128), ms, null).write(cl);
+        Path out = dir.resolve("imp");
+        assertEquals(0, Main.run("impair", "--model", model.toString(), "--backend", "cpu", "--cluster", cl.toString(), "--mode", "noise",
+                "--levels", "0,2", "--datasets", a.toString(), "--metric", "loss,kl", "--seeds", "1", "--matched-random", "2", "--out", out.toString()));
+        JsonNode r = Json.readTree(out.resolve("impairment.json"));
+        assertEquals(2, r.get("config").get("matched_random").asInt());
+        for (JsonNode c : r.get("curves")) {
+            assertTrue(c.get("points").get(0).get("ratio").isNull(), "level 0 has no ratio");
+            JsonNode p = c.get("points").get(1);
+            // KL is positive under any perturbation; a random-init model's loss may fall, and then there is no ratio
+            if (c.get("metric").asText().equals("kl")) assertTrue(p.get("matched_harm").asDouble() > 0);
+            if (p.get("matched_harm").asDouble() > 0)
+                assertEquals(p.get("harm").asDouble() / p.get("matched_harm").asDouble(), p.get("ratio").asDouble(), 1e-9);
+            else assertTrue(p.get("ratio").isNull());
+        }
+        assertTrue(Files.readAllLines(out.resolve("impairment.csv")).get(0).endsWith(",ratio,ratio_ci_low,ratio_ci_high"));
+        assertEquals(2, Main.run("impair", "--model", model.toString(), "--cluster", cl.toString(), "--datasets", a.toString(),
+                "--matched-random", "-1", "--out", dir.resolve("never2").toString()));
+        assertFalse(Files.exists(dir.resolve("never2")));
     }
 
     @Test void badInputIsRefusedWithExitCode2AndNothingWritten() throws Exception {
