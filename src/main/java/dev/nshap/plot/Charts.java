@@ -74,6 +74,8 @@ public final class Charts {
             for (JsonNode c : result.path("curves")) layers.add(c.path("layer").asInt());
             if (layers.isEmpty()) throw new NshapException("steer-scan result has no curves to plot");
             for (int l : layers) out.addAll(write(steerScan(result, l), prefix.resolveSibling(prefix.getFileName() + "-L" + l), width, height));
+        } else if (format.equals("nshap-neuron-card-1") && result.path("ablate_tokens").isArray()) {
+            out.addAll(write(ablatedText(result), prefix, width, height));
         } else if (format.equals("nshap-specificity-1")) {
             out.addAll(write(specificity(result), prefix, width, height));
         } else if (shapleyRows(result) != null) {
@@ -233,6 +235,63 @@ public final class Charts {
                 new Font("SansSerif", Font.PLAIN, 11)));
         NumberAxis sa = new NumberAxis("effect");
         PaintScaleLegend legend = new PaintScaleLegend(scale, sa);
+        legend.setPosition(RectangleEdge.RIGHT);
+        legend.setMargin(4, 4, 4, 4);
+        chart.addSubtitle(legend);
+        chart.setBackgroundPaint(Color.WHITE);
+        return chart;
+    }
+
+    /**
+     * Ablated text: one row per top-activating prompt, one cell per token up to the max-activating one, coloured by the
+     * change in the activation when that token is removed (blue = it drops, so the token drives the neuron), each
+     * labelled with its token.
+     */
+    public static JFreeChart ablatedText(JsonNode card) {
+        JsonNode rows = card.path("ablate_tokens");
+        if (!rows.isArray() || rows.isEmpty()) throw new NshapException("neuron card has no ablated-text rows to plot");
+        int n = 0, maxLen = 1;
+        for (JsonNode r : rows) { n += r.path("tokens").size(); maxLen = Math.max(maxLen, r.path("tokens").size()); }
+        double[][] xyz = new double[3][n];
+        double max = 1e-12;
+        List<XYTextAnnotation> labels = new ArrayList<>();
+        List<String> names = new ArrayList<>();
+        int q = 0, i = 0;
+        for (JsonNode r : rows) {
+            names.add(r.path("id").asText() + " (" + String.format(Locale.ROOT, "%.3g", r.path("activation").asDouble()) + ")");
+            int j = 0;
+            for (JsonNode t : r.path("tokens")) {
+                double d = t.path("delta").isNumber() ? t.get("delta").asDouble() : Double.NaN;
+                xyz[0][q] = j;
+                xyz[1][q] = i;
+                xyz[2][q++] = d;
+                if (Double.isFinite(d)) max = Math.max(max, Math.abs(d));
+                XYTextAnnotation a = new XYTextAnnotation(t.path("text").asText().replace("\n", "\\n"), j, i);
+                a.setFont(new Font("SansSerif", t.path("delta").isNumber() ? Font.PLAIN : Font.BOLD, 11));
+                labels.add(a);
+                j++;
+            }
+            i++;
+        }
+        DefaultXYZDataset ds = new DefaultXYZDataset();
+        ds.addSeries("delta", xyz);
+        NumberAxis x = new NumberAxis("token position (last = the max-activating token, not removed)");
+        x.setRange(-0.5, maxLen - 0.5);
+        SymbolAxis y = new SymbolAxis("prompt (activation)", names.toArray(new String[0]));
+        y.setGridBandsVisible(false);
+        y.setInverted(true);
+        XYBlockRenderer r = new XYBlockRenderer();
+        Diverging scale = new Diverging(max);
+        r.setPaintScale(scale);
+        XYPlot plot = new XYPlot(ds, x, y, r);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setDomainGridlinesVisible(false);
+        plot.setRangeGridlinesVisible(false);
+        labels.forEach(plot::addAnnotation);
+        JFreeChart chart = new JFreeChart("Ablated text: " + card.path("config").path("subject").asText(), new Font("SansSerif", Font.BOLD, 15), plot, false);
+        chart.addSubtitle(new TextTitle("cell: change in the activation at the max position when that token is removed"
+                + (card.path("config").path("model").path("random_init").asBoolean() ? "  [RANDOM-INIT model]" : ""), new Font("SansSerif", Font.PLAIN, 11)));
+        PaintScaleLegend legend = new PaintScaleLegend(scale, new NumberAxis("change"));
         legend.setPosition(RectangleEdge.RIGHT);
         legend.setMargin(4, 4, 4, 4);
         chart.addSubtitle(legend);

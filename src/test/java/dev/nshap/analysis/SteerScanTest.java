@@ -154,4 +154,41 @@ class SteerScanTest {
         assertArrayEquals(cl, SteerScan.clusterByShape(curves, 3, 1), "same seed, same labels");
         assertArrayEquals(new int[]{0, 0}, SteerScan.clusterByShape(new double[][]{{1, 1}, {2, 2}}, 5, 1), "k is capped at the curve count");
     }
+
+    @Test void ablatedTextIsTheChangeFromRemovingEachEarlierToken() {
+        // KeyNeuronModel: attention writes nothing and wpe = 0, so NA at the last position sees its own token only
+        GPT2Weights kw = KeyNeuronModel.weights();
+        CpuBackend kb = new CpuBackend(kw);
+        int[] seq = {12, 13, 14, KeyNeuronModel.A};
+        double[][] d = NeuronCard.ablateTokens(kb, Map.of(0, new int[]{KeyNeuronModel.NA}), List.of(seq), new int[]{3}, 100);
+        assertEquals(KeyNeuronModel.gelu(3 * KeyNeuronModel.lnHot()), d[0][0], 1e-4, "NA fires at gelu(7.94) on A");
+        for (int j = 1; j <= 3; j++) assertEquals(0, d[0][j], 1e-6, "no earlier token can reach it");
+        // a random model, where attention mixes the tokens: each change equals a run of the shortened sequence
+        CpuBackend b = new CpuBackend(w);
+        Random r = new Random(9);
+        List<int[]> seqs = List.of(TestModels.randomTokens(r, 6, V), TestModels.randomTokens(r, 4, V));
+        int[] at = {5, 2};
+        Map<Integer, int[]> members = Map.of(0, new int[]{3}, 1, new int[]{7, 9});
+        double[][] got = NeuronCard.ablateTokens(b, members, seqs, at, 9); // several batches
+        for (int i = 0; i < seqs.size(); i++) {
+            double clean = activation(b, members, seqs.get(i), at[i]);
+            assertEquals(clean, got[i][0], 1e-5);
+            for (int j = 0; j < at[i]; j++) {
+                int[] s = seqs.get(i), v = new int[s.length - 1];
+                for (int k = 0, o = 0; k < s.length; k++) if (k != j) v[o++] = s[k];
+                assertEquals(activation(b, members, v, at[i] - 1) - clean, got[i][1 + j], 1e-5, "sequence " + i + " without token " + j);
+            }
+            assertTrue(java.util.Arrays.stream(got[i], 1, got[i].length).anyMatch(x -> Math.abs(x) > 1e-4), "attention carries earlier tokens");
+        }
+    }
+
+    static double activation(CpuBackend b, Map<Integer, int[]> members, int[] seq, int t) {
+        ForwardRequest q = new ForwardRequest().add(seq, null, null);
+        members.keySet().forEach(l -> q.cache.add(HookPoint.mlpPost(l)));
+        ForwardResult r = b.forward(q);
+        double s = 0;
+        int H = b.config().nInner();
+        for (var e : members.entrySet()) for (int n : e.getValue()) s += r.cache().get(HookPoint.mlpPost(e.getKey()))[0][t * H + n];
+        return s;
+    }
 }

@@ -89,6 +89,33 @@ class AnalysisCliTest {
         assertEquals(1 + 3, Files.readAllLines(out.resolve("index.csv")).size());
     }
 
+    @Test void neuronAblatedTextAndTheLogitLensOfAVectorFile() throws Exception {
+        Path out = dir.resolve("neuron");
+        assertEquals(0, Main.run("neuron", "blocks.1.mlp.hook_post[5]", "--model", model.toString(), "--backend", "cpu", "--datasets", a.toString(),
+                "--top", "2", "--ablate-tokens", "--out", out.toString()));
+        JsonNode r = Json.readTree(out.resolve("neuron.json"));
+        assertEquals(2, r.get("ablate_tokens").size());
+        JsonNode row = r.get("ablate_tokens").get(0);
+        assertEquals(row.get("position").asInt() + 1, row.get("tokens").size());
+        assertTrue(row.get("tokens").get(row.get("position").asInt()).get("delta").isNull(), "the max token itself is not removed");
+        assertTrue(Files.size(out.resolve("neuron-ablate-tokens.png")) > 1000);
+        // a direction file along the neuron's own c_proj row gives the neuron's lens
+        Checkpoint.LoadedModel lm = Checkpoint.load(model);
+        float[] row5 = java.util.Arrays.copyOfRange(lm.weights().blocks[1].projW, 5 * 32, 6 * 32);
+        Path vec = dir.resolve("row5.npy");
+        Npy.write(vec, row5, 32);
+        Path out2 = dir.resolve("lens");
+        assertEquals(0, Main.run("neuron", "--direction", vec.toString(), "--model", model.toString(), "--top", "5", "--out", out2.toString()));
+        JsonNode l = Json.readTree(out2.resolve("neuron.json"));
+        for (String k : new String[]{"promotes", "suppresses_ln"})
+            for (int i = 0; i < 2; i++) assertEquals(r.get(k).get(i).get("token").asInt(), l.get(k).get(i).get("token").asInt(), k);
+        assertEquals(2, Main.run("neuron", "--direction", vec.toString(), "--model", model.toString(), "--datasets", a.toString()));
+        assertEquals(2, Main.run("neuron", "blocks.1.mlp.hook_post[5]", "--model", model.toString(), "--ablate-tokens"));
+        Path bad = dir.resolve("bad.npy");
+        Npy.write(bad, new float[7], 7);
+        assertEquals(2, Main.run("neuron", "--direction", bad.toString(), "--model", model.toString()));
+    }
+
     @Test void impairReportsTheNormMatchedRandomRatio() throws Exception {
         Path cl = dir.resolve("cluster.json");
         Checkpoint.LoadedModel lm = Checkpoint.load(model);
