@@ -76,6 +76,8 @@ public final class Charts {
             for (int l : layers) out.addAll(write(steerScan(result, l), prefix.resolveSibling(prefix.getFileName() + "-L" + l), width, height));
         } else if (format.equals("nshap-neuron-card-1") && result.path("ablate_tokens").isArray()) {
             out.addAll(write(ablatedText(result), prefix, width, height));
+        } else if (format.equals("nshap-layer-lens-1")) {
+            out.addAll(write(layerSkips(result), prefix, width, height));
         } else if (format.equals("nshap-specificity-1")) {
             out.addAll(write(specificity(result), prefix, width, height));
         } else if (shapleyRows(result) != null) {
@@ -295,6 +297,47 @@ public final class Charts {
         legend.setPosition(RectangleEdge.RIGHT);
         legend.setMargin(4, 4, 4, 4);
         chart.addSubtitle(legend);
+        chart.setBackgroundPaint(Color.WHITE);
+        return chart;
+    }
+
+    /** Per layer, KL and the loss change from skipping its attention, its MLP or both, with 95% CI bars. */
+    public static JFreeChart layerSkips(JsonNode result) {
+        YIntervalSeriesCollection ds = new YIntervalSeriesCollection();
+        String[] skips = {"attn", "mlp", "both"};
+        for (String metric : new String[]{"kl", "loss_change"})
+            for (String sk : skips) {
+                YIntervalSeries s = new YIntervalSeries((metric.equals("kl") ? "KL" : "loss change") + ", skip " + sk);
+                for (JsonNode e : result.path("skips")) {
+                    if (!e.path("skip").asText().equals(sk)) continue;
+                    JsonNode v = e.path(metric);
+                    double m = v.path("mean").asDouble(Double.NaN);
+                    s.add(e.path("layer").asDouble(), m, v.path("ci_low").asDouble(m), v.path("ci_high").asDouble(m));
+                }
+                ds.addSeries(s);
+            }
+        if (ds.getSeriesCount() == 0 || ds.getSeries(0).getItemCount() == 0) throw new NshapException("layer-lens result has no skips to plot");
+        NumberAxis x = new NumberAxis("layer skipped");
+        x.setStandardTickUnits(NumberAxis.createIntegerTickUnits());
+        NumberAxis y = new NumberAxis("KL (nats) / loss change (nats)");
+        y.setAutoRangeMinimumSize(1e-3);
+        DeviationRenderer r = new DeviationRenderer(true, true);
+        r.setAlpha(0.15f);
+        for (int i = 0; i < ds.getSeriesCount(); i++) {
+            Color col = PALETTE[i % 3];
+            r.setSeriesPaint(i, col);
+            r.setSeriesFillPaint(i, col);
+            r.setSeriesStroke(i, i < 3 ? new BasicStroke(2.2f)
+                    : new BasicStroke(1.6f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[]{6f, 4f}, 0f));
+        }
+        XYPlot plot = new XYPlot(ds, x, y, r);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setDomainGridlinePaint(Color.LIGHT_GRAY);
+        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
+        JsonNode cfg = result.path("config");
+        JFreeChart chart = new JFreeChart("Skipping each layer's attention / MLP", new Font("SansSerif", Font.BOLD, 15), plot, true);
+        chart.addSubtitle(new TextTitle("solid: KL against the full model; dashed: loss change; mean and 95% CI over " + cfg.path("prompts").asInt()
+                + " prompts" + (cfg.path("model").path("random_init").asBoolean() ? "  [RANDOM-INIT model]" : ""), new Font("SansSerif", Font.PLAIN, 11)));
         chart.setBackgroundPaint(Color.WHITE);
         return chart;
     }

@@ -116,6 +116,22 @@ class AnalysisCliTest {
         assertEquals(2, Main.run("neuron", "--direction", bad.toString(), "--model", model.toString()));
     }
 
+    @Test void layerLensWritesTheTableAndThePlot() throws Exception {
+        Path out = dir.resolve("lens-layers");
+        assertEquals(0, Main.run("lens", "--model", model.toString(), "--backend", "cpu", "--dataset", a.toString(), "--top", "3",
+                "--out", out.toString()));
+        JsonNode r = Json.readTree(out.resolve("layer-lens.json"));
+        assertEquals(2, r.get("lens").size());
+        assertEquals(3, r.get("lens").get(0).get("promotes").size());
+        assertEquals(2 * 3, r.get("skips").size());
+        for (JsonNode e : r.get("skips")) assertTrue(e.get("kl").get("mean").asDouble() >= -1e-9);
+        assertEquals(1 + 2 * 3 * 2 + 2 * 3 * 2, Files.readAllLines(out.resolve("layer-lens.csv")).size());
+        assertTrue(Files.size(out.resolve("layer-lens.png")) > 1000);
+        for (String p : new String[]{"0:0", "0:3"})
+            assertEquals(2, Main.run("lens", "--model", model.toString(), "--dataset", a.toString(), "--pairs", p, "--out", dir.resolve("never3").toString()), p);
+        assertFalse(Files.exists(dir.resolve("never3")));
+    }
+
     @Test void impairReportsTheNormMatchedRandomRatio() throws Exception {
         Path cl = dir.resolve("cluster.json");
         Checkpoint.LoadedModel lm = Checkpoint.load(model);
