@@ -100,7 +100,7 @@ public final class Charts {
         int k = 0;
         for (JsonNode c : result.path("curves")) {
             if (!c.path("metric").asText().equals(metric)) continue;
-            String name = c.path("dataset").asText();
+            String name = (c.has("model") ? shortName(c.path("model").asText()) + ": " : "") + c.path("dataset").asText();
             YIntervalSeries s = new YIntervalSeries(name + (c.path("baseline_clusters").asInt() > 0 ? " (cluster)" : ""));
             YIntervalSeries b = new YIntervalSeries(name + " (random, " + c.path("baseline_clusters").asInt() + ")");
             double clean = c.path("clean").path("mean").asDouble(Double.NaN);

@@ -132,6 +132,31 @@ class AnalysisCliTest {
         assertFalse(Files.exists(dir.resolve("never3")));
     }
 
+    @Test void impairComparesModelsOnOneChartWithThresholdCrossings() throws Exception {
+        Path other = dir.resolve("model-b");
+        GPT2Config c = new GPT2Config(2, 2, 32, 64, GPT2Config.GPT2_VOCAB, 1e-5, "gelu_new");
+        Checkpoint.write(other, ModelInit.random(c, 4), "F32", Map.of("nshap_init", "test"));
+        Path out = dir.resolve("models");
+        assertEquals(0, Main.run("impair", "--models", model + "," + other, "--backend", "cpu", "--all-units", "--site", "blocks.*.hook_mlp_out",
+                "--mode", "scale", "--levels", "1,0.5,0", "--datasets", a.toString(), "--metric", "loss", "--threshold", "10.8",
+                "--out", out.toString()));
+        JsonNode r = Json.readTree(out.resolve("impairment.json"));
+        assertEquals(2, r.get("config").get("models").size());
+        assertEquals(2, r.get("curves").size());
+        assertNotEquals(r.get("curves").get(0).get("model").asText(), r.get("curves").get(1).get("model").asText());
+        for (JsonNode cv : r.get("curves")) {
+            JsonNode t = cv.get("threshold_crossing");
+            assertEquals(10.8, t.get("threshold").asDouble());
+            assertTrue(t.has("level") && t.has("bootstrap_crossed_fraction"));
+        }
+        assertTrue(Files.size(out.resolve("impairment-loss.png")) > 1000);
+        assertEquals(2, Main.run("impair", "--model", model.toString(), "--models", model + "," + other, "--all-units", "--datasets", a.toString(),
+                "--out", dir.resolve("never4").toString()));
+        assertEquals(2, Main.run("impair", "--models", model + "," + model, "--all-units", "--datasets", a.toString(),
+                "--out", dir.resolve("never4").toString()));
+        assertFalse(Files.exists(dir.resolve("never4")));
+    }
+
     @Test void impairReportsTheNormMatchedRandomRatio() throws Exception {
         Path cl = dir.resolve("cluster.json");
         Checkpoint.LoadedModel lm = Checkpoint.load(model);
