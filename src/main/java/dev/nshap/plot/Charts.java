@@ -83,7 +83,7 @@ public final class Charts {
         } else if (shapleyRows(result) != null) {
             out.addAll(write(shapleyByLayer(result), prefix, width, height));
         } else {
-            throw new NshapException("cannot plot a result of format '" + format + "' (impairment, specificity or shapley results)");
+            throw new NshapException("cannot plot a result of format '" + format + "' (impairment, specificity, shapley, steer-scan, layer-lens or neuron-card with ablated text)");
         }
         return out;
     }
