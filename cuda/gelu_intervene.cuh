@@ -3,8 +3,9 @@
 //
 // Coalitions: every row knows its sequence (rowSeq) and position (rowPos); every sequence has a list of op ids
 // (opList[seqOpStart[s] .. seqOpStart[s+1]), in request order). An op is 8 ints:
-//   {type, maskWordOffset (-1 = all units), vectorOffset, amount (float bits), seedLo, seedHi, 0, 0}
-// and its units are a bitset in masks[]. So one launch serves a batch where every sequence has its own coalition.
+//   {type, maskWordOffset (-1 = all units), vectorOffset, amount (float bits), seedLo, seedHi, fromPosition, onlyThere}
+// and its units are a bitset in masks[]. An op acts at positions t >= fromPosition, or at t == fromPosition alone when
+// onlyThere is 1 (both 0 for all but ADD; the host turns ADD at the last position into one op per sequence). So one launch serves a batch where every sequence has its own coalition.
 #pragma once
 #include "common.cuh"
 #include "rng.cuh"
@@ -14,6 +15,7 @@
 #define OP_SCALE 2
 #define OP_NOISE 3
 #define OP_NEGATIVE_NOISE 4
+#define OP_ADD 5
 
 #define ACT_GELU_TANH 0
 #define ACT_GELU_ERF 1
@@ -52,8 +54,12 @@ __device__ void intervene_row(T* out, float* cacheOut, const float* in,
         int type = op[0], moff = op[1], voff = op[2];
         float amount = __int_as_float(op[3]);
         uint64_t seed = (uint64_t)(uint32_t)op[4] | ((uint64_t)(uint32_t)op[5] << 32);
+        if (t < op[6] || (op[7] && t != op[6])) continue;  // uniform over the block: every thread skips together
         __syncthreads();
-        if (type == OP_ZERO || type == OP_REPLACE || type == OP_SCALE) {
+        if (type == OP_ADD) {
+            for (int u = threadIdx.x; u < width; u += blockDim.x)
+                if (unit_in(masks, moff, u)) row_s[u] += amount * vecs[voff + u];
+        } else if (type == OP_ZERO || type == OP_REPLACE || type == OP_SCALE) {
             for (int u = threadIdx.x; u < width; u += blockDim.x) {
                 if (!unit_in(masks, moff, u)) continue;
                 row_s[u] = type == OP_ZERO ? 0.f : type == OP_REPLACE ? vecs[voff + u] : row_s[u] * amount;

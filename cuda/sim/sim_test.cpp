@@ -175,9 +175,12 @@ static void test_gelu_intervene() {
         OP_REPLACE, words, 0, 0, 0, 0, 0, 0,
         OP_SCALE, -1, 0, f2i(0.5f), 0, 0, 0, 0,
         OP_NOISE, 2 * words, 0, f2i(0.7f), (int)(s3 & 0xffffffff), (int)(s3 >> 32), 0, 0,
-        OP_NEGATIVE_NOISE, 3 * words, 0, f2i(2.f), (int)(s4 & 0xffffffff), (int)(s4 >> 32), 0, 0};
-    // seq 0: ZERO, SCALE; seq 1: none; seq 2: REPLACE, NOISE, NEGATIVE_NOISE, ZERO
-    std::vector<int> start = {0, 2, 2, 6}, list = {0, 2, 1, 3, 4, 0};
+        OP_NEGATIVE_NOISE, 3 * words, 0, f2i(2.f), (int)(s4 & 0xffffffff), (int)(s4 >> 32), 0, 0,
+        OP_ADD, -1, 0, f2i(1.5f), 0, 0, 2, 0,          // every unit, positions >= 2
+        OP_ADD, words, 0, f2i(-2.f), 0, 0, 1, 0,       // units {1,2}, position 1 = the last of sequence 2
+        OP_ADD, -1, 0, f2i(0.25f), 0, 0, 1, 1};        // every unit, position 1 only
+    // seq 0: ZERO, SCALE, ADD from 2, ADD at 1 only; seq 1: none; seq 2: REPLACE, NOISE, NEGATIVE_NOISE, ZERO, ADD at the last
+    std::vector<int> start = {0, 4, 4, 9}, list = {0, 2, 5, 7, 1, 3, 4, 0, 6};
     std::vector<float> out(rows * width), cache(rows * width);
     nshap_launch(gelu_intervene_f32, g3(rows), 256, 4 * width, out.data(), cache.data(), (const float*)in.data(), width, (int)ACT_GELU_TANH,
                  (const int*)rowSeq.data(), (const int*)rowPos.data(), (const int*)start.data(), (const int*)list.data(), (const int*)ops.data(),
@@ -199,6 +202,9 @@ static void test_gelu_intervene() {
                 for (int u = 0; u < width; u++) if (in_m(3, u)) mx = std::max(mx, (double)nshap_gaussian((uint64_t)s4, t, u));
                 for (int u = 0; u < width; u++) if (in_m(3, u)) x[u] += 2 * (nshap_gaussian((uint64_t)s4, t, u) - mx);
             }
+            if (op == 5 && t >= 2) for (int u = 0; u < width; u++) x[u] += 1.5 * vec[u];
+            if (op == 7 && t == 1) for (int u = 0; u < width; u++) x[u] += 0.25 * vec[u];
+            if (op == 6 && t >= 1) for (int u = 0; u < width; u++) { if (in_m(1, u)) x[u] += -2.0 * vec[u]; }
         }
     }
     check("gelu_intervene_f32", want, [&](size_t i) { return out[i]; }, 2e-6, 2e-6);

@@ -41,6 +41,26 @@ public record HookPoint(int layer, Kind kind) {
         return new HookPoint(NeuronId.number(m.group(1), "layer", s), Kind.ofSuffix(m.group(2)));
     }
 
+    /**
+     * A comma list of hook names where {@code blocks.*.X} stands for X in every layer, checked against the model,
+     * in the order given; a hook named twice is refused.
+     */
+    public static java.util.List<HookPoint> parseList(String spec, GPT2Config c) {
+        if (spec == null || spec.isBlank()) throw new NshapException("no hook points given");
+        java.util.LinkedHashSet<HookPoint> out = new java.util.LinkedHashSet<>();
+        for (String part : spec.split(",", -1)) {
+            String t = part.trim();
+            if (t.isEmpty()) throw new NshapException("hook list '" + spec + "': an empty name");
+            java.util.List<HookPoint> these = new java.util.ArrayList<>();
+            if (t.startsWith("blocks.*.")) {
+                HookPoint one = parse("blocks.0." + t.substring("blocks.*.".length()));
+                for (int l = 0; l < c.nLayer(); l++) these.add(new HookPoint(l, one.kind()));
+            } else these.add(parse(t).checkFor(c));
+            for (HookPoint h : these) if (!out.add(h)) throw new NshapException("hook list '" + spec + "' names " + h + " twice");
+        }
+        return new java.util.ArrayList<>(out);
+    }
+
     /** Checks the layer exists in this model. */
     public HookPoint checkFor(GPT2Config c) {
         if (layer < 0 || layer >= c.nLayer())

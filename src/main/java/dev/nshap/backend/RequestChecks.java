@@ -72,6 +72,8 @@ public final class RequestChecks {
                     if (s < 0 || s >= nSeq) throw new NshapException("forward: intervention names sequence " + s + " of a batch of " + nSeq);
             if (iv.op() == Intervention.Op.REPLACE && (iv.vector() == null || iv.vector().length != width))
                 throw new NshapException("forward: replacement vector at " + hp + " must have " + width + " values");
+            if (iv.op() == Intervention.Op.ADD && (iv.vector() == null || iv.vector().length != width))
+                throw new NshapException("forward: added vector at " + hp + " must have " + width + " values");
             by.computeIfAbsent(hp, k -> new ArrayList<>()).add(iv);
         }
         return by;

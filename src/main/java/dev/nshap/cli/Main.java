@@ -22,7 +22,7 @@ import java.io.UncheckedIOException;
                 ClustersCommand.class,
                 DatasetsCommand.class,
                 ImpairCommand.class, SpecificityCommand.class, NeuronCommand.class, PlotCommand.class,
-                TrainCommand.class,
+                TrainCommand.class, CacheCommand.class, SteerCommand.class, LensCommand.class,
         })
 public final class Main implements Runnable {
 

@@ -42,10 +42,18 @@ public final class NeuronCommand implements Runnable {
     @Option(names = "--max-tokens", defaultValue = "8192", description = "tokens per forward batch (default: ${DEFAULT-VALUE})") int maxTokens;
     @Option(names = "--out", paramLabel = "DIR", description = "also write neuron.json + neuron.csv there") Path out;
     @Option(names = "--allow-other-weights", description = "use a cluster computed on other weights") boolean allowOtherWeights;
+    @Option(names = "--direction", paramLabel = "FILE.npy", description = "logit lens of any residual-stream direction (float32, n_embd values) "
+            + "instead of a neuron's") Path directionFile;
+    @Option(names = "--ablate-tokens", description = "at the top-activating prompts, remove each earlier token in turn and report the change "
+            + "in the activation at the max position (table; heat strip with --out)") boolean ablateTokens;
 
     @Override public void run() {
-        if ((neuron == null) == (cluster == null)) throw new NshapException("give exactly one of NEURON or --cluster FILE");
+        int subjects = (neuron != null ? 1 : 0) + (cluster != null ? 1 : 0) + (directionFile != null ? 1 : 0);
+        if (subjects != 1) throw new NshapException("give exactly one of NEURON, --cluster FILE or --direction FILE.npy");
         if (top < 1) throw new NshapException("--top must be at least 1");
+        if (directionFile != null && (datasets != null || ablateTokens))
+            throw new NshapException("--direction gives the logit lens only; --datasets and --ablate-tokens need a neuron or a cluster");
+        if (ablateTokens && (datasets == null || datasets.isEmpty())) throw new NshapException("--ablate-tokens needs --datasets (it works on the top-activating prompts)");
         NeuronId id = neuron == null ? null : NeuronId.parse(neuron);
         Cluster cl = cluster == null ? null : Cluster.read(cluster);
         List<Dataset> ds = new ArrayList<>();
@@ -53,7 +61,16 @@ public final class NeuronCommand implements Runnable {
         Checkpoint.LoadedModel m = model.load();
         Map<Integer, int[]> members;
         String what;
-        if (id != null) {
+        float[] fileDir = null;
+        if (directionFile != null) {
+            dev.nshap.io.Npy.Array arr = dev.nshap.io.Npy.read(directionFile);
+            if (arr.data().length != m.config().nEmbd())
+                throw new NshapException("--direction " + directionFile + ": " + arr.data().length + " values; the residual stream has " + m.config().nEmbd());
+            for (float v : arr.data()) if (!Float.isFinite(v)) throw new NshapException("--direction " + directionFile + ": a value is not finite");
+            fileDir = arr.data();
+            members = new TreeMap<>();
+            what = "direction " + directionFile.getFileName();
+        } else if (id != null) {
             id.checkFor(m.config());
             members = new TreeMap<>(Map.of(id.layer(), new int[]{id.index()}));
             what = id.toString();
@@ -63,7 +80,8 @@ public final class NeuronCommand implements Runnable {
             what = "cluster " + cluster.getFileName() + " (" + cl.neurons().size() + " neurons, summed)";
         }
         var tok = m.tokenizer();
-        float[] dir = NeuronCard.direction(m.weights(), members);
+        modelTokenizer = tok;
+        float[] dir = fileDir != null ? fileDir : NeuronCard.direction(m.weights(), members);
         double[] raw = NeuronCard.logitEffect(m.weights(), dir, false), ln = NeuronCard.logitEffect(m.weights(), dir, true);
 
         ObjectNode o = Json.MAPPER.createObjectNode();
@@ -72,14 +90,16 @@ public final class NeuronCommand implements Runnable {
         ImpairOptions.describeModel(c, m, model);
         c.put("subject", what);
         if (cluster != null) c.put("cluster", cluster.toString());
+        if (directionFile != null) c.put("direction_file", directionFile.toString());
         c.put("top", top);
         ArrayNode ns = o.putArray("neurons");
         members.forEach((l, xs) -> { for (int n : xs) ns.add(new NeuronId(l, n).toString()); });
         double norm = 0;
         for (float x : dir) norm += (double) x * x;
         o.put("direction_norm", Math.sqrt(norm));
+        ArrayNode ablated = ablateTokens ? o.putArray("ablate_tokens") : null;
         StringBuilder csv = new StringBuilder("section,dataset,rank,token,text,value,prompt_id,position\n");
-        StringBuilder txt = new StringBuilder(what + "  (|c_proj direction| = " + String.format(Locale.ROOT, "%.4g", Math.sqrt(norm)) + ")\n");
+        StringBuilder txt = new StringBuilder(what + "  (|" + (fileDir != null ? "" : "c_proj ") + "direction| = " + String.format(Locale.ROOT, "%.4g", Math.sqrt(norm)) + ")\n");
         String[][] sections = {{"promotes", "true", "false"}, {"suppresses", "false", "false"}, {"promotes_ln", "true", "true"}, {"suppresses_ln", "false", "true"}};
         for (String[] s : sections) {
             var list = NeuronCard.top(s[2].equals("true") ? ln : raw, top, s[1].equals("true"), tok::decode);
@@ -121,15 +141,53 @@ public final class NeuronCommand implements Runnable {
                                 .append(',').append(f.position()).append('\n');
                         if (r <= 5) txt.append(String.format(Locale.ROOT, "  %.4g at '%s' in: %s%n", f.activation(), printable(tok.decode(f.token())), printable(pr.prompt())));
                     }
+                    if (ablated != null) ablate(be, members, td, st.top(), ablated, csv, txt);
                 }
             }
         }
         if (out != null) {
             Results.write(out.resolve("neuron.json"), o, out.resolve("neuron.csv"), csv.toString());
             txt.append("wrote ").append(out.resolve("neuron.json")).append(" and ").append(out.resolve("neuron.csv")).append('\n');
+            if (ablated != null && !ablated.isEmpty())
+                for (Path p : dev.nshap.plot.Charts.write(dev.nshap.plot.Charts.ablatedText(o), out.resolve("neuron-ablate-tokens"),
+                        dev.nshap.plot.Charts.WIDTH, dev.nshap.plot.Charts.HEIGHT)) txt.append("wrote ").append(p).append('\n');
         }
         System.out.print(txt);
     }
+
+    /** Ablated text at a dataset's top-activating prompts: JSON rows, CSV rows, and a table on stdout. */
+    private void ablate(Backend be, Map<Integer, int[]> members, TokenizedDataset td, List<NeuronCard.Firing> top, ArrayNode json,
+                        StringBuilder csv, StringBuilder txt) {
+        java.util.function.IntFunction<String> tok = t -> printable(modelTokenizer.decode(t));
+        List<int[]> seqs = new ArrayList<>();
+        int[] at = new int[top.size()];
+        for (int i = 0; i < top.size(); i++) { seqs.add(td.sequences[top.get(i).prompt()]); at[i] = top.get(i).position(); }
+        double[][] d = NeuronCard.ablateTokens(be, members, seqs, at, maxTokens);
+        for (int i = 0; i < top.size(); i++) {
+            var pr = td.dataset.prompts().get(top.get(i).prompt());
+            ObjectNode row = json.addObject();
+            row.put("dataset", td.dataset.name()).put("id", pr.id()).put("position", at[i]).put("activation", d[i][0]);
+            ArrayNode ts = row.putArray("tokens");
+            StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "  ablate %s (%.4g at %d):", pr.id(), d[i][0], at[i]));
+            for (int j = 0; j <= at[i]; j++) {
+                int t = seqs.get(i)[j];
+                ObjectNode x = ts.addObject().put("position", j).put("token", t).put("text", modelTokenizer.decode(t));
+                if (j < at[i]) {
+                    x.put("delta", d[i][1 + j]);
+                    line.append(String.format(Locale.ROOT, " %s(%+.3g)", tok.apply(t), d[i][1 + j]));
+                } else {
+                    x.putNull("delta");
+                    line.append(" [").append(tok.apply(t)).append(']');
+                }
+                csv.append("ablate_token,").append(Csv.cell(td.dataset.name())).append(',').append(j).append(',').append(t).append(',')
+                        .append(Csv.cell(modelTokenizer.decode(t))).append(',').append(j < at[i] ? Double.toString(d[i][1 + j]) : "")
+                        .append(',').append(Csv.cell(pr.id())).append(',').append(at[i]).append('\n');
+            }
+            txt.append(line).append('\n');
+        }
+    }
+
+    private dev.nshap.model.Tokenizer modelTokenizer;
 
     private static String printable(String s) {
         return s.replace("\n", "\\n").replace("\t", "\\t");

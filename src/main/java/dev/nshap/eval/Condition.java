@@ -37,7 +37,7 @@ public interface Condition {
             @Override public List<Intervention> interventions(int[] s, int[] p) {
                 List<Intervention> out = new ArrayList<>(templates.size());
                 for (Intervention iv : templates)
-                    out.add(new Intervention(iv.hook(), iv.op(), iv.units(), s, iv.vector(), iv.amount(), iv.seed()));
+                    out.add(iv.withSequences(s));
                 return out;
             }
             @Override public int firstLayer() { return f; }

@@ -66,6 +66,19 @@ public final class Evaluator {
      * the answer log-probs and (when a metric needs them) the logits, so a second metric costs no second pass.
      */
     public double[][][] evaluate(List<Condition> conditions, int[][] prompts, List<Metric> metrics) {
+        return evaluate(conditions, prompts, metrics, java.util.Set.of(), null);
+    }
+
+    /** Sees each (condition, prompt slot)'s forward result: its cached hooks, logits, summaries. */
+    public interface Tap { void accept(int condition, int promptSlot, ForwardResult result, int sequence); }
+
+    /**
+     * As {@link #evaluate(List, int[][], List)}, also caching {@code cache} in the same passes and handing every
+     * result to {@code tap} (an analysis that needs activations and metrics pays for one set of passes). Layers
+     * before a cached hook are then run again rather than reused.
+     */
+    public double[][][] evaluate(List<Condition> conditions, int[][] prompts, List<Metric> metrics, java.util.Set<HookPoint> cache,
+                                 Tap tap) {
         if (prompts.length != conditions.size())
             throw new IllegalArgumentException(prompts.length + " prompt lists for " + conditions.size() + " conditions");
         for (int[] ps : prompts) {
@@ -81,6 +94,7 @@ public final class Evaluator {
         double[][][] out = new double[metrics.size()][conditions.size()][];
         int first = cfg.nLayer();
         for (Condition c : conditions) first = Math.min(first, c.firstLayer());
+        for (HookPoint hp : cache) first = Math.min(first, hp.layer());
         // A backend that shares prefixes itself gets whole prompts (one mechanism per backend, not two).
         int start = backend.sharesPrefixes() ? 0 : first;
         float[][] pre = start > 0 ? prefix(start) : null;
@@ -93,7 +107,7 @@ public final class Evaluator {
             for (int pi = 0; pi < prompts[ci].length; pi++) {
                 int len = data.sequences[prompts[ci][pi]].length;
                 if (!batch.isEmpty() && tokens + len > maxTokens) {
-                    run(batch, conditions, prompts, metrics, start, first, pre, out);
+                    run(batch, conditions, prompts, metrics, start, first, pre, out, cache, tap);
                     batch.clear();
                     tokens = 0;
                 }
@@ -101,7 +115,7 @@ public final class Evaluator {
                 tokens += len;
             }
         }
-        if (!batch.isEmpty()) run(batch, conditions, prompts, metrics, start, first, pre, out);
+        if (!batch.isEmpty()) run(batch, conditions, prompts, metrics, start, first, pre, out, cache, tap);
         return out;
     }
 
@@ -129,8 +143,9 @@ public final class Evaluator {
     }
 
     private void run(List<int[]> items, List<Condition> conds, int[][] prompts, List<Metric> metrics, int start, int first,
-                     float[][] pre, double[][][] out) {
+                     float[][] pre, double[][][] out, java.util.Set<HookPoint> cache, Tap tap) {
         ForwardRequest req = new ForwardRequest();
+        req.cache.addAll(cache);
         req.wantLogits = metrics.stream().anyMatch(m -> m.needsLogits);
         req.startLayer = start;
         if (start > 0) req.startResidual = new ArrayList<>();
@@ -157,6 +172,7 @@ public final class Evaluator {
         for (int s = 0; s < items.size(); s++) {
             int ci = items.get(s)[0], pi = items.get(s)[1], p = prompts[ci][pi];
             for (int mi = 0; mi < metrics.size(); mi++) out[mi][ci][pi] = score(metrics.get(mi), res, s, p);
+            if (tap != null) tap.accept(ci, pi, res, s);
         }
     }
 

@@ -60,7 +60,8 @@ public final class Results {
 
     public static String curvesCsv(ArrayNode curves) {
         StringBuilder sb = new StringBuilder("dataset,topic,metric,level,mean,ci_low,ci_high,harm,harm_ci_low,harm_ci_high,"
-                + "baseline_mean,baseline_sd,baseline_low,baseline_high,clean_mean,prompts\n");
+                + "baseline_mean,baseline_sd,baseline_low,baseline_high,clean_mean,prompts,"
+                + "matched_harm,matched_harm_ci_low,matched_harm_ci_high,ratio,ratio_ci_low,ratio_ci_high\n");
         for (var c : curves)
             for (var p : c.get("points")) {
                 sb.append(Csv.cell(c.get("dataset").asText())).append(',').append(Csv.cell(c.get("topic").asText())).append(',')
@@ -69,7 +70,10 @@ public final class Results {
                         "baseline_mean", "baseline_sd", "baseline_low", "baseline_high"})
                     sb.append(',').append(p.hasNonNull(k) ? p.get(k).asText() : "");
                 sb.append(',').append(c.path("clean").hasNonNull("mean") ? c.get("clean").get("mean").asText() : "")
-                        .append(',').append(c.get("prompts").asInt()).append('\n');
+                        .append(',').append(c.get("prompts").asInt());
+                for (String k : new String[]{"matched_harm", "matched_harm_ci_low", "matched_harm_ci_high", "ratio", "ratio_ci_low", "ratio_ci_high"})
+                    sb.append(',').append(p.hasNonNull(k) ? p.get(k).asText() : "");
+                sb.append('\n');
             }
         return sb.toString();
     }

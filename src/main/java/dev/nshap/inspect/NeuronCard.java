@@ -99,4 +99,60 @@ public final class NeuronCard {
         fires.sort(Comparator.comparingDouble(Firing::activation).reversed().thenComparingInt(Firing::prompt));
         return new DatasetStats(d.dataset.name(), sum / count, atAns / d.size(), List.copyOf(fires.subList(0, Math.min(k, fires.size()))));
     }
+
+    /**
+     * Ablated text: for each sequence, the activation of the neurons (summed) at position {@code at[i]}, and its change
+     * when each earlier token is removed in turn (the sequence one shorter, the same token then at {@code at[i] - 1}).
+     * All variants of all sequences run as one batch (split only at {@code maxTokens}).
+     *
+     * @return per sequence: [0] the clean activation at its position, then [1 + j] the change when token j is removed
+     */
+    public static double[][] ablateTokens(dev.nshap.backend.Backend b, Map<Integer, int[]> neurons, List<int[]> seqs, int[] at, int maxTokens) {
+        List<int[]> variants = new ArrayList<>();
+        List<int[]> where = new ArrayList<>(); // (sequence, removed token or -1)
+        for (int i = 0; i < seqs.size(); i++) {
+            int[] s = seqs.get(i);
+            variants.add(s);
+            where.add(new int[]{i, -1});
+            for (int j = 0; j < at[i]; j++) {
+                int[] v = new int[s.length - 1];
+                System.arraycopy(s, 0, v, 0, j);
+                System.arraycopy(s, j + 1, v, j, s.length - 1 - j);
+                variants.add(v);
+                where.add(new int[]{i, j});
+            }
+        }
+        double[] act = new double[variants.size()];
+        int width = b.config().nInner();
+        for (int from = 0; from < variants.size(); ) {
+            dev.nshap.backend.ForwardRequest q = new dev.nshap.backend.ForwardRequest();
+            q.wantLogits = false;
+            for (int l : neurons.keySet()) q.cache.add(HookPoint.mlpPost(l));
+            int to = from, tokens = 0;
+            while (to < variants.size() && (to == from || tokens + variants.get(to).length <= maxTokens)) {
+                q.add(variants.get(to), null, null);
+                tokens += variants.get(to++).length;
+            }
+            dev.nshap.backend.ForwardResult r = b.forward(q);
+            for (int k = from; k < to; k++) {
+                int[] wh = where.get(k);
+                int t = wh[1] < 0 ? at[wh[0]] : at[wh[0]] - 1;
+                double sum = 0;
+                for (Map.Entry<Integer, int[]> e : neurons.entrySet()) {
+                    float[] h = r.cache().get(HookPoint.mlpPost(e.getKey()))[k - from];
+                    for (int n : e.getValue()) sum += h[t * width + n];
+                }
+                act[k] = sum;
+            }
+            from = to;
+        }
+        double[][] out = new double[seqs.size()][];
+        int k = 0;
+        for (int i = 0; i < seqs.size(); i++) {
+            out[i] = new double[1 + at[i]];
+            out[i][0] = act[k++];
+            for (int j = 0; j < at[i]; j++) out[i][1 + j] = act[k++] - out[i][0];
+        }
+        return out;
+    }
 }

@@ -24,30 +24,12 @@ public final class Npy {
 
     /** Writes {@code data} with the given shape (C order) atomically, as format version 1.0. */
     public static void write(Path file, float[] data, int... shape) {
-        long n = 1;
-        for (int d : shape) {
-            if (d < 0) throw new IllegalArgumentException("negative dimension in " + Arrays.toString(shape));
-            n *= d;
-        }
+        long n = count(shape);
         if (n != data.length)
             throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " does not hold " + data.length + " values");
-        StringBuilder sh = new StringBuilder("(");
-        for (int i = 0; i < shape.length; i++) sh.append(i > 0 ? ", " : "").append(shape[i]);
-        if (shape.length == 1) sh.append(',');
-        sh.append(')');
-        String dict = "{'descr': '<f4', 'fortran_order': False, 'shape': " + sh + ", }";
-        // numpy pads with spaces and ends with '\n' so that the data starts on a 64-byte boundary.
-        int unpadded = MAGIC.length + 2 + 2 + dict.length() + 1;
-        int total = (unpadded + 63) / 64 * 64;
-        String header = dict + " ".repeat(total - unpadded) + "\n";
-        if (header.length() > 0xFFFF) throw new IllegalArgumentException("npy header too long");
+        byte[] header = header(shape);
         AtomicFiles.write(file, out -> {
-            out.write(MAGIC);
-            out.write(1);
-            out.write(0);
-            out.write(header.length() & 0xFF);
-            out.write(header.length() >>> 8);
-            out.write(header.getBytes(StandardCharsets.US_ASCII));
+            out.write(header);
             ByteBuffer bb = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
             for (int i = 0; i < data.length; ) {
                 bb.clear();
@@ -57,6 +39,97 @@ public final class Npy {
                 i += k;
             }
         });
+    }
+
+    private static long count(int[] shape) {
+        long n = 1;
+        for (int d : shape) {
+            if (d < 0) throw new IllegalArgumentException("negative dimension in " + Arrays.toString(shape));
+            n *= d;
+        }
+        return n;
+    }
+
+    /** Magic, version 1.0, header length and the dict, padded so the data starts on a 64-byte boundary. */
+    private static byte[] header(int[] shape) {
+        StringBuilder sh = new StringBuilder("(");
+        for (int i = 0; i < shape.length; i++) sh.append(i > 0 ? ", " : "").append(shape[i]);
+        if (shape.length == 1) sh.append(',');
+        sh.append(')');
+        String dict = "{'descr': '<f4', 'fortran_order': False, 'shape': " + sh + ", }";
+        // numpy pads with spaces and ends with '\n' so that the data starts on a 64-byte boundary.
+        int unpadded = MAGIC.length + 2 + 2 + dict.length() + 1;
+        int total = (unpadded + 63) / 64 * 64;
+        String h = dict + " ".repeat(total - unpadded) + "\n";
+        if (h.length() > 0xFFFF) throw new IllegalArgumentException("npy header too long");
+        ByteBuffer b = ByteBuffer.allocate(total);
+        b.put(MAGIC).put((byte) 1).put((byte) 0).put((byte) (h.length() & 0xFF)).put((byte) (h.length() >>> 8));
+        b.put(h.getBytes(StandardCharsets.US_ASCII));
+        return b.array();
+    }
+
+    /**
+     * A .npy file written row block by row block, for arrays too big to hold: the shape is fixed up front, the data
+     * goes to a temp file beside the target, and {@link #commit} checks the count and renames it into place (a reader
+     * never sees half a file; {@link #close} without commit deletes the temp file).
+     */
+    public static final class Stream implements AutoCloseable {
+        private final Path target, tmp;
+        private final FileChannel ch;
+        private final long expected;
+        private long written;
+        private final ByteBuffer bb = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
+
+        public Stream(Path file, int... shape) {
+            target = file.toAbsolutePath();
+            expected = count(shape);
+            try {
+                java.nio.file.Files.createDirectories(target.getParent());
+                tmp = java.nio.file.Files.createTempFile(target.getParent(), "." + target.getFileName(), ".tmp");
+                ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING);
+                ch.write(ByteBuffer.wrap(header(shape)));
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException("cannot write " + file + ": " + e.getMessage(), e);
+            }
+        }
+
+        public void append(float[] data, int off, int len) {
+            if (written + len > expected) throw new IllegalStateException(target + ": more values than its shape holds");
+            try {
+                for (int i = 0; i < len; ) {
+                    bb.clear();
+                    int k = Math.min(bb.capacity() / 4, len - i);
+                    bb.asFloatBuffer().put(data, off + i, k);
+                    bb.limit(4 * k);
+                    while (bb.hasRemaining()) ch.write(bb);
+                    i += k;
+                }
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException("cannot write " + target + ": " + e.getMessage(), e);
+            }
+            written += len;
+        }
+
+        public void commit() {
+            if (written != expected) throw new IllegalStateException(target + ": " + written + " of " + expected + " values written");
+            try {
+                ch.close();
+                try {
+                    java.nio.file.Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rw-r--r--"));
+                } catch (UnsupportedOperationException ignored) { }
+                java.nio.file.Files.move(tmp, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
+                        java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException("cannot write " + target + ": " + e.getMessage(), e);
+            }
+        }
+
+        @Override public void close() {
+            try {
+                if (ch.isOpen()) ch.close();
+                java.nio.file.Files.deleteIfExists(tmp);
+            } catch (IOException ignored) { }
+        }
     }
 
     private static final Pattern DESCR = Pattern.compile("'descr'\\s*:\\s*'([^']*)'");

@@ -69,6 +69,15 @@ public final class Charts {
                 out.addAll(write(impairment(result, m, false), prefix.resolveSibling(prefix.getFileName() + "-" + m), width, height));
                 out.addAll(write(impairment(result, m, true), prefix.resolveSibling(prefix.getFileName() + "-" + m + "-harm"), width, height));
             }
+        } else if (format.equals("nshap-steer-scan-1")) {
+            Set<Integer> layers = new LinkedHashSet<>();
+            for (JsonNode c : result.path("curves")) layers.add(c.path("layer").asInt());
+            if (layers.isEmpty()) throw new NshapException("steer-scan result has no curves to plot");
+            for (int l : layers) out.addAll(write(steerScan(result, l), prefix.resolveSibling(prefix.getFileName() + "-L" + l), width, height));
+        } else if (format.equals("nshap-neuron-card-1") && result.path("ablate_tokens").isArray()) {
+            out.addAll(write(ablatedText(result), prefix, width, height));
+        } else if (format.equals("nshap-layer-lens-1")) {
+            out.addAll(write(layerSkips(result), prefix, width, height));
         } else if (format.equals("nshap-specificity-1")) {
             out.addAll(write(specificity(result), prefix, width, height));
         } else if (shapleyRows(result) != null) {
@@ -79,7 +88,7 @@ public final class Charts {
             out.addAll(write(top, prefix, width, height));
             if (layers != null) out.addAll(write(layers, prefix.resolveSibling(prefix.getFileName() + "-layers"), width, height));
         } else {
-            throw new NshapException("cannot plot a result of format '" + format + "' (impairment, specificity or shapley results)");
+            throw new NshapException("cannot plot a result of format '" + format + "' (impairment, specificity, shapley, steer-scan, layer-lens or neuron-card with ablated text)");
         }
         return out;
     }
@@ -99,7 +108,7 @@ public final class Charts {
         int k = 0;
         for (JsonNode c : result.path("curves")) {
             if (!c.path("metric").asText().equals(metric)) continue;
-            String name = c.path("dataset").asText();
+            String name = (c.has("model") ? shortName(c.path("model").asText()) + ": " : "") + c.path("dataset").asText();
             int rc = c.path("baseline_clusters").asInt();
             YIntervalSeries s = new YIntervalSeries(name + (rc > 0 ? ": the cluster" : ""));
             YIntervalSeries lo = new YIntervalSeries(name + " CI low"), hi = new YIntervalSeries(name + " CI high");
@@ -135,6 +144,20 @@ public final class Charts {
                 kind.add(t == s ? "curve" : "ci");
                 colour.add(k);
                 inLegend.add(t == s);
+            }
+            if (harm) { // the norm-matched random perturbation, where impair ran one
+                YIntervalSeries mr = new YIntervalSeries(name + ": norm-matched random (grey band: 95% CI)");
+                for (JsonNode p : c.path("points"))
+                    if (p.hasNonNull("matched_harm")) {
+                        double h = p.get("matched_harm").asDouble();
+                        mr.add(p.path("level").asDouble(), h, p.path("matched_harm_ci_low").asDouble(h), p.path("matched_harm_ci_high").asDouble(h));
+                    }
+                if (mr.getItemCount() > 0) {
+                    ds.addSeries(mr);
+                    kind.add("baseline");
+                    colour.add(k + 1);
+                    inLegend.add(true);
+                }
             }
             if (b.getItemCount() > 0) {
                 ds.addSeries(b);
@@ -241,6 +264,104 @@ public final class Charts {
         legend.setPosition(RectangleEdge.RIGHT);
         legend.setMargin(4, 4, 4, 4);
         chart.addSubtitle(legend);
+        chart.setBackgroundPaint(Color.WHITE);
+        return chart;
+    }
+
+    /**
+     * Ablated text: one row per top-activating prompt, one cell per token up to the max-activating one, coloured by the
+     * change in the activation when that token is removed (blue = it drops, so the token drives the neuron), each
+     * labelled with its token.
+     */
+    public static JFreeChart ablatedText(JsonNode card) {
+        JsonNode rows = card.path("ablate_tokens");
+        if (!rows.isArray() || rows.isEmpty()) throw new NshapException("neuron card has no ablated-text rows to plot");
+        int n = 0, maxLen = 1;
+        for (JsonNode r : rows) { n += r.path("tokens").size(); maxLen = Math.max(maxLen, r.path("tokens").size()); }
+        double[][] xyz = new double[3][n];
+        double max = 1e-12;
+        List<XYTextAnnotation> labels = new ArrayList<>();
+        List<String> names = new ArrayList<>();
+        int q = 0, i = 0;
+        for (JsonNode r : rows) {
+            names.add(r.path("id").asText() + " (" + String.format(Locale.ROOT, "%.3g", r.path("activation").asDouble()) + ")");
+            int j = 0;
+            for (JsonNode t : r.path("tokens")) {
+                double d = t.path("delta").isNumber() ? t.get("delta").asDouble() : Double.NaN;
+                xyz[0][q] = j;
+                xyz[1][q] = i;
+                xyz[2][q++] = d;
+                if (Double.isFinite(d)) max = Math.max(max, Math.abs(d));
+                XYTextAnnotation a = new XYTextAnnotation(t.path("text").asText().replace("\n", "\\n"), j, i);
+                a.setFont(new Font("SansSerif", t.path("delta").isNumber() ? Font.PLAIN : Font.BOLD, 11));
+                labels.add(a);
+                j++;
+            }
+            i++;
+        }
+        DefaultXYZDataset ds = new DefaultXYZDataset();
+        ds.addSeries("delta", xyz);
+        NumberAxis x = new NumberAxis("token position (last = the max-activating token, not removed)");
+        x.setRange(-0.5, maxLen - 0.5);
+        SymbolAxis y = new SymbolAxis("prompt (activation)", names.toArray(new String[0]));
+        y.setGridBandsVisible(false);
+        y.setInverted(true);
+        XYBlockRenderer r = new XYBlockRenderer();
+        Diverging scale = new Diverging(max);
+        r.setPaintScale(scale);
+        XYPlot plot = new XYPlot(ds, x, y, r);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setDomainGridlinesVisible(false);
+        plot.setRangeGridlinesVisible(false);
+        labels.forEach(plot::addAnnotation);
+        JFreeChart chart = new JFreeChart("Ablated text: " + card.path("config").path("subject").asText(), new Font("SansSerif", Font.BOLD, 15), plot, false);
+        chart.addSubtitle(new TextTitle("cell: change in the activation at the max position when that token is removed"
+                + (card.path("config").path("model").path("random_init").asBoolean() ? "  [RANDOM-INIT model]" : ""), new Font("SansSerif", Font.PLAIN, 11)));
+        PaintScaleLegend legend = new PaintScaleLegend(scale, new NumberAxis("change"));
+        legend.setPosition(RectangleEdge.RIGHT);
+        legend.setMargin(4, 4, 4, 4);
+        chart.addSubtitle(legend);
+        chart.setBackgroundPaint(Color.WHITE);
+        return chart;
+    }
+
+    /** Per layer, KL and the loss change from skipping its attention, its MLP or both, with 95% CI bars. */
+    public static JFreeChart layerSkips(JsonNode result) {
+        YIntervalSeriesCollection ds = new YIntervalSeriesCollection();
+        String[] skips = {"attn", "mlp", "both"};
+        for (String metric : new String[]{"kl", "loss_change"})
+            for (String sk : skips) {
+                YIntervalSeries s = new YIntervalSeries((metric.equals("kl") ? "KL" : "loss change") + ", skip " + sk);
+                for (JsonNode e : result.path("skips")) {
+                    if (!e.path("skip").asText().equals(sk)) continue;
+                    JsonNode v = e.path(metric);
+                    double m = v.path("mean").asDouble(Double.NaN);
+                    s.add(e.path("layer").asDouble(), m, v.path("ci_low").asDouble(m), v.path("ci_high").asDouble(m));
+                }
+                ds.addSeries(s);
+            }
+        if (ds.getSeriesCount() == 0 || ds.getSeries(0).getItemCount() == 0) throw new NshapException("layer-lens result has no skips to plot");
+        NumberAxis x = new NumberAxis("layer skipped");
+        x.setStandardTickUnits(NumberAxis.createIntegerTickUnits());
+        NumberAxis y = new NumberAxis("KL (nats) / loss change (nats)");
+        y.setAutoRangeMinimumSize(1e-3);
+        DeviationRenderer r = new DeviationRenderer(true, true);
+        r.setAlpha(0.15f);
+        for (int i = 0; i < ds.getSeriesCount(); i++) {
+            Color col = PALETTE[i % 3];
+            r.setSeriesPaint(i, col);
+            r.setSeriesFillPaint(i, col);
+            r.setSeriesStroke(i, i < 3 ? new BasicStroke(2.2f)
+                    : new BasicStroke(1.6f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[]{6f, 4f}, 0f));
+        }
+        XYPlot plot = new XYPlot(ds, x, y, r);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setDomainGridlinePaint(Color.LIGHT_GRAY);
+        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
+        JsonNode cfg = result.path("config");
+        JFreeChart chart = new JFreeChart("Skipping each layer's attention / MLP", new Font("SansSerif", Font.BOLD, 15), plot, true);
+        chart.addSubtitle(new TextTitle("solid: KL against the full model; dashed: loss change; mean and 95% CI over " + cfg.path("prompts").asInt()
+                + " prompts" + (cfg.path("model").path("random_init").asBoolean() ? "  [RANDOM-INIT model]" : ""), new Font("SansSerif", Font.PLAIN, 11)));
         chart.setBackgroundPaint(Color.WHITE);
         return chart;
     }
@@ -447,6 +568,41 @@ public final class Charts {
             chart.addSubtitle(new TextTitle(String.format(Locale.ROOT, "%d layers x %d, %d heads, context %d; %d tokens seen",
                     c.path("n_layer").asInt(), c.path("n_embd").asInt(), c.path("n_head").asInt(), c.path("ctx").asInt(),
                     log.path("tokens_seen").asLong()), new Font("SansSerif", Font.PLAIN, 11)));
+        chart.setBackgroundPaint(Color.WHITE);
+        return chart;
+    }
+
+    /** Each component's contribution to the logit difference against the steering coefficient, coloured by cluster. */
+    public static JFreeChart steerScan(JsonNode result, int layer) {
+        org.jfree.data.xy.XYSeriesCollection ds = new org.jfree.data.xy.XYSeriesCollection();
+        List<Integer> cluster = new ArrayList<>();
+        JsonNode coefs = result.path("config").path("coefficients");
+        for (JsonNode c : result.path("curves")) {
+            if (c.path("layer").asInt() != layer) continue;
+            org.jfree.data.xy.XYSeries s = new org.jfree.data.xy.XYSeries(c.path("component").asText() + " (c" + c.path("cluster").asInt() + ")");
+            for (int j = 0; j < c.path("values").size(); j++) s.add(coefs.get(j).asDouble(), c.path("values").get(j).asDouble());
+            ds.addSeries(s);
+            cluster.add(c.path("cluster").asInt());
+        }
+        NumberAxis x = new NumberAxis("steering coefficient");
+        x.setAutoRangeIncludesZero(false);
+        NumberAxis y = new NumberAxis("contribution to the logit difference");
+        y.setAutoRangeMinimumSize(1e-3);
+        org.jfree.chart.renderer.xy.XYLineAndShapeRenderer r = new org.jfree.chart.renderer.xy.XYLineAndShapeRenderer(true, false);
+        for (int i = 0; i < ds.getSeriesCount(); i++) {
+            r.setSeriesPaint(i, PALETTE[cluster.get(i) % PALETTE.length]);
+            r.setSeriesStroke(i, new BasicStroke(1.8f));
+        }
+        XYPlot plot = new XYPlot(ds, x, y, r);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setDomainGridlinePaint(Color.LIGHT_GRAY);
+        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
+        JsonNode cfg = result.path("config");
+        JFreeChart chart = new JFreeChart("Steering at blocks." + layer + "." + cfg.path("hook").asText().replace("blocks.L.", "")
+                + ": component attributions", new Font("SansSerif", Font.BOLD, 15), plot, true);
+        chart.addSubtitle(new TextTitle("mean over " + cfg.path("prompts").asInt() + " prompts; colour = cluster of curve shape; direction: "
+                + cfg.path("direction").asText() + (cfg.path("model").path("random_init").asBoolean() ? "  [RANDOM-INIT model]" : ""),
+                new Font("SansSerif", Font.PLAIN, 11)));
         chart.setBackgroundPaint(Color.WHITE);
         return chart;
     }

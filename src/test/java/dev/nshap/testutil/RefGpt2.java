@@ -110,6 +110,9 @@ public final class RefGpt2 {
             int width = a[0].length;
             int[] units = iv.units() != null ? iv.units() : java.util.stream.IntStream.range(0, width).toArray();
             for (int t = 0; t < a.length; t++) {
+                // ADD: every position from 'from' on, (from = -1) the last one only, (from = -2 - p) position p only
+                if (iv.op() == Intervention.Op.ADD && (iv.from() == -1 ? t != a.length - 1 : iv.from() < -1 ? t != -2 - iv.from() : t < iv.from()))
+                    continue;
                 double max = Double.NEGATIVE_INFINITY;
                 if (iv.op() == Intervention.Op.NEGATIVE_NOISE)
                     for (int u : units) max = Math.max(max, CounterRng.gaussian(iv.seed(), t, u));
@@ -120,6 +123,7 @@ public final class RefGpt2 {
                         case SCALE -> a[t][u] *= iv.amount();
                         case NOISE -> a[t][u] += iv.amount() * (double) CounterRng.gaussian(iv.seed(), t, u);
                         case NEGATIVE_NOISE -> a[t][u] += iv.amount() * ((double) CounterRng.gaussian(iv.seed(), t, u) - max);
+                        case ADD -> a[t][u] += (double) iv.amount() * iv.vector()[u];
                     }
                 }
             }

@@ -270,7 +270,7 @@ public final class CpuBackend implements Backend {
             float[] z = iv.op() == Intervention.Op.NEGATIVE_NOISE ? new float[nu] : null;
             for (int si = 0; si < count; si++) {
                 int s = seqs == null ? si : seqs[si];
-                for (int t = 0; t < len[s]; t++) {
+                for (int t = iv.firstPosition(len[s]), end = iv.endPosition(len[s]); t < end; t++) {
                     int base = (row0[s] + t) * width;
                     switch (iv.op()) {
                         case ZERO -> { for (int i = 0; i < nu; i++) a[base + (units == null ? i : units[i])] = 0f; }
@@ -291,6 +291,9 @@ public final class CpuBackend implements Backend {
                                 if (z[i] > max) max = z[i];
                             }
                             for (int i = 0; i < nu; i++) a[base + (units == null ? i : units[i])] += iv.amount() * (z[i] - max);
+                        }
+                        case ADD -> {
+                            for (int i = 0; i < nu; i++) { int u = units == null ? i : units[i]; a[base + u] += iv.amount() * iv.vector()[u]; }
                         }
                     }
                 }

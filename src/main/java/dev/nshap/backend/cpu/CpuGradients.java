@@ -600,7 +600,7 @@ public final class CpuGradients {
             if (ivs == null) return;
             for (int k = ivs.size() - 1; k >= 0; k--) {
                 Intervention iv = ivs.get(k);
-                if (iv.op() == Intervention.Op.NOISE || iv.op() == Intervention.Op.NEGATIVE_NOISE) continue;
+                if (iv.op() == Intervention.Op.NOISE || iv.op() == Intervention.Op.NEGATIVE_NOISE || iv.op() == Intervention.Op.ADD) continue; // additive: d passes
                 float f = iv.op() == Intervention.Op.SCALE ? iv.amount() : 0f;
                 int[] units = iv.units(), seqs = iv.sequences();
                 int nu = units == null ? width : units.length, count = seqs == null ? nSeq : seqs.length;

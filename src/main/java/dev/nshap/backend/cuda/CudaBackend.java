@@ -499,7 +499,7 @@ public final class CudaBackend implements Backend {
 
         Map<HookPoint, InterventionTable> tables = new LinkedHashMap<>();
         for (Map.Entry<HookPoint, List<Intervention>> e : byHook.entrySet()) {
-            InterventionTable t = InterventionTable.build(e.getValue(), e.getKey().width(c), s0, n);
+            InterventionTable t = InterventionTable.build(e.getValue(), e.getKey().width(c), s0, n, Arrays.copyOfRange(len, s0, s0 + n));
             if (t != null) tables.put(e.getKey(), t);
         }
         Map<HookPoint, CudaKernels.Ops> ops = arena.load(tables);

@@ -11,7 +11,7 @@ import jcuda.driver.CUdeviceptr;
  */
 public final class CudaKernels {
     /** Kernel-side op codes of gelu_intervene.cuh. */
-    public static final int OP_ZERO = 0, OP_REPLACE = 1, OP_SCALE = 2, OP_NOISE = 3, OP_NEGATIVE_NOISE = 4;
+    public static final int OP_ZERO = 0, OP_REPLACE = 1, OP_SCALE = 2, OP_NOISE = 3, OP_NEGATIVE_NOISE = 4, OP_ADD = 5;
     public static final int ACT_GELU_TANH = 0, ACT_GELU_ERF = 1;
     /** Sequences up to this length use the attention kernel that keeps all of K and V in shared memory. */
     public static final int ATTN_SHORT_T = 64;

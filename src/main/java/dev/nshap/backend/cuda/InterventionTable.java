@@ -11,7 +11,7 @@ import java.util.Map;
 /**
  * The interventions at one hook point, for the sequences of one launch, as the flat arrays the kernels read
  * (cuda/gelu_intervene.cuh): per sequence the ids of the ops that apply to it, in request order; per op its type,
- * amount, seed, a unit bitset and a replacement vector. A batch of many coalitions (each intervention naming its
+ * amount, seed, first position, whether only that position, a unit bitset and a vector (REPLACE's values, ADD's direction). A batch of many coalitions (each intervention naming its
  * own sequences) becomes one table and one launch.
  */
 public final class InterventionTable {
@@ -33,14 +33,21 @@ public final class InterventionTable {
 
     public int opCount() { return ops.length / OP_INTS; }
 
+    /** As {@link #build(List, int, int, int, int[])} for interventions that act at every position. */
+    public static InterventionTable build(List<Intervention> ivs, int width, int firstSeq, int nSeq) {
+        return build(ivs, width, firstSeq, nSeq, null);
+    }
+
     /**
      * @param ivs      interventions at this hook, in request order (already validated)
      * @param width    units at the hook
      * @param firstSeq the request index of the launch's sequence 0
      * @param nSeq     sequences in the launch (request indices firstSeq .. firstSeq + nSeq)
+     * @param seqLen   the launch's sequence lengths; needed only by last-position-only ADD, which becomes one op per
+     *                 sequence starting at its last position (the kernel sees positions, not lengths)
      * @return null when nothing applies to these sequences
      */
-    public static InterventionTable build(List<Intervention> ivs, int width, int firstSeq, int nSeq) {
+    public static InterventionTable build(List<Intervention> ivs, int width, int firstSeq, int nSeq, int[] seqLen) {
         int words = (width + 31) >>> 5;
         int[][] perSeq = new int[nSeq][];
         int[] perSeqCount = new int[nSeq];
@@ -51,21 +58,18 @@ public final class InterventionTable {
         // Ops with equal vectors (mean ablation: every coalition replaces with the same means) share one copy.
         Map<float[], Integer> vecAt = new IdentityHashMap<>();
         Map<VecKey, Integer> vecAtByValue = new HashMap<>();
+        int[] mine = new int[nSeq];
         for (Intervention iv : ivs) {
-            boolean any = false;
-            int op = nOps;
+            int m = 0;
             if (iv.sequences() == null) {
-                for (int s = 0; s < nSeq; s++) add(perSeq, perSeqCount, s, op);
-                any = nSeq > 0;
+                for (int s = 0; s < nSeq; s++) mine[m++] = s;
             } else {
                 for (int g : iv.sequences()) {
                     int s = g - firstSeq;
-                    if (s < 0 || s >= nSeq) continue;
-                    add(perSeq, perSeqCount, s, op);
-                    any = true;
+                    if (s >= 0 && s < nSeq) mine[m++] = s;
                 }
             }
-            if (!any) continue;
+            if (m == 0) continue;
             int maskOff = -1;
             if (iv.units() != null) {
                 maskOff = maskWords;
@@ -87,20 +91,32 @@ public final class InterventionTable {
                 vecAt.put(iv.vector(), at);
                 vecOff = at;
             }
-            int o = nOps * OP_INTS;
-            ops[o] = switch (iv.op()) {
+            int type = switch (iv.op()) {
                 case ZERO -> CudaKernels.OP_ZERO;
                 case REPLACE -> CudaKernels.OP_REPLACE;
                 case SCALE -> CudaKernels.OP_SCALE;
                 case NOISE -> CudaKernels.OP_NOISE;
                 case NEGATIVE_NOISE -> CudaKernels.OP_NEGATIVE_NOISE;
+                case ADD -> CudaKernels.OP_ADD;
             };
-            ops[o + 1] = maskOff;
-            ops[o + 2] = vecOff;
-            ops[o + 3] = Float.floatToRawIntBits(iv.amount());
-            ops[o + 4] = (int) iv.seed();
-            ops[o + 5] = (int) (iv.seed() >>> 32);
-            nOps++;
+            boolean perSequence = iv.from() == Intervention.LAST;
+            if (perSequence && seqLen == null) throw new IllegalArgumentException("last-position ADD needs the sequence lengths");
+            for (int i = 0; i < (perSequence ? m : 1); i++) {
+                if (ops.length < (nOps + 1) * OP_INTS) ops = Arrays.copyOf(ops, 2 * ops.length);
+                int o = nOps * OP_INTS;
+                ops[o] = type;
+                ops[o + 1] = maskOff;
+                ops[o + 2] = vecOff;
+                ops[o + 3] = Float.floatToRawIntBits(iv.amount());
+                ops[o + 4] = (int) iv.seed();
+                ops[o + 5] = (int) (iv.seed() >>> 32);
+                boolean one = iv.from() < Intervention.LAST;
+                ops[o + 6] = perSequence ? seqLen[mine[i]] - 1 : one ? iv.firstPosition(Integer.MAX_VALUE) : iv.from(); // first position
+                ops[o + 7] = one ? 1 : 0;                                                                           // that one only
+                if (perSequence) add(perSeq, perSeqCount, mine[i], nOps);
+                else for (int j = 0; j < m; j++) add(perSeq, perSeqCount, mine[j], nOps);
+                nOps++;
+            }
         }
         if (nOps == 0) return null;
         int[] start = new int[nSeq + 1];

@@ -119,6 +119,41 @@ class CpuBackendTest {
         assertTrue(maxDiff(clean[0], got[0]) > 1e-2);
     }
 
+    @Test void addInEveryPositionModeMatchesReference() {
+        List<int[]> seqs = batch(9, 12, 5);
+        int C = cfg.nEmbd(), H = cfg.nInner();
+        float[] dirC = new float[C], dirH = new float[H];
+        for (int i = 0; i < C; i++) dirC[i] = (float) rnd.nextGaussian();
+        for (int i = 0; i < H; i++) dirH[i] = (float) rnd.nextGaussian();
+        List<Intervention> ivs = List.of(
+                Intervention.add(new HookPoint(0, HookPoint.Kind.RESID_PRE), null, new int[]{0, 2}, dirC, 1.5f, 0),
+                Intervention.add(new HookPoint(1, HookPoint.Kind.RESID_MID), new int[]{3, 4, 30}, new int[]{1}, dirC, -2f, 4),
+                Intervention.add(HookPoint.mlpPost(0), null, null, dirH, 0.7f, Intervention.LAST),
+                Intervention.add(new HookPoint(1, HookPoint.Kind.RESID_POST), null, new int[]{2}, dirC, 3f, 7), // past its end
+                Intervention.add(new HookPoint(1, HookPoint.Kind.MLP_OUT), null, new int[]{0, 2}, dirC, -1f, Intervention.only(3)),
+                Intervention.add(new HookPoint(1, HookPoint.Kind.MLP_OUT), null, new int[]{0}, dirC, 2f, Intervention.only(8)));
+        double[][][] got = logSoftmax(cpu, seqs, ivs);
+        RefGpt2 ref = new RefGpt2(w);
+        for (int s = 0; s < seqs.size(); s++) {
+            double d = maxDiff(got[s], ref.logSoftmax(seqs.get(s), ivs, s));
+            assertTrue(d < 1e-4, "sequence " + s + ": " + d);
+        }
+        // positions before the first edited one are untouched (causal), later ones are not
+        double[][][] clean = logSoftmax(cpu, seqs, null);
+        double[][] before1 = java.util.Arrays.copyOf(clean[1], 4), got1 = java.util.Arrays.copyOf(got[1], 4);
+        // sequence 1 has the last-position ADD only at t = 11 and the from-4 ADD: t < 4 equals the clean run
+        assertTrue(maxDiff(before1, got1) < 1e-5);
+        assertTrue(maxDiff(clean[1], got[1]) > 1e-2);
+        // coefficient 0 is the identity
+        List<Intervention> zero = List.of(Intervention.add(HookPoint.mlpPost(1), null, null, dirH, 0f, 0));
+        assertTrue(maxDiff(clean[0], logSoftmax(cpu, seqs, zero)[0]) == 0);
+        assertThrows(NshapException.class, () -> new Intervention(HookPoint.mlpPost(0), Intervention.Op.SCALE, null, null, null, 2f, 0L, 3));
+        ForwardRequest bad = new ForwardRequest().addLast(new int[]{1, 2});
+        bad.interventions.add(Intervention.add(HookPoint.mlpPost(0), null, null, dirC, 1f, 0));
+        NshapException e = assertThrows(NshapException.class, () -> cpu.forward(bad));
+        assertTrue(e.getMessage().contains("added vector"), e.getMessage());
+    }
+
     @Test void changingATokenChangesNoEarlierLogit() {
         int[] a = TestModels.randomTokens(rnd, 20, V);
         int[] b = a.clone();

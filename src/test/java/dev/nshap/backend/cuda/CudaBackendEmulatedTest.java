@@ -180,6 +180,25 @@ class CudaBackendEmulatedTest {
         }
     }
 
+    @Test void additiveInterventionsInEveryPositionModeMatchTheCpu() {
+        Random r = new Random(7);
+        ForwardRequest q = plain(r, CFG.vocabSize(), new int[]{6, 11, 3, 9});
+        float[] dirC = new float[CFG.nEmbd()], dirH = new float[CFG.nInner()];
+        for (int i = 0; i < dirC.length; i++) dirC[i] = (float) r.nextGaussian();
+        for (int i = 0; i < dirH.length; i++) dirH[i] = (float) r.nextGaussian();
+        q.interventions.add(Intervention.add(new HookPoint(1, Kind.RESID_PRE), null, new int[]{0, 3}, dirC, 2f, 0));
+        q.interventions.add(Intervention.add(HookPoint.mlpPost(0), new int[]{1, 7, 99}, new int[]{1, 3}, dirH, -1.5f, 4));
+        q.interventions.add(Intervention.add(new HookPoint(2, Kind.ATTN_OUT), null, null, dirC, 0.8f, Intervention.LAST));
+        for (int t = 0; t < 4; t++)
+            q.interventions.add(Intervention.add(new HookPoint(1, Kind.MLP_OUT), null, new int[]{1, 2}, dirC, 1f - t, Intervention.only(t)));
+        q.cache.add(new HookPoint(2, Kind.RESID_POST));
+        ForwardResult want = new CpuBackend(W).forward(q);
+        try (CudaBackend b = open("fp32", new HostDevice(MEM))) {
+            b.setMaxRowsPerChunk(20); // chunks of two sequences: the last-position ops follow each chunk's own lengths
+            compare(want, b.forward(q), FP32_LP, 2e-4, "additive");
+        }
+    }
+
     @Test void chunksWhenTheGpuIsSmallAndFailsClearlyWhenOneSequenceDoesNotFit() {
         Random r = new Random(4);
         ForwardRequest q = coalitions(r, CFG, 3, 6, 20, 1, false);

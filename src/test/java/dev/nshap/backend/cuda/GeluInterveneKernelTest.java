@@ -13,7 +13,7 @@ class GeluInterveneKernelTest {
     static double gelu(double x) { return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x))); }
 
     /** The documented semantics, one intervention at a time, in request order. */
-    static double[] reference(float[] in, boolean gelu, int[] rowSeq, int[] rowPos, int width, List<Intervention> ivs) {
+    static double[] reference(float[] in, boolean gelu, int[] rowSeq, int[] rowPos, int[] lens, int width, List<Intervention> ivs) {
         int rows = rowSeq.length;
         double[] x = new double[rows * width];
         for (int i = 0; i < x.length; i++) x[i] = gelu ? gelu(in[i]) : in[i];
@@ -21,6 +21,7 @@ class GeluInterveneKernelTest {
             for (int r = 0; r < rows; r++) {
                 if (!iv.appliesTo(rowSeq[r])) continue;
                 int t = rowPos[r];
+                if (!iv.atPosition(t, lens[rowSeq[r]])) continue;
                 int[] units = iv.units();
                 int n = units == null ? width : units.length;
                 double max = Double.NEGATIVE_INFINITY;
@@ -34,6 +35,7 @@ class GeluInterveneKernelTest {
                         case SCALE -> x[o] *= iv.amount();
                         case NOISE -> x[o] += iv.amount() * CounterRng.gaussian(iv.seed(), t, u);
                         case NEGATIVE_NOISE -> x[o] += iv.amount() * (CounterRng.gaussian(iv.seed(), t, u) - max);
+                        case ADD -> x[o] += (double) iv.amount() * iv.vector()[u];
                     }
                 }
             }
@@ -56,6 +58,12 @@ class GeluInterveneKernelTest {
         ivs.add(Intervention.negativeNoise(hp, null, new int[]{5}, 0.3f, 99L));
         ivs.add(Intervention.scale(hp, null, null, 0.9f));                // every sequence, after the others
         ivs.add(Intervention.zero(hp, new int[]{0, width - 1}, new int[]{1, 5}));
+        float[] dir = Gpu.gaussian(r, width, 1);
+        ivs.add(Intervention.add(hp, null, new int[]{0, 3}, dir, 2.5f, 0));                       // every position
+        ivs.add(Intervention.add(hp, distinctUnits(r, width, 30), new int[]{1, 3, 4}, dir, -1.5f, 4)); // from 4 on
+        ivs.add(Intervention.add(hp, null, new int[]{2, 3, 5}, Gpu.gaussian(r, width, 1), 3f, Intervention.LAST));
+        for (int t = 0; t < 6; t++) // one shared direction, its own coefficient at each position
+            ivs.add(Intervention.add(hp, distinctUnits(r, width, 50), new int[]{3, 4}, dir, 0.5f + t, Intervention.only(t)));
         return ivs;
     }
 
@@ -74,14 +82,14 @@ class GeluInterveneKernelTest {
             List<Intervention> shifted = new ArrayList<>();
             for (Intervention iv : ivs) {
                 int[] seqs = iv.sequences() == null ? null : java.util.Arrays.stream(iv.sequences()).map(s -> s + 10).toArray();
-                shifted.add(new Intervention(iv.hook(), iv.op(), iv.units(), seqs, iv.vector(), iv.amount(), iv.seed()));
+                shifted.add(iv.withSequences(seqs));
             }
-            InterventionTable t = InterventionTable.build(shifted, width, 10, lens.length);
+            InterventionTable t = InterventionTable.build(shifted, width, 10, lens.length, lens);
             try (CudaKernels.Ops ops = new CudaKernels.Ops(g.dev, t)) {
                 var dSeq = g.up(rowSeq);
                 var dPos = g.up(rowPos);
                 var dIn = g.up(in);
-                double[] want = reference(in, gelu, rowSeq, rowPos, width, ivs);
+                double[] want = reference(in, gelu, rowSeq, rowPos, lens, width, ivs);
                 if (gelu) {
                     var out = g.zeros((bf16 ? 2L : 4L) * rows * width);
                     var cache = g.zeros(4L * rows * width);

@@ -312,6 +312,7 @@ final class HostDevice extends CudaDevice {
                     int type = n(ops, op), moff = n(ops, op + 1), voff = n(ops, op + 2);
                     float amount = Float.intBitsToFloat(n(ops, op + 3));
                     long seed = (n(ops, op + 4) & 0xFFFFFFFFL) | ((long) n(ops, op + 5) << 32);
+                    if (t < n(ops, op + 6) || (n(ops, op + 7) != 0 && t != n(ops, op + 6))) continue;  // the op's positions
                     double max = Double.NEGATIVE_INFINITY;
                     if (type == CudaKernels.OP_NEGATIVE_NOISE)
                         for (int u = 0; u < width; u++) if (in(masks, moff, u)) max = Math.max(max, CounterRng.gaussian(seed, t, u));
@@ -323,6 +324,7 @@ final class HostDevice extends CudaDevice {
                             case CudaKernels.OP_SCALE -> x[u] = (float) x[u] * amount;
                             case CudaKernels.OP_NOISE -> x[u] += CounterRng.gaussian(seed, t, u) * amount;
                             case CudaKernels.OP_NEGATIVE_NOISE -> x[u] += (CounterRng.gaussian(seed, t, u) - max) * amount;
+                            case CudaKernels.OP_ADD -> x[u] += (double) amount * f(vecs, voff + u);
                             default -> throw new IllegalStateException("op " + type);
                         }
                     }
