@@ -95,11 +95,22 @@ public final class ShapleyOutput {
             num(pn, "ciLow", p.ciLow());
             num(pn, "ciHigh", p.ciHigh());
             pn.put("settled", p.settled());
+            if (bandit(r)) {
+                num(pn, "banditLow", p.banditLow());
+                num(pn, "banditHigh", p.banditHigh());
+                pn.put("status", p.status());
+            }
             if (r.exact() != null) num(pn, "exact", r.exact()[p.player()]);
         }
+        o.put("intervals", "ciLow..ciHigh: Student t at confidence " + r.config().confidence()
+                + (bandit(r) ? "; banditLow..banditHigh: the bandit's empirical-Bernstein bound, all players and times"
+                + " at once with probability 1 - delta = " + (1 - r.config().delta()) + " (what settles players)" : ""));
+        if (r.topK() != null) o.set("topK", Json.MAPPER.valueToTree(r.topK()));
         if (r.stats() != null) o.set("statistics", r.stats().toJson());
         return o;
     }
+
+    static boolean bandit(ShapleyResult r) { return r.config().estimator() == Estimator.TMAB && r.stats() != null; }
 
     private static void num(ObjectNode o, String k, double v) {
         if (Double.isFinite(v)) o.put(k, v); else o.putNull(k);
@@ -109,6 +120,7 @@ public final class ShapleyOutput {
         StringBuilder sb = new StringBuilder("rank,player,name");
         for (String c : labels.extraColumns()) sb.append(',').append(Csv.cell(c));
         sb.append(",mean,stderr,samples,ci_low,ci_high,settled");
+        if (bandit(r)) sb.append(",bandit_low,bandit_high,status");
         if (r.exact() != null) sb.append(",exact");
         sb.append('\n');
         for (PlayerEstimate p : r.byRank()) {
@@ -116,6 +128,7 @@ public final class ShapleyOutput {
             for (String v : labels.extraValues().get(p.player())) sb.append(',').append(Csv.cell(v));
             sb.append(',').append(d(p.mean())).append(',').append(d(p.stderr())).append(',').append(p.samples())
                     .append(',').append(d(p.ciLow())).append(',').append(d(p.ciHigh())).append(',').append(p.settled());
+            if (bandit(r)) sb.append(',').append(d(p.banditLow())).append(',').append(d(p.banditHigh())).append(',').append(p.status());
             if (r.exact() != null) sb.append(',').append(d(r.exact()[p.player()]));
             sb.append('\n');
         }
@@ -182,7 +195,7 @@ public final class ShapleyOutput {
         List<String> extraCols = new ArrayList<>();
         double[] exact = null;
         var known = java.util.Set.of("rank", "player", "name", "mean", "stderr", "samples", "ciLow", "ciHigh",
-                "settled", "exact");
+                "settled", "exact", "banditLow", "banditHigh", "status");
         JsonNode rows = first.path("results");
         if (rows.size() != n) throw new NshapException(files.get(0) + ": results do not list " + n + " players");
         rows.get(0).fieldNames().forEachRemaining(fn -> { if (!known.contains(fn)) extraCols.add(fn); });
@@ -201,7 +214,7 @@ public final class ShapleyOutput {
         ShapleyConfig merged = cfg0.toBuilder().shard(0, 1).out(outPrefix).resume(false).build();
         ShapleyResult r = new ShapleyResult(merged, Json.MAPPER.convertValue(first.path("game"), Map.class),
                 first.path("gameFingerprint").asText(), ShapleyRunner.estimates(merged, stats, null), evaluations,
-                units, rounds, "merged " + shardCount + " shards", elapsed, stats, exact);
+                units, rounds, "merged " + shardCount + " shards", elapsed, stats, exact, null);
         if (outPrefix != null) {
             Map<String, Object> prov = new LinkedHashMap<>();
             prov.put("mergedFrom", files.stream().map(Path::toString).toList());
@@ -219,7 +232,8 @@ public final class ShapleyOutput {
                     .truncationBaseline(c.hasNonNull("truncationBaseline") ? c.get("truncationBaseline").asDouble() : null)
                     .truncationSteps(c.path("truncationSteps").asInt()).delta(c.path("delta").asDouble())
                     .topK(c.path("topK").asInt()).range(c.path("range").asDouble()).round(c.path("round").asInt())
-                    .confidence(c.path("confidence").asDouble())
+                    .confidence(c.path("confidence").asDouble()).epsilon(c.path("epsilon").asDouble(0))
+                    .surrogate(c.hasNonNull("surrogate") ? Path.of(c.get("surrogate").asText()) : null)
                     .shard(c.path("shardIndex").asInt(), c.path("shardCount").asInt());
             if (c.has("batch")) b.batch(c.get("batch").asInt());
             return b.build();
