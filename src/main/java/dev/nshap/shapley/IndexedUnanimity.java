@@ -50,8 +50,9 @@ public final class IndexedUnanimity extends SyntheticGames.Synthetic {
         long value, hash;
     }
 
-    private final Map<Long, State> cache = new LinkedHashMap<>(16, 0.75f, true) {
-        @Override protected boolean removeEldestEntry(Map.Entry<Long, State> e) { return size() > CACHED_UNITS; }
+    // per unit up to two walks (an antithetic pair walks its permutation both ways under one unit)
+    private final Map<Long, State[]> cache = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override protected boolean removeEldestEntry(Map.Entry<Long, State[]> e) { return size() > CACHED_UNITS; }
     };
 
     public IndexedUnanimity(int n, int[][] terms, double[] weights, double noise) {
@@ -135,13 +136,17 @@ public final class IndexedUnanimity extends SyntheticGames.Synthetic {
         for (int c = 0; c < out.length; c++) {
             Coalition co = cs.get(c);
             BitSet s = co.members();
-            State st = cache.get(co.unit());
+            State[] states = cache.get(co.unit());
+            State st = null;
             BitSet diff = null;
-            if (st != null) {
-                diff = (BitSet) st.members.clone();
-                diff.xor(s);
-                if (diff.cardinality() > 64) diff = null;     // far from the last coalition: from scratch is cheaper
-            }
+            if (states != null && s.cardinality() != n)
+                for (State cand : states) {
+                    if (cand == null) continue;
+                    BitSet d = (BitSet) cand.members.clone();
+                    d.xor(s);
+                    // far from the unit's last coalitions: from scratch is cheaper
+                    if (d.cardinality() <= 64 && (diff == null || d.cardinality() < diff.cardinality())) { diff = d; st = cand; }
+                }
             if (diff != null) {
                 for (int p = diff.nextSetBit(0); p >= 0; p = diff.nextSetBit(p + 1)) {
                     boolean removed = !s.get(p);
@@ -161,7 +166,8 @@ public final class IndexedUnanimity extends SyntheticGames.Synthetic {
                 fresh.missing = new int[terms.length];
                 fresh.value = total;
                 fresh.hash = zobristAll;
-                cache.put(co.unit(), fresh);
+                if (states == null) cache.put(co.unit(), new State[]{fresh, null});
+                else { states[1] = states[0]; states[0] = fresh; }
                 out[c] = withNoise(total, zobristAll, co.seed());
             } else {
                 out[c] = withNoise(noiseless(s), hash(s), co.seed());

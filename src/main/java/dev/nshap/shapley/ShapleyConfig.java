@@ -39,6 +39,8 @@ import java.util.Map;
  *                            worth at least the true k-th value minus epsilon; 0 = 1% of the spread of the means
  * @param surrogate           regression: a result file (JSON or CSV, values matched by player name) giving a fixed
  *                            additive surrogate a_j; null = fit it on the samples (the estimates so far)
+ * @param bound               TMAB: the bandit's interval, "bernstein" (empirical Bernstein, valid for any
+ *                            bounded marginal) or "normal" (Gaussian approximation, no range term)
  * @param screen              TMAB: a result file of first-order values a_j; only the top {@code screenTop} by
  *                            |a_j| and a uniform sample of {@code screenSample} of the rest are played; null = all
  */
@@ -47,7 +49,7 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
                             int truncationSteps, double delta, int topK, double range, int round,
                             double confidence, long checkpointEvery, int shardIndex, int shardCount,
                             Path out, boolean resume, double epsilon, Path surrogate, Path screen, int screenTop,
-                            int screenSample) {
+                            int screenSample, String bound) {
 
     public ShapleyConfig {
         if (estimator == null) throw new NshapException("no estimator given");
@@ -86,6 +88,8 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         if (shardCount > 1 && estimator == Estimator.REGRESSION && surrogate == null)
             throw new NshapException("estimator regression fits its surrogate on all samples so far and cannot be "
                     + "sharded: give --surrogate FILE (e.g. a pilot run's result) to shard it");
+        if (!TopK.BERNSTEIN.equals(bound) && !TopK.NORMAL.equals(bound))
+            throw new NshapException("--bound must be bernstein or normal, got '" + bound + "'");
         if (resume && out == null) throw new NshapException("--resume needs --out (the checkpoint is PREFIX.ckpt.json)");
     }
 
@@ -110,7 +114,7 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         b.truncationSteps = truncationSteps; b.delta = delta; b.topK = topK; b.range = range; b.round = round;
         b.confidence = confidence; b.checkpointEvery = checkpointEvery; b.shardIndex = shardIndex;
         b.shardCount = shardCount; b.out = out; b.resume = resume; b.epsilon = epsilon; b.surrogate = surrogate;
-        b.screen = screen; b.screenTop = screenTop; b.screenSample = screenSample;
+        b.screen = screen; b.screenTop = screenTop; b.screenSample = screenSample; b.bound = bound;
         return b;
     }
 
@@ -132,7 +136,10 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         m.put("confidence", confidence);
         m.put("shardIndex", shardIndex);
         m.put("shardCount", shardCount);
-        if (estimator == Estimator.TMAB) m.put("epsilon", epsilon);
+        if (estimator == Estimator.TMAB) {
+            m.put("epsilon", epsilon);
+            m.put("bound", bound);
+        }
         if (surrogate != null) m.put("surrogate", surrogate.toString());
         if (screen != null) {
             m.put("screen", screen.toString());
@@ -181,6 +188,7 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         public double epsilon = 0;
         public Path surrogate, screen;
         public int screenTop, screenSample;
+        public String bound = TopK.BERNSTEIN;
 
         Builder(Estimator e) { this.estimator = e; }
 
@@ -202,13 +210,14 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         public Builder out(Path v) { out = v; return this; }
         public Builder resume(boolean v) { resume = v; return this; }
         public Builder epsilon(double v) { epsilon = v; return this; }
+        public Builder bound(String v) { bound = v; return this; }
         public Builder surrogate(Path v) { surrogate = v; return this; }
         public Builder screen(Path file, int top, int sample) { screen = file; screenTop = top; screenSample = sample; return this; }
 
         public ShapleyConfig build() {
             return new ShapleyConfig(estimator, budget, permutations, batch, seed, tolerance, truncationTolerance,
                     truncationBaseline, truncationSteps, delta, topK, range, round, confidence, checkpointEvery,
-                    shardIndex, shardCount, out, resume, epsilon, surrogate, screen, screenTop, screenSample);
+                    shardIndex, shardCount, out, resume, epsilon, surrogate, screen, screenTop, screenSample, bound);
         }
     }
 }

@@ -103,7 +103,7 @@ public final class ShapleyOutput {
             if (r.exact() != null) num(pn, "exact", r.exact()[p.player()]);
         }
         o.put("intervals", "ciLow..ciHigh: Student t at confidence " + r.config().confidence()
-                + (bandit(r) ? "; banditLow..banditHigh: the bandit's empirical-Bernstein bound, all players and times"
+                + (bandit(r) ? "; banditLow..banditHigh: the bandit's " + r.config().bound() + " bound, all players and times"
                 + " at once with probability 1 - delta = " + (1 - r.config().delta()) + " (what settles players)" : ""));
         if (r.topK() != null) o.set("topK", Json.MAPPER.valueToTree(r.topK()));
         if (r.stats() != null) o.set("statistics", r.stats().toJson());
@@ -232,7 +232,7 @@ public final class ShapleyOutput {
                     .truncationBaseline(c.hasNonNull("truncationBaseline") ? c.get("truncationBaseline").asDouble() : null)
                     .truncationSteps(c.path("truncationSteps").asInt()).delta(c.path("delta").asDouble())
                     .topK(c.path("topK").asInt()).range(c.path("range").asDouble()).round(c.path("round").asInt())
-                    .confidence(c.path("confidence").asDouble()).epsilon(c.path("epsilon").asDouble(0))
+                    .confidence(c.path("confidence").asDouble()).epsilon(c.path("epsilon").asDouble(0)).bound(c.path("bound").asText(TopK.BERNSTEIN))
                     .surrogate(c.hasNonNull("surrogate") ? Path.of(c.get("surrogate").asText()) : null)
                     .shard(c.path("shardIndex").asInt(), c.path("shardCount").asInt());
             if (c.has("batch")) b.batch(c.get("batch").asInt());

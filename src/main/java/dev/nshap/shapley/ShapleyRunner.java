@@ -213,8 +213,9 @@ public final class ShapleyRunner {
         List<PlayerEstimate> out = new ArrayList<>(n);
         boolean bandit = cfg.estimator() == Estimator.TMAB && played != null;
         double range = cfg.range() > 0 ? cfg.range() : st.observedRange();
+        boolean normal = TopK.NORMAL.equals(cfg.bound());
         String[] status = bandit ? TopK.classify(st, played, cfg.topK(), cfg.delta(), range,
-                TopK.epsilon(st, played, cfg.epsilon())) : null;
+                TopK.epsilon(st, played, cfg.epsilon()), normal) : null;
         for (int i = 0; i < n; i++) {
             long c = st.count(i);
             double se = st.standardError(i), lo, hi;
@@ -227,7 +228,7 @@ public final class ShapleyRunner {
             }
             double blo = Double.NaN, bhi = Double.NaN;
             if (bandit && played.get(i)) {
-                double cb = TopK.halfWidth(st, i, cfg.delta(), played.cardinality(), range);
+                double cb = TopK.halfWidth(st, i, cfg.delta(), played.cardinality(), range, normal);
                 if (Double.isFinite(cb)) { blo = mean[i] - cb; bhi = mean[i] + cb; }
             }
             out.add(new PlayerEstimate(i, mean[i], se, c, lo, hi, settled != null && settled.get(i), rank[i],
@@ -286,13 +287,14 @@ public final class ShapleyRunner {
         }
 
         /** Adds what a unit contributes at its end; {@code fit} is the regression surrogate of this round. */
-        void finish(SufficientStats stats, double[] fit) {
+        void finish(SufficientStats stats, double[] fit, SufficientStats marginals) {
             if (a != null) for (int p = 0; p < n; p++) stats.add(p, (a[p] + b[p]) * 0.5);
             double[] x = null;
             if (cfg.estimator() == Estimator.REGRESSION) {
                 Walk.Plain w = (Walk.Plain) walks[0];
-                x = fit == null ? RegressionAdjusted.marginals(w.order, w.trace)
-                        : RegressionAdjusted.samples(w.order, w.trace, fit);
+                double[] m = RegressionAdjusted.marginals(w.order, w.trace);
+                if (marginals != null) for (int p = 0; p < n; p++) marginals.add(p, m[p]);
+                x = fit == null ? m : RegressionAdjusted.samples(w.order, w.trace, fit);
             } else if (pairs != null) x = pairs.samples();
             if (x != null) for (int p = 0; p < n; p++) stats.add(p, x[p]);
         }
@@ -300,6 +302,8 @@ public final class ShapleyRunner {
 
     private final class Sampling {
         SufficientStats stats = new SufficientStats(n);
+        /** Regression with a fitted surrogate: the walks' plain permutation marginals, whose means are the fit. */
+        SufficientStats marginals = cfg.estimator() == Estimator.REGRESSION && surrogate == null ? new SufficientStats(n) : null;
         long evaluations, nextSeq, rounds, lastCheckpoint;
         BitSet settled = unplayed();
         List<Unit> round;              // null between rounds
@@ -317,15 +321,17 @@ public final class ShapleyRunner {
         }
 
         /**
-         * The regression surrogate for the units ending now: the fixed one, or the additive model of the
-         * estimates so far (null before any: the first round's walks give permutation marginals).
+         * The regression surrogate for the units ending now: the fixed one, or the additive model whose values are
+         * the plain permutation estimates of all earlier walks (null before any: the first round's walks give
+         * their permutation marginals). Fitting on the permutation estimates, not on the regression estimates
+         * themselves, keeps a noisy fit from feeding on its own noise.
          */
         double[] fit() {
             if (cfg.estimator() != Estimator.REGRESSION) return null;
             if (surrogate != null) return surrogate;
             if (rounds == 0) return null;
             double[] m = new double[n];
-            for (int i = 0; i < n; i++) m[i] = stats.count(i) == 0 ? 0 : stats.mean(i);
+            for (int i = 0; i < n; i++) m[i] = marginals.count(i) == 0 ? 0 : marginals.mean(i);
             return m;
         }
 
@@ -497,13 +503,13 @@ public final class ShapleyRunner {
 
         void endRound() {
             double[] fit = fit();          // before this round's samples change the estimates
-            for (Unit u : round) u.finish(stats, fit);
+            for (Unit u : round) u.finish(stats, fit, marginals);
             round = null;
             rounds++;
             if (cfg.estimator() == Estimator.TMAB) {
                 double range = cfg.range() > 0 ? cfg.range() : stats.observedRange();
                 String[] status = TopK.classify(stats, played, cfg.topK(), cfg.delta(), range,
-                        TopK.epsilon(stats, played, cfg.epsilon()));
+                        TopK.epsilon(stats, played, cfg.epsilon()), TopK.NORMAL.equals(cfg.bound()));
                 settled = TopK.settled(status);
                 if (unsettled() == 0) stopReason = "settled";
             }
@@ -539,6 +545,7 @@ public final class ShapleyRunner {
             ArrayNode s = o.putArray("settled");
             settled.stream().forEach(s::add);
             o.set("stats", stats.toJson());
+            if (marginals != null) o.set("marginalStats", marginals.toJson());
             if (round != null) {
                 ArrayNode units = o.putArray("round");
                 for (Unit u : round) {
@@ -580,6 +587,7 @@ public final class ShapleyRunner {
             settled = new BitSet(n);
             for (JsonNode s : o.path("settled")) settled.set(s.asInt());
             stats = SufficientStats.fromJson(o.path("stats"), n, p.toString());
+            if (marginals != null) marginals = SufficientStats.fromJson(o.path("marginalStats"), n, p.toString());
             if (o.has("round")) {
                 round = new ArrayList<>();
                 for (JsonNode un : o.get("round")) {

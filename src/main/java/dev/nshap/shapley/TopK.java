@@ -4,6 +4,7 @@ import org.apache.commons.rng.UniformRandomProvider;
 import org.apache.commons.rng.sampling.PermutationSampler;
 import org.apache.commons.rng.simple.RandomSource;
 import org.apache.commons.statistics.distribution.HypergeometricDistribution;
+import org.apache.commons.statistics.distribution.NormalDistribution;
 
 import java.util.ArrayList;
 import java.util.BitSet;
@@ -12,7 +13,7 @@ import java.util.List;
 /**
  * The (epsilon, delta)-PAC top-k rule of TMAB, and the screen that restricts the bandit to a few players.
  *
- * <p>Bound. Player i's bandit interval after c samples is mean +- (sqrt(2 var L / c) + 7 R L / (3 (c - 1))) with
+ * <p>Bound (default, {@code --bound bernstein}). Player i's bandit interval after c samples is mean +- (sqrt(2 var L / c) + 7 R L / (3 (c - 1))) with
  * L = ln(2 m c (c + 1) / delta), m the number of players played: empirical Bernstein at delta / (m c (c+1)), so a
  * union over the players and over every sample count (sum over c of 1/(c(c+1)) = 1) makes all intervals hold at
  * once, at every time, with probability 1 - delta. Checking between any rounds, stopping whenever, is covered.
@@ -30,13 +31,26 @@ public final class TopK {
 
     public static final String IN = "in", OUT = "out", AMBIGUOUS = "ambiguous", OPEN = "open", SCREENED = "screened";
 
-    /** Anytime half-width of player i's bandit interval (infinite below two samples). */
-    static double halfWidth(SufficientStats st, int i, double delta, int played, double range) {
+    /**
+     * Anytime half-width of player i's bandit interval (infinite below two samples): empirical Bernstein, or with
+     * {@code normal} the Gaussian approximation z(delta') * stderr at the same per-(player, count) level delta' --
+     * no range term, so it settles far sooner on heavy-tailed marginals, but its level holds only as far as the
+     * central limit theorem does at that sample count.
+     */
+    static double halfWidth(SufficientStats st, int i, double delta, int played, double range, boolean normal) {
         long c = st.count(i);
-        if (c < 2) return Double.POSITIVE_INFINITY;
-        double l = Math.log(2.0 * played * c * (c + 1.0) / delta);
+        // the normal approximation needs a few samples: a heavy-tailed marginal often shows one value at first
+        if (c < (normal ? NORMAL_MIN_SAMPLES : 2)) return Double.POSITIVE_INFINITY;
+        double d = delta / (played * c * (c + 1.0));
+        if (normal) return Z.inverseSurvivalProbability(d / 2) * st.standardError(i);
+        double l = Math.log(2 / d);
         return Math.sqrt(2 * st.variance(i) * l / c) + 7 * range * l / (3.0 * (c - 1));
     }
+
+    private static final NormalDistribution Z = NormalDistribution.of(0, 1);
+    static final int NORMAL_MIN_SAMPLES = 10;
+
+    public static final String BERNSTEIN = "bernstein", NORMAL = "normal";
 
     /** Epsilon in effect: the given one, or 1% of the spread of the played players' means. */
     static double epsilon(SufficientStats st, BitSet played, double given) {
@@ -60,7 +74,8 @@ public final class TopK {
     }
 
     /** Each player's status (SCREENED for players outside {@code played}); all OPEN until every played one has 2 samples. */
-    static String[] classify(SufficientStats st, BitSet played, int k, double delta, double range, double eps) {
+    static String[] classify(SufficientStats st, BitSet played, int k, double delta, double range, double eps,
+                             boolean normal) {
         int n = st.players();
         String[] s = new String[n];
         boolean ready = true;
@@ -72,7 +87,7 @@ public final class TopK {
         double theta = threshold(st, played, k);
         int m = played.cardinality();
         for (int i = played.nextSetBit(0); i >= 0; i = played.nextSetBit(i + 1)) {
-            double cb = halfWidth(st, i, delta, m, range), lo = st.mean(i) - cb, hi = st.mean(i) + cb;
+            double cb = halfWidth(st, i, delta, m, range, normal), lo = st.mean(i) - cb, hi = st.mean(i) + cb;
             if (lo > theta) s[i] = IN;
             else if (hi < theta) s[i] = OUT;
             else if (2 * cb <= eps / 2) s[i] = AMBIGUOUS;
