@@ -128,6 +128,12 @@ public final class ShapleyCommand implements Callable<Integer> {
                 description = "players of the surrogate-guided comparison (0: skip it)")
         int surrogateSize;
         @Option(names = "--surrogate-reps", defaultValue = "3") int surrogateReps;
+        @Option(names = "--budgets", defaultValue = "10,30,100", split = ",",
+                description = "budgets in multiples of n (default: ${DEFAULT-VALUE})")
+        int[] budgets;
+        @Option(names = "--estimators", split = ",", description = "subset of: permutation, antithetic, tmab-bernstein,"
+                + " tmab-normal, regression-fitted, kernelshap (default: all)")
+        List<String> estimators;
 
         @Override public Integer call() {
             if (reps.length != sizes.length)
@@ -135,7 +141,8 @@ public final class ShapleyCommand implements Callable<Integer> {
             for (int i = 0; i < sizes.length; i++)
                 if (sizes[i] < 200 || reps[i] < 1) throw new NshapException("--sizes must be >= 200 and --reps >= 1");
             if (surrogateSize != 0 && surrogateSize < 200) throw new NshapException("--surrogate-size must be 0 or >= 200");
-            System.out.print(EstimatorEval.run(sizes, reps, seed, System.err));
+            for (int b : budgets) if (b < 1) throw new NshapException("--budgets must be positive multiples of n");
+            System.out.print(EstimatorEval.run(sizes, reps, seed, budgets, estimators, System.err));
             if (surrogateSize > 0)
                 System.out.print(EstimatorEval.surrogates(surrogateSize, new int[]{10, 100}, surrogateReps, seed, System.err));
             return 0;

@@ -146,6 +146,11 @@ public final class EstimatorEval {
     static String reach(long v) { return v < 0 ? "not reached" : Long.toString(v); }
 
     public static String run(int[] sizes, int[] reps, long seed, PrintStream log) {
+        return run(sizes, reps, seed, BUDGETS, null, log);
+    }
+
+    /** {@code budgetFactors}: budgets in multiples of n; {@code only}: labels of the estimators to run (null = all). */
+    public static String run(int[] sizes, int[] reps, long seed, int[] budgetFactors, List<String> only, PrintStream log) {
         StringBuilder sb = new StringBuilder();
         record Variant(String label, Estimator e, String bound) {}
         List<Variant> ests = List.of(new Variant("permutation", Estimator.PERMUTATION, TopK.BERNSTEIN),
@@ -153,11 +158,12 @@ public final class EstimatorEval {
                 new Variant("tmab (bernstein)", Estimator.TMAB, TopK.BERNSTEIN),
                 new Variant("tmab (normal)", Estimator.TMAB, TopK.NORMAL),
                 new Variant("regression (fitted)", Estimator.REGRESSION, TopK.BERNSTEIN),
-                new Variant("kernelshap", Estimator.KERNELSHAP, TopK.BERNSTEIN));
+                new Variant("kernelshap", Estimator.KERNELSHAP, TopK.BERNSTEIN)).stream()
+                .filter(v -> only == null || only.contains(v.label().replace(" (", "-").replace(")", ""))).toList();
         StringBuilder overhead = new StringBuilder();
         for (int si = 0; si < sizes.length; si++) {
             int n = sizes[si];
-            long[] budgets = Arrays.stream(BUDGETS).mapToLong(b -> (long) b * n).toArray();
+            long[] budgets = Arrays.stream(budgetFactors).mapToLong(b -> (long) b * n).toArray();
             for (IndexedUnanimity g : games(n, seed)) {
                 sb.append("\n### n = ").append(n).append(", ").append(label(g)).append(" (").append(g.terms())
                         .append(" terms; mean over ").append(reps[si]).append(reps[si] == 1 ? " seed)" : " seeds)")
@@ -187,7 +193,7 @@ public final class EstimatorEval {
                                 label(g), v.label(), r, t.totalSeconds());
                     }
                     for (int b = 0; b < budgets.length; b++)
-                        sb.append(String.format(Locale.ROOT, "| %s | %dn | %s | %s | %s | %s | %s |%n", v.label(), BUDGETS[b],
+                        sb.append(String.format(Locale.ROOT, "| %s | %dn | %s | %s | %s | %s | %s |%n", v.label(), budgetFactors[b],
                                 fmt(sum[b][1], "%.3g"), fmt(sum[b][2], "%.3f"), fmt(sum[b][3], "%.2f"),
                                 fmt(sum[b][4], "%.2f"), fmt(sum[b][5], "%.3f")
                                         + (e == Estimator.TMAB && b == budgets.length - 1
@@ -199,8 +205,8 @@ public final class EstimatorEval {
                                 evals / reps[si], 1e6 * gameS / evals, 1e6 * (totalS - gameS) / evals,
                                 (totalS - gameS) / Math.max(1e-9, gameS)));
                 }
-                sb.append("\nEvaluations until precision@k >= 0.9 for the rest of the run (median; cap 100n = ")
-                        .append(100L * n).append("; TMAB stops once its top-100 is determined)\n\n")
+                sb.append("\nEvaluations until precision@k >= 0.9 for the rest of the run (median; cap ")
+                        .append(budgetFactors[budgetFactors.length - 1]).append("n = ").append(budgets[budgets.length - 1]).append("; TMAB stops once its top-100 is determined)\n\n")
                         .append("| estimator | precision@10 | precision@100 | evaluations used |\n|---|---|---|---|\n")
                         .append(reachRows);
             }
