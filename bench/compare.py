@@ -20,6 +20,7 @@ def nshap_rows(j):
 
 def nshap_metrics(kind, j):
     rows = nshap_rows(j)
+    kind = kind.split("-")[0]
     if kind == "forward":
         r = rows["forward tokens/s"]
         return {"tokens/s": (r["value"], r["time"])}
@@ -27,7 +28,7 @@ def nshap_metrics(kind, j):
         return {"coalition evals/s": (rows["coalition evaluations/s"]["value"], rows["coalition evaluations/s"]["time"]),
                 "tokens/s": (rows["tokens/s"]["value"], rows["tokens/s"]["time"])}
     if kind == "gemm":
-        r = next(v for k, v in rows.items() if k.endswith("own kernel") or k.endswith("(Vector API)"))
+        r = next(v for k, v in rows.items() if k.endswith("own kernel") or k.endswith("(OpenBLAS)") or k.endswith("(Vector API)"))
         return {"GEMM GFLOP/s": (r["value"], r["time"])}
     raise SystemExit(f"unknown kind {kind}")
 
@@ -35,6 +36,7 @@ def nshap_metrics(kind, j):
 def ref_metrics(kind, j):
     if "error" in j:
         raise SystemExit(f"reference failed: {j['error']}")
+    kind = kind.split("-")[0]
     if kind == "forward":
         return {"tokens/s": (j["tokens_per_s"], j["time"])}
     if kind == "coalitions":
@@ -75,12 +77,17 @@ def main():
     m = result["nshap_machine"]
     print(a.title)
     print(f"  machine: {m.get('cpu_model')}, {m.get('cores')} cores, {m.get('java')}"
-          + (f", GPU {m['gpu']['name']}" if isinstance(m.get("gpu"), dict) else ""))
+          + (f", GPU {m['gpu']['name']}" if isinstance(m.get("gpu"), dict) else f", GEMM {m['cpu_gemm']}" if "cpu_gemm" in m else ""))
+    loads = sorted({json.load(open(f))["machine"].get("load_average") for spec in a.pairs for side in spec.split(":")[1:]
+                    for f in side.split(",")} - {None})
+    if loads:
+        print(f"  load average (1 min) at the start of the runs: {loads[0]:.1f} .. {loads[-1]:.1f}")
+        result["load_average_range"] = [loads[0], loads[-1]]
     rm = result["reference_machine"]
-    print(f"  reference: " + ", ".join(f"{k} {rm[k]}" for k in ("numpy", "blas", "blas_threads", "torch", "transformers", "gpu") if k in rm))
-    print(f"  {'workload':<11} {'metric':<18} {'nshap':>12} {'spread':>7} {a.ref_name:>12} {'spread':>7} {'nshap/ref':>10}")
+    print(f"  reference: " + ", ".join(f"{k} {rm[k]}" for k in ("numpy", "blas", "blas_threads", "blas_kernel", "torch", "transformers", "gpu") if k in rm))
+    print(f"  {'workload':<16} {'metric':<18} {'nshap':>12} {'spread':>7} {a.ref_name:>12} {'spread':>7} {'nshap/ref':>10}")
     for row in result["rows"]:
-        print(f"  {row['workload']:<11} {row['metric']:<18} {row['nshap']['value']:>12.2f} {100 * row['nshap']['spread']:>6.1f}% "
+        print(f"  {row['workload']:<16} {row['metric']:<18} {row['nshap']['value']:>12.2f} {100 * row['nshap']['spread']:>6.1f}% "
               f"{row['reference']['value']:>12.2f} {100 * row['reference']['spread']:>6.1f}% {row['ratio']:>9.2f}x")
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(a.out)), suffix=".tmp")

@@ -48,6 +48,7 @@ def parse_args(argv):
             s.add_argument("--prompts", type=int, default=64)
             s.add_argument("--tokens", type=int, default=32)
             s.add_argument("--keep", type=float, default=0.5)
+            s.add_argument("--layers", default="all", help="'all' or a comma list of the layers whose MLP neurons are masked")
             s.add_argument("--max-tokens", type=int, default=2048, help="tokens per forward batch (nshap's CPU default)")
     c = sub.add_parser("check")
     c.add_argument("dir", help="output of `nshap bench reference-data --out DIR`")
@@ -123,7 +124,7 @@ class Model:
         var = ((x - mu) ** 2).mean(-1, keepdims=True)
         return (x - mu) / np.sqrt(var + np.float32(self.eps)) * w + b
 
-    def forward(self, tokens, mask=None, all_positions=False):
+    def forward(self, tokens, mask=None, all_positions=False, mask_layers=None):
         """tokens [B, T] int; mask [B, L, H] of 0/1 (None: clean). Logits [B, V] at the last position, or [B, T, V]."""
         B, T = tokens.shape
         C, nh, H = self.C, self.nh, self.H
@@ -144,7 +145,7 @@ class Model:
             h = self.layer_norm(x, b["ln2w"], b["ln2b"])
             u = h @ b["fcw"] + b["fcb"]                                     # [N, H]
             u = np.float32(0.5) * u * (np.float32(1) + np.tanh(c0 * (u + np.float32(0.044715) * u * u * u)))
-            if mask is not None:
+            if mask is not None and (mask_layers is None or l in mask_layers):
                 u = (u.reshape(B, T, H) * mask[:, l, None, :]).reshape(B * T, H)
             x = x + (u @ b["mprojw"] + b["mprojb"])
         x = x.reshape(B, T, C)
@@ -217,8 +218,18 @@ def machine():
         blas = cfg["Build Dependencies"]["blas"]["name"] + " " + cfg["Build Dependencies"]["blas"].get("version", "")
     except Exception:
         pass
+    kernel = "unknown (threadpoolctl not installed)"
+    try:
+        import threadpoolctl
+        info = [i for i in threadpoolctl.threadpool_info() if i.get("internal_api") == "openblas"]
+        if info:
+            kernel = f"{info[0].get('architecture')} ({info[0].get('version')}, {info[0].get('num_threads')} threads)"
+    except Exception:
+        pass
     return dict(cpu_model=cpu, cores=os.cpu_count(), python=platform.python_version(), numpy=np.__version__,
-                blas=blas.strip(), blas_threads=args.threads, load_average=os.getloadavg()[0])
+                blas=blas.strip(), blas_threads=args.threads, blas_kernel=kernel,
+                openblas_env={k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ},
+                load_average=os.getloadavg()[0])
 
 
 def main():
@@ -242,9 +253,15 @@ def main():
         toks = rng.integers(0, VOCAB, size=(Pn, T))
         answers = rng.integers(0, VOCAB, size=Pn)
         masks = (rng.random((Cn, L, 4 * C)) < args.keep).astype(np.float32)
+        chosen = None
+        if args.layers != "all":
+            chosen = {int(x) for x in args.layers.split(",")}
+            for l in range(L):
+                if l not in chosen:
+                    masks[:, l, :] = 1.0  # unmasked layers keep every neuron
         per_batch = max(1, args.max_tokens // T)  # sequences per forward, as nshap packs coalitions x prompts
         pairs = [(c, p) for c in range(Cn) for p in range(Pn)]
-        out["config"].update(coalitions=Cn, prompts=Pn, tokens=T, keep=args.keep, layers="all", max_tokens_per_batch=args.max_tokens)
+        out["config"].update(coalitions=Cn, prompts=Pn, tokens=T, keep=args.keep, layers=args.layers, max_tokens_per_batch=args.max_tokens)
 
         def run():
             loss = np.zeros((Cn, Pn))
@@ -252,7 +269,7 @@ def main():
                 chunk = pairs[i:i + per_batch]
                 ci = np.array([c for c, _ in chunk])
                 pi = np.array([p for _, p in chunk])
-                lg = m.forward(toks[pi], masks[ci]).astype(np.float64)
+                lg = m.forward(toks[pi], masks[ci], mask_layers=chosen).astype(np.float64)
                 mx = lg.max(-1, keepdims=True)
                 lse = (mx + np.log(np.exp(lg - mx).sum(-1, keepdims=True)))[:, 0]
                 loss[ci, pi] = lse - lg[np.arange(len(chunk)), answers[pi]]

@@ -4,7 +4,8 @@
 #   bench/side_by_side.sh                      # CPU: nshap vs the NumPy reference (GPT-2 small)
 #   bench/side_by_side.sh --backend cuda       # GPU: nshap (bf16) vs PyTorch/transformers (bf16, SDPA)
 #
-# Options: --config NAME  --batch B --seq T (forward)  --coalitions C --prompts P --tokens T (coalitions)
+# Options: --config NAME  --shapes "BxT ..." (forward shapes; default "8x64 64x32" on the CPU, --batch B --seq T for one)
+#          --coalitions C --prompts P --tokens T --layers L|all (coalitions; CPU default: layer 5 of 16 x 8 x 32)
 #          --reps N  --warmup N  --rounds R (each side runs R times, alternating; the best median is kept)
 #          --threads N (BLAS threads of the NumPy reference; default all cores, as nshap uses)  --skip-check
 # Writes every run's JSON and the joined table to results/bench/; prints the table.
@@ -12,28 +13,31 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NSHAP="${NSHAP:-$root/nshap}"
 PY="${PYTHON:-python3}"
-backend=cpu config=small batch=8 seq=64 coalitions=16 prompts="" tokens=32 reps="" warmup="" rounds=2
+backend=cpu config=small batch=8 seq=64 shapes="" coalitions=16 prompts="" tokens=32 layers="" reps="" warmup="" rounds=2
 threads="$(nproc)" check=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --backend) backend="$2"; shift 2 ;; --config) config="$2"; shift 2 ;;
-    --batch) batch="$2"; shift 2 ;; --seq) seq="$2"; shift 2 ;;
+    --batch) batch="$2"; shapes="${shapes:-x}"; shift 2 ;; --seq) seq="$2"; shapes="${shapes:-x}"; shift 2 ;;
+    --shapes) shapes="$2"; shift 2 ;; --layers) layers="$2"; shift 2 ;;
     --coalitions) coalitions="$2"; shift 2 ;; --prompts) prompts="$2"; shift 2 ;; --tokens) tokens="$2"; shift 2 ;;
     --reps) reps="$2"; shift 2 ;; --warmup) warmup="$2"; shift 2 ;; --rounds) rounds="$2"; shift 2 ;;
     --threads) threads="$2"; shift 2 ;; --skip-check) check=0; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "side_by_side.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 case "$backend" in
-  cpu) prompts="${prompts:-8}" reps="${reps:-3}" warmup="${warmup:-1}" precision=fp32 ref=numpy ;;
-  cuda) prompts="${prompts:-64}" reps="${reps:-20}" warmup="${warmup:-3}" precision=bf16 ref=torch ;;
+  cpu) prompts="${prompts:-8}" reps="${reps:-3}" warmup="${warmup:-1}" precision=fp32 ref=numpy layers="${layers:-5}"
+       [ -z "$shapes" ] && shapes="8x64 64x32" ;;
+  cuda) prompts="${prompts:-64}" reps="${reps:-20}" warmup="${warmup:-3}" precision=bf16 ref=torch layers="${layers:-all}" ;;
   *) echo "side_by_side.sh: --backend must be cpu or cuda" >&2; exit 2 ;;
 esac
 case "$config" in
   tiny) embd=64 ;; small) embd=768 ;; medium) embd=1024 ;; large) embd=1280 ;; xl) embd=1600 ;;
   *) echo "side_by_side.sh: --config must be tiny|small|medium|large|xl" >&2; exit 2 ;;
 esac
+[ -z "$shapes" ] || [ "$shapes" = x ] && shapes="${batch}x${seq}"
 stamp="$(date -u +%Y%m%d-%H%M%S)"
 dir="$root/results/bench/side-by-side-$backend-$config-$stamp"
 mkdir -p "$dir"
@@ -47,13 +51,19 @@ if [ "$backend" = cpu ] && [ "$check" = 1 ]; then
   rm -f "$dir/check/model.safetensors" "$dir/check/"logits*.npy
 fi
 
+# NumPy's OpenBLAS reads OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE when it loads; a value left in the environment for
+# another machine would pin it to the wrong kernel, so the reference runs without them (threadpoolctl reports the
+# kernel it picked, in its JSON).
+NUMPY_ENV=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE)
+
 nshap_run() { # kind round
   local kind="$1" r="$2" out="$dir/nshap-$1-$2.json"
   case "$kind" in
-    forward) "$NSHAP" bench forward --backend "$backend" --precision "$precision" --config "$config" --batch "$batch" --seq "$seq" \
+    forward-*) batch="${kind#forward-}"; seq="${batch#*x}"; batch="${batch%x*}"
+             "$NSHAP" bench forward --backend "$backend" --precision "$precision" --config "$config" --batch "$batch" --seq "$seq" \
                --warmup "$warmup" --reps "$reps" --json "$out" ;;
     coalitions) "$NSHAP" bench coalitions --backend "$backend" --precision "$precision" --config "$config" --coalitions "$coalitions" \
-               --prompts "$prompts" --tokens "$tokens" --warmup "$warmup" --reps "$reps" --json "$out" ;;
+               --prompts "$prompts" --tokens "$tokens" --layers "$layers" --warmup "$warmup" --reps "$reps" --json "$out" ;;
     gemm) "$NSHAP" bench gemm --backend "$backend" --precision "$precision" --config "$config" --m $((prompts * tokens)) \
                --warmup "$warmup" --reps "$reps" --json "$out" ;;
   esac >&2 || { echo "side_by_side.sh: nshap bench $kind failed (see above)" >&2; return 1; }
@@ -63,13 +73,15 @@ ref_run() { # kind round
   local kind="$1" r="$2" out="$dir/$ref-$1-$2.json"
   if [ "$ref" = numpy ]; then
     case "$kind" in
-      forward) "$PY" bench/reference_numpy.py --threads "$threads" forward --config "$config" --batch "$batch" --seq "$seq" --warmup "$warmup" --reps "$reps" ;;
-      coalitions) "$PY" bench/reference_numpy.py --threads "$threads" coalitions --config "$config" --coalitions "$coalitions" \
-                    --prompts "$prompts" --tokens "$tokens" --warmup "$warmup" --reps "$reps" ;;
+      forward-*) batch="${kind#forward-}"; seq="${batch#*x}"; batch="${batch%x*}"
+                 "${NUMPY_ENV[@]}" "$PY" bench/reference_numpy.py --threads "$threads" forward --config "$config" --batch "$batch" --seq "$seq" --warmup "$warmup" --reps "$reps" ;;
+      coalitions) "${NUMPY_ENV[@]}" "$PY" bench/reference_numpy.py --threads "$threads" coalitions --config "$config" --coalitions "$coalitions" \
+                    --prompts "$prompts" --tokens "$tokens" --layers "$layers" --warmup "$warmup" --reps "$reps" ;;
     esac > "$out"
   else
     case "$kind" in
-      forward) "$PY" bench/reference_torch.py forward --config "$config" --batch "$batch" --seq "$seq" --warmup "$warmup" --reps "$reps" ;;
+      forward-*) batch="${kind#forward-}"; seq="${batch#*x}"; batch="${batch%x*}"
+                 "$PY" bench/reference_torch.py forward --config "$config" --batch "$batch" --seq "$seq" --warmup "$warmup" --reps "$reps" ;;
       coalitions) "$PY" bench/reference_torch.py coalitions --config "$config" --coalitions "$coalitions" --prompts "$prompts" \
                     --tokens "$tokens" --warmup "$warmup" --reps "$reps" ;;
       gemm) "$PY" bench/reference_torch.py matmul --m $((prompts * tokens)) --k "$embd" --n $((4 * embd)) --warmup "$warmup" --reps "$reps" ;;
@@ -78,8 +90,10 @@ ref_run() { # kind round
   echo "$out"
 }
 
-kinds="forward coalitions"
-[ "$backend" = cuda ] && kinds="forward coalitions gemm"
+kinds=""
+for sh in $shapes; do kinds="$kinds forward-$sh"; done
+kinds="$kinds coalitions"
+[ "$backend" = cuda ] && kinds="$kinds gemm"
 pairs=()
 for kind in $kinds; do
   nf="" rf=""
@@ -90,5 +104,5 @@ for kind in $kinds; do
   done
   pairs+=("$kind:$nf:$rf")
 done
-title="side-by-side, $backend, GPT-2 $config ($precision): forward $batch x $seq tokens; coalitions $coalitions x $prompts prompts x $tokens tokens"
+title="side-by-side, $backend, GPT-2 $config ($precision): forward $shapes (batch x tokens); coalitions $coalitions x $prompts prompts x $tokens tokens, layers $layers masked"
 "$PY" bench/compare.py --ref-name "$ref" --title "$title" --out "$dir/side-by-side.json" "${pairs[@]}"

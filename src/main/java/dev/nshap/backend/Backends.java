@@ -12,6 +12,17 @@ import java.io.PrintStream;
 public final class Backends {
     private Backends() {}
 
+    private static boolean gemmNoted;
+
+    /** Once per run: the CPU GEMM fell back to the Java kernels although nobody asked (OpenBLAS missing or broken). */
+    private static synchronized void noteGemm(PrintStream notes) {
+        String note = dev.nshap.backend.cpu.Gemm.fallbackNote();
+        if (note != null && !gemmNoted) {
+            gemmNoted = true;
+            notes.println("nshap: " + note);
+        }
+    }
+
     public static Backend open(String name, GPT2Weights w, String precision) {
         return open(name, w, precision, System.err);
     }
@@ -28,6 +39,7 @@ public final class Backends {
         switch (b) {
             case "cpu" -> {
                 if (p.equals("bf16")) throw new NshapException("the CPU backend computes in fp32 only (use --precision fp32)");
+                noteGemm(notes);
                 return new CpuBackend(w);
             }
             case "cuda" -> {
@@ -40,6 +52,7 @@ public final class Backends {
                 if (why == null) return new CudaBackend(w, p);
                 notes.println("nshap: CUDA backend unavailable (" + why + "); using the CPU backend"
                         + (p.equals("bf16") ? " in fp32" : ""));
+                noteGemm(notes);
                 return new CpuBackend(w);
             }
             default -> throw new NshapException("unknown backend '" + name + "' (expected cpu, cuda or auto)");

@@ -112,6 +112,7 @@ public final class BenchReport {
         for (Map.Entry<String, Object> e : config.entrySet()) out.printf(Locale.ROOT, "  %-14s %s%n", e.getKey(), show(e.getValue()));
         out.printf(Locale.ROOT, "  %-14s %s, %s cores, %s%n", "machine", machine.get("cpu_model"), machine.get("cores"), machine.get("java"));
         if (machine.containsKey("gpu")) out.printf(Locale.ROOT, "  %-14s %s%n", "gpu", machine.get("gpu"));
+        else if (machine.containsKey("cpu_gemm")) out.printf(Locale.ROOT, "  %-14s %s%n", "cpu gemm", machine.get("cpu_gemm"));
         out.printf(Locale.ROOT, "  %-14s %.2f (1-min average at start)%n", "load", ((Number) machine.get("load_average")).doubleValue());
         out.println();
         out.printf(Locale.ROOT, "  %-34s %12s %-10s %10s %10s %10s %7s %9s%n", "what", "rate", "unit", "median s", "p10 s", "p90 s", "spread", "of peak");

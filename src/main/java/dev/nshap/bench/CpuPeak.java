@@ -1,14 +1,14 @@
 package dev.nshap.bench;
 
-import dev.nshap.backend.cpu.CpuKernels;
+import dev.nshap.backend.cpu.Gemm;
 
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.stream.IntStream;
 
 /**
- * The CPU's attainable rates, measured in the same run as the figures divided by them: the Vector-API matmul
- * (the kernel the forward pass uses) on a few large shapes, and a parallel array copy for memory bandwidth.
+ * The CPU's attainable rates, measured in the same run as the figures divided by them: the GEMM the forward
+ * pass uses ({@link Gemm#linear}: OpenBLAS or the Vector-API kernels) on a few large shapes, and a parallel array copy for memory bandwidth.
  * On a shared machine a single measurement can land in someone else's burst, so {@link #around} measures
  * before and after the workload and keeps the better median: a peak can only be under-, never over-estimated
  * by noise, and the higher of two honest medians is the closer one.
@@ -27,7 +27,7 @@ public final class CpuPeak {
             float[] x = new float[n * k], w = new float[k * m], b = new float[m], o = new float[n * m];
             for (int i = 0; i < x.length; i++) x[i] = (float) (r.nextDouble() - 0.5);
             for (int i = 0; i < w.length; i++) w[i] = (float) (r.nextDouble() - 0.5);
-            Stats st = Stats.time(warmup, reps, () -> CpuKernels.matmul(o, x, w, b, n, k, m));
+            Stats st = Stats.time(warmup, reps, () -> Gemm.linear(o, x, w, b, n, k, m));
             double gf = 2.0 * n * k * m / st.median() / 1e9;
             if (best == null || gf > best.gflops) best = new Result(gf, n, k, m);
         }
@@ -54,7 +54,7 @@ public final class CpuPeak {
         Result after = matmul(1, 5);
         Result best = before.gflops >= after.gflops ? before : after;
         report.peak("cpu_matmul", best.gflops, "GFLOP/s", String.format(Locale.ROOT,
-                "Vector-API matmul, best median of 3 shapes (1024^3, 512x768x3072, 512x3072x768), measured before (%.1f) "
+                Gemm.active() + " GEMM (the forward's), best median of 3 shapes (1024^3, 512x768x3072, 512x3072x768), measured before (%.1f) "
                         + "and after (%.1f) the workload; the higher is kept", before.gflops, after.gflops));
         return out;
     }

@@ -18,11 +18,11 @@ public final class KernelBench {
         return a;
     }
 
-    /** out[M,N] = x[M,K] W[K,N] + b with the CPU kernel. */
-    public static Stats cpuGemm(int m, int k, int n, int warmup, int reps, long seed) {
+    /** out[M,N] = x[M,K] W[K,N] + b with the given CPU GEMM (as the forward pass calls it). */
+    public static Stats cpuGemm(dev.nshap.backend.cpu.Gemm.Impl g, int m, int k, int n, int warmup, int reps, long seed) {
         SplittableRandom r = new SplittableRandom(seed);
         float[] x = random(m * k, r, 1f), w = random(k * n, r, 0.05f), b = random(n, r, 0.1f), o = new float[m * n];
-        return Stats.time(warmup, reps, () -> CpuKernels.matmul(o, x, w, b, m, k, n));
+        return Stats.time(warmup, reps, () -> g.linear(o, x, w, b, m, k, n));
     }
 
     /** FLOPs of one layer's causal attention (scores and the weighted sum of V) over batch sequences of seq tokens. */

@@ -18,6 +18,7 @@ public final class Machine {
         m.put("os", System.getProperty("os.name") + " " + System.getProperty("os.version") + " " + System.getProperty("os.arch"));
         m.put("java", System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
         m.put("vector_bits", jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.vectorBitSize());
+        m.put("cpu_gemm", dev.nshap.backend.cpu.Gemm.describe());
         m.put("max_heap_mib", Runtime.getRuntime().maxMemory() >> 20);
         m.put("load_average", loadAverage());
         m.put("hostname", hostname());

@@ -167,8 +167,14 @@ public final class BenchCommand implements Runnable {
             if (!o.cuda()) {
                 BenchReport r = o.report("gemm", null);
                 r.config.put("shape_MxKxN", shape);
-                Stats st = CpuPeak.around(r, () -> KernelBench.cpuGemm(m, K, N, o.warmup, o.reps, o.seed));
-                r.row("gemm " + shape + " (Vector API)", st, flop / st.median() / 1e9, "GFLOP/s", "cpu_matmul");
+                CpuPeak.around(r, () -> {
+                    for (dev.nshap.backend.cpu.Gemm.Impl gi : dev.nshap.backend.cpu.Gemm.Impl.available()) {
+                        Stats st = KernelBench.cpuGemm(gi, m, K, N, o.warmup, o.reps, o.seed);
+                        r.row("gemm " + shape + (gi == dev.nshap.backend.cpu.Gemm.Impl.OPENBLAS ? " (OpenBLAS)" : " (Vector API)"),
+                                st, flop / st.median() / 1e9, "GFLOP/s", "cpu_matmul");
+                    }
+                    return null;
+                });
                 o.finish(r, "CPU GEMM");
                 return;
             }

@@ -16,6 +16,7 @@ import java.io.UncheckedIOException;
                 EvaluateCommand.class,
                 BenchCommand.class,
                 CudaInfoCommand.class,
+                BackendsCommand.class,
                 ShapleyCommand.class,
                 dev.nshap.convert.ConvertCommand.class,
                 ClustersCommand.class,

@@ -20,6 +20,13 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.*;
 
 class EvaluatorTest {
+
+    /** The GEMM these tests run on; {@link EvaluatorOpenBlasTest} runs every test again on OpenBLAS. */
+    dev.nshap.backend.cpu.Gemm.Impl gemm() { return dev.nshap.backend.cpu.Gemm.Impl.JAVA; }
+
+    dev.nshap.backend.cpu.CpuBackend backend(dev.nshap.model.GPT2Weights weights) {
+        return new dev.nshap.backend.cpu.CpuBackend(weights, gemm());
+    }
     static final int V = 53;
     final GPT2Config cfg = TestModels.tinyConfig(V);
     final GPT2Weights w = TestModels.random(cfg, 5, 0.4f);
@@ -60,7 +67,7 @@ class EvaluatorTest {
 
     @Test void metricsMatchFloat64ReferenceUnderAnIntervention() {
         TokenizedDataset d = data();
-        Evaluator ev = new Evaluator(new CpuBackend(w), d, 40);
+        Evaluator ev = new Evaluator(backend(w), d, 40);
         List<Intervention> ablate = List.of(Intervention.zero(HookPoint.mlpPost(1), new int[]{1, 2, 3, 5, 8, 13, 21, 34, 55, 89}, null));
         List<Condition> conds = List.of(Condition.clean(cfg.nLayer()), Condition.of(ablate, cfg.nLayer()));
         int[] all = ev.allPrompts();
@@ -102,8 +109,8 @@ class EvaluatorTest {
             conds.add(Condition.of(List.of(Intervention.zero(HookPoint.mlpPost(1), units, null)), cfg.nLayer()));
         }
         int[] some = {0, 3, 4, 7, 11};
-        Evaluator oneByOne = new Evaluator(new CpuBackend(w), d, 1);
-        Evaluator packed = new Evaluator(new CpuBackend(w), d, 10_000);
+        Evaluator oneByOne = new Evaluator(backend(w), d, 1);
+        Evaluator packed = new Evaluator(backend(w), d, 10_000);
         double[][] a = oneByOne.evaluate(conds, some, Metric.LOSS);
         double[][] b = packed.evaluate(conds, some, Metric.LOSS);
         for (int c = 0; c < conds.size(); c++) assertArrayEquals(a[c], b[c], 1e-5);
@@ -121,7 +128,7 @@ class EvaluatorTest {
 
     @Test void meanActivationsAverageEveryPositionOfEveryPrompt() {
         TokenizedDataset d = data();
-        Evaluator ev = new Evaluator(new CpuBackend(w), d, 16); // packs several prompts per pass
+        Evaluator ev = new Evaluator(backend(w), d, 16); // packs several prompts per pass
         HookPoint h0 = HookPoint.mlpPost(0), h1 = new HookPoint(1, HookPoint.Kind.RESID_MID);
         List<float[]> means = ev.meanActivations(List.of(h0, h1));
         assertArrayEquals(means.get(0), ev.meanActivation(h0), 0f);
@@ -134,7 +141,7 @@ class EvaluatorTest {
             for (int p = 0; p < d.size(); p++) {
                 dev.nshap.backend.ForwardRequest req = new dev.nshap.backend.ForwardRequest().add(d.sequences[p], null, null);
                 req.cache.add(hs[i]);
-                float[] a = new CpuBackend(w).forward(req).cache().get(hs[i])[0];
+                float[] a = backend(w).forward(req).cache().get(hs[i])[0];
                 for (int r = 0; r < d.sequences[p].length; r++, rows++)
                     for (int u = 0; u < width; u++) sum[u] += a[r * width + u];
             }
@@ -177,18 +184,18 @@ class EvaluatorTest {
     @Test void severalMetricsComeFromOneSetOfForwardPasses() {
         TokenizedDataset d = data();
         List<Condition> conds = List.of(Condition.of(List.of(Intervention.zero(HookPoint.mlpPost(0), new int[]{3, 4, 5}, null)), cfg.nLayer()));
-        int[][] per = {new Evaluator(new CpuBackend(w), d, 64).allPrompts()};
+        int[][] per = {new Evaluator(backend(w), d, 64).allPrompts()};
         List<Metric> ms = List.of(Metric.ACCURACY, Metric.LOSS, Metric.LOGIT_DIFF, Metric.KL);
-        Evaluator together = new Evaluator(new CpuBackend(w), d, 64);
+        Evaluator together = new Evaluator(backend(w), d, 64);
         together.evaluate(List.of(Condition.clean(cfg.nLayer())), per, List.of(Metric.KL)); // clean side of KL first
         long before = together.forwardPasses();
         double[][][] all = together.evaluate(conds, per, ms);
         long passes = together.forwardPasses() - before;
         for (int m = 0; m < ms.size(); m++) {
-            Evaluator alone = new Evaluator(new CpuBackend(w), d, 64);
+            Evaluator alone = new Evaluator(backend(w), d, 64);
             assertArrayEquals(alone.evaluate(conds, per, ms.get(m))[0], all[m][0], 1e-9, ms.get(m).toString());
         }
-        Evaluator one = new Evaluator(new CpuBackend(w), d, 64);
+        Evaluator one = new Evaluator(backend(w), d, 64);
         one.evaluate(conds, per, Metric.LOSS);
         assertEquals(one.forwardPasses(), passes, "four metrics cost the passes of one");
     }

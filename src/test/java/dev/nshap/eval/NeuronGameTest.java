@@ -27,6 +27,13 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.*;
 
 class NeuronGameTest {
+
+    /** The GEMM these tests run on; {@link NeuronGameOpenBlasTest} runs every test again on OpenBLAS. */
+    dev.nshap.backend.cpu.Gemm.Impl gemm() { return dev.nshap.backend.cpu.Gemm.Impl.JAVA; }
+
+    dev.nshap.backend.cpu.CpuBackend backend(dev.nshap.model.GPT2Weights weights) {
+        return new dev.nshap.backend.cpu.CpuBackend(weights, gemm());
+    }
     static final int V = 47;
     final GPT2Config cfg = TestModels.tinyConfig(V);
     final GPT2Weights w = TestModels.random(cfg, 11, 0.5f);
@@ -128,7 +135,7 @@ class NeuronGameTest {
         assertEquals(4, ps.size());
         assertEquals(5, ps.neuronCount());
         // Small batches: the 16 coalitions x 8 prompts span many forward passes.
-        Evaluator ev = new Evaluator(new CpuBackend(w), d, 37);
+        Evaluator ev = new Evaluator(backend(w), d, 37);
         NeuronGame g = new NeuronGame(ev, ps, Metric.LOSS, NeuronGame.Ablation.ZERO, 0, Map.of());
         int n = ps.size();
         double[] v = allCoalitionValues(g, n);
@@ -158,7 +165,7 @@ class NeuronGameTest {
     @Test void meanAblationReplacesWithTheCleanMeanOverTheDataset(@TempDir Path dir) throws Exception {
         TokenizedDataset d = data();
         NeuronPlayers ps = players(dir);
-        CpuBackend be = new CpuBackend(w);
+        CpuBackend be = backend(w);
         // The clean means, gathered here one prompt at a time.
         float[][] means = new float[cfg.nLayer()][];
         for (int l = 0; l < cfg.nLayer(); l++) {
@@ -195,7 +202,7 @@ class NeuronGameTest {
     @Test void subsamplesComeFromThePermutationSeedAndBatchingNeverChangesValues(@TempDir Path dir) throws Exception {
         TokenizedDataset d = data();
         NeuronPlayers ps = players(dir);
-        NeuronGame g = new NeuronGame(new Evaluator(new CpuBackend(w), d, 50), ps, Metric.LOSS, NeuronGame.Ablation.ZERO, 3, Map.of());
+        NeuronGame g = new NeuronGame(new Evaluator(backend(w), d, 50), ps, Metric.LOSS, NeuronGame.Ablation.ZERO, 3, Map.of());
         int[] a = g.promptsFor(42), b = g.promptsFor(42), c = g.promptsFor(43);
         assertArrayEquals(a, b);
         assertEquals(3, a.length);
@@ -220,7 +227,7 @@ class NeuronGameTest {
         TokenizedDataset d = data();
         // Players in layer 1 only: layer 0 is the same for every coalition.
         NeuronPlayers ps = NeuronPlayers.parse("blocks.1.mlp.hook_post[1],blocks.1.mlp.hook_post[2],blocks.1.mlp.hook_post[3]", 1, cfg);
-        Evaluator ev = new Evaluator(new CpuBackend(w), d, 100_000);
+        Evaluator ev = new Evaluator(backend(w), d, 100_000);
         NeuronGame g = new NeuronGame(ev, ps, Metric.LOSS, NeuronGame.Ablation.ZERO, 0, Map.of());
         List<Coalition> cs = new ArrayList<>();
         for (int s = 0; s < 8; s++) cs.add(new Coalition(bits(s), -1, 0));

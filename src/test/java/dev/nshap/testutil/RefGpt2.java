@@ -19,6 +19,21 @@ public final class RefGpt2 {
 
     public RefGpt2(GPT2Weights w) { this.w = w; this.c = w.config; }
 
+    /** A float64 bump added to one activation after its hook's interventions (finite differences of activations). */
+    private HookPoint bumpAt;
+    private int bumpT, bumpUnit;
+    private double bump;
+
+    /** {@link #logSoftmax} with {@code delta} added to unit {@code unit} at position {@code t} of {@code at}, after its interventions. */
+    public double[][] logSoftmaxBumped(int[] toks, List<Intervention> ivs, int seqIndex, HookPoint at, int t, int unit, double delta) {
+        bumpAt = at; bumpT = t; bumpUnit = unit; bump = delta;
+        try {
+            return logSoftmax(toks, ivs, seqIndex);
+        } finally {
+            bumpAt = null;
+        }
+    }
+
     /** Log-softmax of the next-token distribution at every position: [T][V]. */
     public double[][] logSoftmax(int[] toks, List<Intervention> ivs, int seqIndex) {
         int T = toks.length, C = c.nEmbd(), H = c.nInner(), V = c.vocabSize(), nh = c.nHead(), d = C / nh;
@@ -83,6 +98,11 @@ public final class RefGpt2 {
     }
 
     private void hook(double[][] a, int layer, HookPoint.Kind kind, List<Intervention> ivs, int seq) {
+        intervene(a, layer, kind, ivs, seq);
+        if (bumpAt != null && bumpAt.layer() == layer && bumpAt.kind() == kind) a[bumpT][bumpUnit] += bump;
+    }
+
+    private void intervene(double[][] a, int layer, HookPoint.Kind kind, List<Intervention> ivs, int seq) {
         if (ivs == null) return;
         for (Intervention iv : ivs) {
             if (iv.hook().layer() != layer || iv.hook().kind() != kind) continue;

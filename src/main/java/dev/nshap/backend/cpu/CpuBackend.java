@@ -26,6 +26,10 @@ public final class CpuBackend implements Backend {
     private final GPT2Weights w;
     private final GPT2Config c;
     private final Timings timings = new Timings();
+    private final Gemm.Impl gemmImpl;
+
+    /** The GEMM implementation this backend's linear layers run on. */
+    public Gemm.Impl gemm() { return gemmImpl; }
 
     /** Time spent per stage since the last reset: how a benchmark splits the forward pass. */
     public static final class Timings {
@@ -38,7 +42,7 @@ public final class CpuBackend implements Backend {
 
     private void gemm(float[] out, float[] x, float[] wt, float[] bias, int n, int k, int m) {
         long t0 = System.nanoTime();
-        CpuKernels.matmul(out, x, wt, bias, n, k, m);
+        gemmImpl.linear(out, x, wt, bias, n, k, m);
         timings.gemmNanos += System.nanoTime() - t0;
         timings.gemmFlop += 2L * n * k * m;
     }
@@ -47,6 +51,12 @@ public final class CpuBackend implements Backend {
     private final boolean exactGelu;
 
     public CpuBackend(GPT2Weights weights) {
+        this(weights, Gemm.active());
+    }
+
+    /** A backend whose weight GEMMs run on the given implementation (tests run both). */
+    public CpuBackend(GPT2Weights weights, Gemm.Impl gemm) {
+        this.gemmImpl = gemm;
         this.w = weights;
         this.c = weights.config;
         this.exactGelu = c.activationFunction().equals("gelu");
@@ -59,7 +69,6 @@ public final class CpuBackend implements Backend {
     @Override
     public ForwardResult forward(ForwardRequest req) {
         final int nSeq = req.size();
-        final int C = c.nEmbd(), H = c.nInner();
         int[] len = RequestChecks.lengths(req, c), row0 = new int[nSeq];
         int n = 0;
         for (int s = 0; s < nSeq; s++) {
@@ -71,7 +80,18 @@ public final class CpuBackend implements Backend {
         Map<HookPoint, List<Intervention>> byHook = RequestChecks.interventionsByHook(req, c, nSeq, start);
         Map<HookPoint, float[][]> cache = new LinkedHashMap<>();
 
-        float[] x = new float[N * C];
+        Workspace ws = takeWorkspace(N);
+        try {
+            return forward(req, ws, nSeq, len, row0, N, start, byHook, cache);
+        } finally {
+            workspace.set(ws);
+        }
+    }
+
+    private ForwardResult forward(ForwardRequest req, Workspace ws, int nSeq, int[] len, int[] row0, int N, int start,
+                                  Map<HookPoint, List<Intervention>> byHook, Map<HookPoint, float[][]> cache) {
+        final int C = c.nEmbd(), H = c.nInner();
+        float[] x = ws.x;
         if (start == 0) {
             for (int s = 0; s < nSeq; s++) {
                 int[] toks = req.tokens.get(s);
@@ -87,7 +107,7 @@ public final class CpuBackend implements Backend {
             }
         }
 
-        float[] ln = new float[N * C], qkv = new float[N * 3 * C], att = new float[N * C], proj = new float[N * C], h = new float[N * H];
+        float[] ln = ws.ln, qkv = ws.qkv, att = ws.att, proj = ws.proj, h = ws.h;
         Hooks hooks = new Hooks(byHook, req.cache, cache, len, row0, nSeq);
         for (int l = start; l < c.nLayer(); l++) {
             GPT2Weights.Block b = w.blocks[l];
@@ -114,29 +134,70 @@ public final class CpuBackend implements Backend {
             CpuKernels.addInPlace(x, proj, N * C);
             hooks.at(l, HookPoint.Kind.RESID_POST, x, C);
         }
-        return score(req, x, len, row0, nSeq, cache);
+        return score(req, ws, x, len, row0, nSeq, cache);
     }
 
-    private ForwardResult score(ForwardRequest req, float[] x, int[] len, int[] row0, int nSeq, Map<HookPoint, float[][]> cache) {
+    /**
+     * Activation buffers, sized for the largest batch seen and reused by the next forward instead of allocated
+     * per forward (a 2048-token GPT-2 small batch needs about 60 MB). Two forwards running at once get one each.
+     */
+    private static final class Workspace {
+        int rows, scoredRows;
+        float[] x, ln, qkv, att, proj, h, scored, normed, all, lse;
+
+        void ensure(int n, int cc, int hh) {
+            if (n <= rows) return;
+            rows = Math.max(n, rows + rows / 2);
+            x = new float[Math.multiplyExact(rows, cc)]; ln = new float[rows * cc]; att = new float[rows * cc]; proj = new float[rows * cc];
+            qkv = new float[Math.multiplyExact(rows, 3 * cc)]; h = new float[Math.multiplyExact(rows, hh)];
+        }
+
+        /** The logits of every scored row are kept only up to 64 MB: all-position scoring of big batches allocates. */
+        float[] ensureScored(int total, int cc, int v) {
+            if (total > scoredRows) {
+                scored = new float[total * cc]; normed = new float[total * cc]; lse = new float[2 * total];
+                long logits = (long) total * v;
+                all = logits <= (16 << 20) ? new float[(int) logits] : null;
+                scoredRows = all == null ? 0 : total;
+                if (all == null) return new float[Math.multiplyExact(total, v)];
+            }
+            return all;
+        }
+    }
+
+    private final java.util.concurrent.atomic.AtomicReference<Workspace> workspace = new java.util.concurrent.atomic.AtomicReference<>();
+
+    private Workspace takeWorkspace(int n) {
+        Workspace ws = workspace.getAndSet(null);
+        if (ws == null) ws = new Workspace();
+        ws.ensure(n, c.nEmbd(), c.nInner());
+        return ws;
+    }
+
+    private ForwardResult score(ForwardRequest req, Workspace ws, float[] x, int[] len, int[] row0, int nSeq, Map<HookPoint, float[][]> cache) {
         final int C = c.nEmbd(), V = c.vocabSize();
         int total = RequestChecks.scoredRows(req, len, c);
         float[][] logits = new float[nSeq][], targetLp = new float[nSeq][];
         int[][] top1 = new int[nSeq][];
         if (total == 0) return new ForwardResult(logits, targetLp, top1, cache);
-        float[] rows = new float[total * C];
+        float[] all = ws.ensureScored(total, C, V);
+        float[] rows = ws.scored;
         int r = 0;
         for (int s = 0; s < nSeq; s++) {
             int[] pos = RequestChecks.scorePositions(req, s);
             if (pos == null) continue;
             for (int p : pos) System.arraycopy(x, (row0[s] + p) * C, rows, (r++) * C, C);
         }
-        float[] normed = new float[total * C];
-        CpuKernels.layerNorm(normed, rows, w.lnfW, w.lnfB, total, C, c.layerNormEpsilon());
-        float[] all = new float[Math.multiplyExact(total, V)];
+        float[] normed = ws.normed;
+        layerNormRows(normed, rows, w.lnfW, w.lnfB, total, C);
         long tu = System.nanoTime();
         CpuKernels.unembed(all, normed, w.lmHead, total, C, V);
         timings.unembedNanos += System.nanoTime() - tu;
         timings.unembedFlop += 2L * total * C * V;
+        // max, argmax and log-sum-exp of every scored row, rows over the cores
+        float[] lse = ws.lse;
+        int[] best = new int[total];
+        IntStream.range(0, total).parallel().forEach(i -> best[i] = CpuKernels.logSoftmaxRow(all, i * V, V, lse, i));
         r = 0;
         for (int s = 0; s < nSeq; s++) {
             int[] pos = RequestChecks.scorePositions(req, s);
@@ -145,16 +206,8 @@ public final class CpuBackend implements Backend {
             top1[s] = new int[pos.length];
             if (tg != null) targetLp[s] = new float[pos.length];
             for (int i = 0; i < pos.length; i++) {
-                int o = (r + i) * V;
-                int best = 0;
-                float max = all[o];
-                for (int v = 1; v < V; v++) if (all[o + v] > max) { max = all[o + v]; best = v; }
-                top1[s][i] = best;
-                if (tg != null) {
-                    double sum = 0;
-                    for (int v = 0; v < V; v++) sum += Math.exp(all[o + v] - max);
-                    targetLp[s][i] = (float) (all[o + tg[i]] - max - Math.log(sum));
-                }
+                top1[s][i] = best[r + i];
+                if (tg != null) targetLp[s][i] = all[(r + i) * V + tg[i]] - lse[2 * (r + i)] - lse[2 * (r + i) + 1];
             }
             if (req.wantLogits) {
                 logits[s] = new float[pos.length * V];
@@ -183,7 +236,7 @@ public final class CpuBackend implements Backend {
     }
 
     /** Applies the interventions registered at a hook point, then caches it if asked. */
-    private final class Hooks {
+    final class Hooks {
         final Map<HookPoint, List<Intervention>> byHook;
         final java.util.Set<HookPoint> wanted;
         final Map<HookPoint, float[][]> cache;

@@ -225,13 +225,44 @@ public final class CpuKernels {
         return s;
     }
 
-    /** out[N,C] = LayerNorm(x[N,C]) * g + b, statistics in float64 for stability. */
+    /** out[N,C] = LayerNorm(x[N,C]) * g + b (the vectorised kernel; {@link #layerNormRowsPlain} is its reference). */
     public static void layerNorm(float[] out, float[] x, float[] g, float[] b, int n, int c, double eps) {
         layerNormRows(out, x, g, b, 0, n, c, eps);
     }
 
-    /** LayerNorm of rows [r0, r1) of x into the same rows of out (so row blocks can run on different threads). */
+    /**
+     * LayerNorm of rows [r0, r1) of x into the same rows of out (so row blocks can run on different threads).
+     * Two passes in float32 (mean, then the mean square of x - mean), lanes summed in a fixed order: the second
+     * pass makes a large mean cost no precision, which is what float64 bought the plain version.
+     */
     public static void layerNormRows(float[] out, float[] x, float[] g, float[] b, int r0, int r1, int c, double eps) {
+        int cv = c / L * L;
+        float[] lanes = new float[L];
+        for (int i = r0; i < r1; i++) {
+            int o = i * c;
+            FloatVector acc = FloatVector.zero(S);
+            for (int k = 0; k < cv; k += L) acc = acc.add(FloatVector.fromArray(S, x, o + k));
+            float sum = sumLanes(acc, lanes);
+            for (int k = cv; k < c; k++) sum += x[o + k];
+            float mu = sum / c;
+            FloatVector mv = FloatVector.broadcast(S, mu);
+            acc = FloatVector.zero(S);
+            for (int k = 0; k < cv; k += L) {
+                FloatVector d = FloatVector.fromArray(S, x, o + k).sub(mv);
+                acc = d.fma(d, acc);
+            }
+            float ss = sumLanes(acc, lanes);
+            for (int k = cv; k < c; k++) { float d = x[o + k] - mu; ss = Math.fma(d, d, ss); }
+            float inv = (float) (1.0 / Math.sqrt((double) ss / c + eps));
+            for (int k = 0; k < cv; k += L)
+                FloatVector.fromArray(S, x, o + k).sub(mv).mul(inv)
+                        .fma(FloatVector.fromArray(S, g, k), FloatVector.fromArray(S, b, k)).intoArray(out, o + k);
+            for (int k = cv; k < c; k++) out[o + k] = Math.fma((x[o + k] - mu) * inv, g[k], b[k]);
+        }
+    }
+
+    /** The plain reference of {@link #layerNormRows}: scalar, statistics in float64. */
+    static void layerNormRowsPlain(float[] out, float[] x, float[] g, float[] b, int r0, int r1, int c, double eps) {
         for (int i = r0; i < r1; i++) {
             int o = i * c;
             double mean = 0;
@@ -244,6 +275,51 @@ public final class CpuKernels {
             float mu = (float) mean;
             for (int k = 0; k < c; k++) out[o + k] = (x[o + k] - mu) * inv * g[k] + b[k];
         }
+    }
+
+    /**
+     * Lanes added in index order. reduceLanes(ADD) leaves the order to the implementation, which may differ
+     * between the interpreter and compiled code; a forward pass must give the same bits every time.
+     */
+    static float sumLanes(FloatVector v, float[] lanes) {
+        v.intoArray(lanes, 0);
+        float s = 0f;
+        for (int j = 0; j < L; j++) s += lanes[j];
+        return s;
+    }
+
+    /**
+     * Over one row x[o, o + n) of logits: writes {max, log sum exp(x - max)} to stats[2 r], [2 r + 1] and returns the
+     * first index of the max. Vectorised ({@link #exp(FloatVector)}, float32 lanes summed in order);
+     * {@link #logSoftmaxRowPlain} is its float64 reference.
+     */
+    public static int logSoftmaxRow(float[] x, int o, int n, float[] stats, int r) {
+        int nv = n / L * L;
+        FloatVector mv = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+        for (int k = 0; k < nv; k += L) mv = mv.max(FloatVector.fromArray(S, x, o + k));
+        float max = mv.reduceLanes(VectorOperators.MAX); // max is exact whatever the order
+        for (int k = nv; k < n; k++) max = Math.max(max, x[o + k]);
+        int best = 0;
+        while (best < n - 1 && !(x[o + best] == max)) best++;
+        FloatVector m = FloatVector.broadcast(S, max), acc = FloatVector.zero(S);
+        for (int k = 0; k < nv; k += L) acc = acc.add(exp(FloatVector.fromArray(S, x, o + k).sub(m)));
+        float sum = sumLanes(acc, new float[L]);
+        for (int k = nv; k < n; k++) sum += exp(x[o + k] - max);
+        stats[2 * r] = max;
+        stats[2 * r + 1] = (float) Math.log(sum);
+        return best;
+    }
+
+    /** The plain reference of {@link #logSoftmaxRow}: scalar, float64 sum of Math.exp. */
+    static int logSoftmaxRowPlain(float[] x, int o, int n, float[] stats, int r) {
+        int best = 0;
+        float max = x[o];
+        for (int k = 1; k < n; k++) if (x[o + k] > max) { max = x[o + k]; best = k; }
+        double sum = 0;
+        for (int k = 0; k < n; k++) sum += Math.exp(x[o + k] - max);
+        stats[2 * r] = max;
+        stats[2 * r + 1] = (float) Math.log(sum);
+        return best;
     }
 
     private static final float GELU_C = (float) Math.sqrt(2.0 / Math.PI);

@@ -19,10 +19,17 @@ import java.util.stream.IntStream;
 import static org.junit.jupiter.api.Assertions.*;
 
 class CpuBackendTest {
+
+    /** The GEMM these tests run on; {@link CpuBackendOpenBlasTest} runs every test again on OpenBLAS. */
+    dev.nshap.backend.cpu.Gemm.Impl gemm() { return dev.nshap.backend.cpu.Gemm.Impl.JAVA; }
+
+    dev.nshap.backend.cpu.CpuBackend backend(dev.nshap.model.GPT2Weights weights) {
+        return new dev.nshap.backend.cpu.CpuBackend(weights, gemm());
+    }
     static final int V = 97;
     final GPT2Config cfg = TestModels.tinyConfig(V);
     final GPT2Weights w = TestModels.random(cfg, 11, 0.3f);
-    final CpuBackend cpu = new CpuBackend(w);
+    final CpuBackend cpu = backend(w);
     final Random rnd = new Random(3);
 
     static int[] all(int n) { return IntStream.range(0, n).toArray(); }
@@ -75,11 +82,11 @@ class CpuBackendTest {
         GPT2Config erfCfg = new GPT2Config(2, 4, 32, 32, V, 1e-5, "gelu");
         GPT2Weights we = TestModels.random(erfCfg, 11, 0.3f);
         List<int[]> seqs = batch(9);
-        double[][][] got = logSoftmax(new CpuBackend(we), seqs, null);
+        double[][][] got = logSoftmax(backend(we), seqs, null);
         assertTrue(maxDiff(got[0], new RefGpt2(we).logSoftmax(seqs.get(0), null, 0)) < 1e-4);
         // and it is a different function from gelu_new on the same weights
         GPT2Weights wt = TestModels.random(cfg, 11, 0.3f);
-        assertTrue(maxDiff(got[0], logSoftmax(new CpuBackend(wt), seqs, null)[0]) > 1e-5);
+        assertTrue(maxDiff(got[0], logSoftmax(backend(wt), seqs, null)[0]) > 1e-5);
     }
 
     @Test void aUnitListedTwiceIsRefused() {
@@ -143,7 +150,7 @@ class CpuBackendTest {
         for (int k = 0; k < C; k++) edited.blocks[layer].projW[neuron * C + k] = 0f;
         List<int[]> seqs = batch(15);
         double[][][] viaIntervention = logSoftmax(cpu, seqs, List.of(Intervention.zero(HookPoint.mlpPost(layer), new int[]{neuron}, null)));
-        double[][][] viaWeights = logSoftmax(new CpuBackend(edited), seqs, null);
+        double[][][] viaWeights = logSoftmax(backend(edited), seqs, null);
         assertTrue(maxDiff(viaIntervention[0], viaWeights[0]) < 1e-5);
         assertTrue(maxDiff(viaIntervention[0], logSoftmax(cpu, seqs, null)[0]) > 1e-4, "the neuron must matter");
     }
@@ -196,6 +203,35 @@ class CpuBackendTest {
         int best = 0;
         for (int v = 1; v < V; v++) if (ref[9][v] > ref[9][best]) best = v;
         assertEquals(best, res.top1()[0][1]);
+    }
+
+    /**
+     * Batch invariance, bit for bit: a sequence's logits at every position do not depend on which sequences share
+     * its batch, how many rows the batch has, or where in it the sequence sits. On the tiny model and on one whose
+     * widths give OpenBLAS both padded row blocks of 16 and of 48 rows.
+     */
+    @Test void logitsAreBitIdenticalWhateverSharesTheBatch() {
+        GPT2Config wide = new GPT2Config(2, 4, 256, 64, V, 1e-5, "gelu_new");
+        for (GPT2Weights weights : List.of(w, TestModels.random(wide, 5, 0.3f))) {
+            CpuBackend b = backend(weights);
+            int[] a = TestModels.randomTokens(rnd, 6, V);
+            List<int[]> others = batch(13, 1, 30, 2, 17);
+            float[] alone = b.forward(new ForwardRequest().add(a, all(a.length), null)).logits()[0];
+            int[][] layouts = {{0, 1}, {1, 0}, {2, 0, 3}, {3, 3, 0, 1, 2}, {4, 0, 4, 4, 4, 4, 4, 4, 1}, {1, 2, 3, 4, 0}};
+            for (int[] layout : layouts) {
+                ForwardRequest req = new ForwardRequest();
+                int at = -1;
+                for (int i = 0; i < layout.length; i++) {
+                    int[] t = layout[i] == 0 ? a : others.get(layout[i]);
+                    if (layout[i] == 0) at = i;
+                    req.add(t, all(t.length), null);
+                }
+                float[] got = b.forward(req).logits()[at];
+                for (int i = 0; i < alone.length; i++)
+                    assertEquals(Float.floatToRawIntBits(alone[i]), Float.floatToRawIntBits(got[i]),
+                            gemm() + ", n_embd " + weights.config.nEmbd() + ", layout " + java.util.Arrays.toString(layout) + ": logit " + i);
+            }
+        }
     }
 
     @Test void badRequestsAreRefusedWithOneLine() {

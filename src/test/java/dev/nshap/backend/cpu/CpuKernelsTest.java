@@ -71,6 +71,38 @@ class CpuKernelsTest {
         }
     }
 
+    /** The vectorised LayerNorm against its plain float64 reference, whole vectors and tails, large means. */
+    @Test void layerNormVectorMatchesPlainReference() {
+        for (int c : new int[]{19, 64, 768, 771}) {
+            int n = 4;
+            float[] x = rand(n * c), g = rand(c), b = rand(c), fast = new float[n * c], plain = new float[n * c];
+            for (int k = 0; k < c; k++) x[2 * c + k] += 100f; // a large mean must not cost precision
+            CpuKernels.layerNormRows(fast, x, g, b, 0, n, c, 1e-5);
+            CpuKernels.layerNormRowsPlain(plain, x, g, b, 0, n, c, 1e-5);
+            for (int i = 0; i < n * c; i++) assertEquals(plain[i], fast[i], 2e-4 * (1 + Math.abs(plain[i])), "c=" + c + " at " + i);
+        }
+    }
+
+    /** max, first argmax and log-sum-exp of a row against float64, on a GPT-2-sized vocabulary and a tail. */
+    @Test void logSoftmaxRowMatchesFloat64() {
+        for (int n : new int[]{97, 50257}) {
+            float[] x = rand(n + 3);
+            for (int i = 0; i < x.length; i++) x[i] *= 8f;
+            x[3 + n / 3] = 40f;
+            x[3 + n / 2] = 40f; // a tie: the first index wins
+            float[] st = new float[4];
+            int best = CpuKernels.logSoftmaxRow(x, 3, n, st, 1);
+            double sum = 0;
+            for (int k = 0; k < n; k++) sum += Math.exp(x[3 + k] - 40.0);
+            assertEquals(n / 3, best);
+            assertEquals(40f, st[2]);
+            assertEquals(Math.log(sum), st[3], 1e-5 * (1 + Math.log(sum)));
+            float[] pl = new float[4];
+            assertEquals(best, CpuKernels.logSoftmaxRowPlain(x, 3, n, pl, 1));
+            assertEquals(pl[3], st[3], 1e-5);
+        }
+    }
+
     @Test void geluNewVectorPathAndOffsetMatchTanhFormula() {
         int n = 1003; // whole vectors plus a scalar tail, at an offset
         float[] y = new float[n + 5];

@@ -1,15 +1,34 @@
 package dev.nshap.backend.cpu;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
+import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class GemmTest {
-    /** Every transpose combination, with offsets, padded leading dimensions and beta, against float64 loops. */
+    /** Every implementation that runs here: the Java kernels always, OpenBLAS where it loaded. */
+    static List<Gemm.Impl> impls() { return Gemm.Impl.available(); }
+
+    /** The jar ships OpenBLAS for linux-x86_64: there it must load (elsewhere the Java kernels are the answer). */
     @Test
-    void allLayoutsMatchFloat64() {
+    void openBlasLoadsOnLinuxX86_64() {
+        boolean linuxX64 = System.getProperty("os.name").toLowerCase().contains("linux")
+                && System.getProperty("os.arch").matches("amd64|x86_64");
+        if (!linuxX64) return;
+        assertNull(Gemm.openBlasError(), "OpenBLAS did not load");
+        assertTrue(Gemm.Impl.available().contains(Gemm.Impl.OPENBLAS));
+        if (System.getProperty("nshap.gemm") == null && System.getenv("NSHAP_GEMM") == null)
+            assertEquals(Gemm.Impl.OPENBLAS, Gemm.active(), Gemm.describe());
+    }
+    /** Every transpose combination, with offsets, padded leading dimensions and beta, against float64 loops. */
+    @ParameterizedTest @MethodSource("impls")
+    void allLayoutsMatchFloat64(Gemm.Impl g) {
         Random r = new Random(3);
         int[][] shapes = {{1, 1, 1}, {5, 7, 3}, {33, 17, 70}, {64, 129, 40}, {3, 200, 1}};
         for (int[] s : shapes) {
@@ -32,7 +51,7 @@ class GemmTest {
                         want[i * n + j] = alpha * acc + beta * c[co + i * ldc + j];
                     }
                 float[] before = c.clone();
-                Gemm.sgemm(ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);
+                g.sgemm(ta, tb, m, n, k, alpha, a, ao, lda, b, bo, ldb, beta, c, co, ldc);
                 for (int i = 0; i < m; i++)
                     for (int j = 0; j < n; j++)
                         assertEquals(want[i * n + j], c[co + i * ldc + j], 1e-4 * (1 + Math.abs(want[i * n + j])),
@@ -46,8 +65,8 @@ class GemmTest {
     }
 
     /** A row of C does not depend on how many other rows are computed with it. */
-    @Test
-    void rowsAreIndependentOfRowCount() {
+    @ParameterizedTest @MethodSource("impls")
+    void rowsAreIndependentOfRowCount(Gemm.Impl g) {
         Random r = new Random(9);
         int k = 96, n = 300;
         float[] a = rand(r, 64 * k), b = rand(r, k * n);
@@ -55,11 +74,57 @@ class GemmTest {
             boolean tb = t == 1;
             float[] bb = tb ? rand(r, n * k) : b;
             float[] full = new float[64 * n];
-            Gemm.sgemm(false, tb, 64, n, k, 1f, a, 0, k, bb, 0, tb ? k : n, 0f, full, 0, n);
+            g.sgemm(false, tb, 64, n, k, 1f, a, 0, k, bb, 0, tb ? k : n, 0f, full, 0, n);
             for (int m : new int[]{1, 3, 17}) {
                 float[] part = new float[m * n];
-                Gemm.sgemm(false, tb, m, n, k, 1f, a, 0, k, bb, 0, tb ? k : n, 0f, part, 0, n);
+                g.sgemm(false, tb, m, n, k, 1f, a, 0, k, bb, 0, tb ? k : n, 0f, part, 0, n);
                 for (int x = 0; x < m * n; x++) assertEquals(full[x], part[x], 0f);
+            }
+        }
+    }
+
+    /** linear (with and without bias) against float64, on each implementation. */
+    @ParameterizedTest @MethodSource("impls")
+    void linearMatchesFloat64(Gemm.Impl g) {
+        Random r = new Random(5);
+        for (int[] s : new int[][]{{1, 64, 64}, {7, 96, 200}, {40, 33, 129}}) {
+            int n = s[0], k = s[1], m = s[2];
+            float[] x = rand(r, n * k), w = rand(r, k * m), bias = rand(r, m);
+            for (float[] bb : new float[][]{null, bias}) {
+                float[] out = new float[n * m];
+                g.linear(out, x, w, bb, n, k, m);
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < m; j++) {
+                        double acc = bb == null ? 0 : bb[j];
+                        for (int p = 0; p < k; p++) acc += (double) x[i * k + p] * w[p * m + j];
+                        assertEquals(acc, out[i * m + j], 1e-4 * (1 + Math.abs(acc)), g + " " + n + "x" + k + "x" + m);
+                    }
+            }
+        }
+    }
+
+    /**
+     * Batch invariance of the forward's shape: a row's output is bit-identical whatever the row count and its
+     * position among the rows, on GPT-2-like widths (where OpenBLAS has a small-matrix kernel for one row) and
+     * on a tiny model's (where every product is small).
+     */
+    @ParameterizedTest @MethodSource("impls")
+    void linearRowsAreBitIdenticalWhateverTheBatch(Gemm.Impl g) {
+        Random r = new Random(13);
+        int[][] shapes = {{768, 768}, {64, 256}, {256, 64}};
+        for (int[] s : shapes) {
+            int k = s[0], m = s[1], rows = 70;
+            float[] x = rand(r, rows * k), w = rand(r, k * m), bias = rand(r, m);
+            float[] full = new float[rows * m];
+            g.linear(full, x, w, bias, rows, k, m);
+            for (int n : new int[]{1, 2, 5, 16, 17, 33, 64}) {
+                for (int off : new int[]{0, 3, rows - n}) {
+                    float[] xs = java.util.Arrays.copyOfRange(x, off * k, (off + n) * k), out = new float[n * m];
+                    g.linear(out, xs, w, bias, n, k, m);
+                    for (int i = 0; i < n * m; i++)
+                        assertEquals(Float.floatToRawIntBits(full[off * m + i]), Float.floatToRawIntBits(out[i]),
+                                g + " k=" + k + " m=" + m + ": row " + (off + i / m) + " computed among " + n + " rows from " + off);
+                }
             }
         }
     }

@@ -1,0 +1,141 @@
+package dev.nshap.backend.cpu;
+
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.openblas.global.openblas_nolapack;
+
+import java.util.stream.IntStream;
+
+/**
+ * OpenBLAS's cblas_sgemm through the org.bytedeco binding. The only class that names bytedeco types: {@link Gemm}
+ * touches it inside a try, so a jar without the bytedeco classes or natives still runs (on the Vector-API kernels).
+ *
+ * <p>Operands are copied into native buffers owned by the calling thread: the binding's float[] overloads copy
+ * every array in and out again through JNI (twice the traffic, measured), and the heap cannot be pinned on Java 17.
+ *
+ * <p>Batch invariance: OpenBLAS picks its kernel by shape. On AVX-512 (SkylakeX kernels) a product with
+ * m*n*k below about 10^6 goes to a "small matrix" kernel whose bits differ from the blocked kernel's (seen: a
+ * 1-row 768x768 product differs in 704 of 768 outputs from the same row inside a 300-row product); a 1-row product
+ * may also be forwarded to gemv. So every call's row count m is padded with zero rows up to a multiple of
+ * {@link #rowBlock(int, int)}, at least 16 rows and at least 2^21 / (n k) rows, which keeps every call on the
+ * blocked kernel, where each output row is the same sequence of FMAs whatever its position and the row count
+ * (checked for every m in 2..300 and at shifted offsets, 1 and 2 threads; the tests check it on whatever CPU runs
+ * them). The threads split rows and columns, never the k sum, so the thread count does not change bits either.
+ */
+final class OpenBlas {
+    private OpenBlas() {}
+
+    static final int THREADS;
+    static final String VERSION;
+
+    static {
+        Loader.load(openblas_nolapack.class);
+        THREADS = Gemm.configuredThreads();
+        org.bytedeco.openblas.presets.openblas_nolapack.blas_set_num_threads(THREADS);
+        Package p = openblas_nolapack.class.getPackage();
+        String v = p == null ? null : p.getImplementationVersion();
+        VERSION = v != null ? v : "0.3.31-1.5.13";
+    }
+
+    /** Called once by {@link Gemm} so that loading (and its failure) happens at a known point. */
+    static String describe() {
+        int got = org.bytedeco.openblas.presets.openblas_nolapack.blas_get_num_threads();
+        String core = System.getenv("OPENBLAS_CORETYPE");
+        return "OpenBLAS " + VERSION + " (org.bytedeco), " + got + " thread" + (got == 1 ? "" : "s")
+                + (core != null && !core.isEmpty() ? ", OPENBLAS_CORETYPE=" + core : "");
+    }
+
+    /** Rows per padded block for a product with this n and k. */
+    static int rowBlock(int n, int k) {
+        long nk = Math.max(1L, (long) n * k);
+        long r = Math.max(16, (1L << 21) / nk + 1);
+        return (int) ((r + 15) / 16 * 16);
+    }
+
+    private static final class Buffers {
+        FloatPointer a, b, c;
+        long ca, cb, cc;
+
+        FloatPointer a(long n) { if (n > ca) { if (a != null) a.close(); a = new FloatPointer(n); ca = n; } return a.position(0); }
+        FloatPointer b(long n) { if (n > cb) { if (b != null) b.close(); b = new FloatPointer(n); cb = n; } return b.position(0); }
+        FloatPointer c(long n) { if (n > cc) { if (c != null) c.close(); c = new FloatPointer(n); cc = n; } return c.position(0); }
+    }
+
+    private static final ThreadLocal<Buffers> BUF = ThreadLocal.withInitial(Buffers::new);
+    private static final float[] ZEROS = new float[4096];
+
+    /** Same contract as {@link Gemm#sgemm}; bias (may be null) is added to every row of C instead of beta C. */
+    static void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                      float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                      float beta, float[] c, int cOff, int ldc, float[] bias) {
+        int mp = (m + rowBlock(n, k) - 1) / rowBlock(n, k) * rowBlock(n, k);
+        Buffers buf = BUF.get();
+        // op(A) [mp, k]: stored [m, k] row-major, or [k, m] when transposed; pad rows (columns) are zero.
+        FloatPointer pa;
+        int ldaN;
+        if (!transA) {
+            pa = buf.a((long) mp * k);
+            ldaN = Math.max(1, k);
+            copyRows(pa, a, aOff, lda, m, k, k);
+            zero(pa, (long) m * k, (long) (mp - m) * k);
+        } else {
+            pa = buf.a((long) k * mp);
+            ldaN = mp;
+            copyRows(pa, a, aOff, lda, k, m, mp);
+            if (mp > m) for (int p = 0; p < k; p++) zero(pa, (long) p * mp + m, mp - m);
+        }
+        FloatPointer pb;
+        int ldbN;
+        if (!transB) { pb = buf.b((long) k * n); ldbN = Math.max(1, n); copyRows(pb, b, bOff, ldb, k, n, n); }
+        else { pb = buf.b((long) n * k); ldbN = Math.max(1, k); copyRows(pb, b, bOff, ldb, n, k, k); }
+        FloatPointer pc = buf.c((long) mp * n);
+        float betaN = beta;
+        if (bias != null) {
+            for (int i = 0; i < m; i++) pc.position((long) i * n).put(bias, 0, n);
+            betaN = 1f;
+        } else if (beta != 0f) {
+            copyRows(pc, c, cOff, ldc, m, n, n);
+        }
+        pa.position(0); pb.position(0); pc.position(0);
+        if (k > 0) {
+            openblas_nolapack.cblas_sgemm(openblas_nolapack.CblasRowMajor,
+                    transA ? openblas_nolapack.CblasTrans : openblas_nolapack.CblasNoTrans,
+                    transB ? openblas_nolapack.CblasTrans : openblas_nolapack.CblasNoTrans,
+                    mp, n, k, alpha, pa, ldaN, pb, ldbN, betaN, pc, Math.max(1, n));
+        } else if (bias == null) {
+            // k = 0: C = beta C; OpenBLAS returns early on k = 0 in some versions, so do it here.
+            for (int i = 0; i < m; i++) for (int j = 0; j < n; j++) c[cOff + i * ldc + j] = beta == 0f ? 0f : beta * c[cOff + i * ldc + j];
+            return;
+        }
+        if (ldc == n) pc.position(0).get(c, cOff, m * n);
+        else for (int i = 0; i < m; i++) pc.position((long) i * n).get(c, cOff + i * ldc, n);
+        pc.position(0);
+    }
+
+    /** rows x width floats from src (row stride ld) into dst packed with row stride dstLd; large copies on all cores. */
+    private static void copyRows(FloatPointer dst, float[] src, int off, int ld, int rows, int width, int dstLd) {
+        if (rows == 0 || width == 0) return;
+        if (ld == width && dstLd == width) {
+            long total = (long) rows * width;
+            if (total < (1 << 20) || THREADS < 2) { dst.position(0).put(src, off, (int) total); dst.position(0); return; }
+            int parts = THREADS;
+            IntStream.range(0, parts).parallel().forEach(q -> {
+                int r0 = (int) ((long) rows * q / parts), r1 = (int) ((long) rows * (q + 1) / parts);
+                FloatPointer view = new FloatPointer(dst).position((long) r0 * width);
+                view.put(src, off + r0 * width, (r1 - r0) * width);
+            });
+            return;
+        }
+        for (int i = 0; i < rows; i++) dst.position((long) i * dstLd).put(src, off + i * ld, width);
+        dst.position(0);
+    }
+
+    private static void zero(FloatPointer p, long from, long count) {
+        for (long done = 0; done < count; ) {
+            int len = (int) Math.min(ZEROS.length, count - done);
+            p.position(from + done).put(ZEROS, 0, len);
+            done += len;
+        }
+        p.position(0);
+    }
+}
