@@ -134,6 +134,9 @@ public final class ShapleyCommand implements Callable<Integer> {
         @Option(names = "--estimators", split = ",", description = "subset of: permutation, antithetic, tmab-bernstein,"
                 + " tmab-normal, regression-fitted, kernelshap (default: all)")
         List<String> estimators;
+        @Option(names = "--variants", defaultValue = "noiseless,noisy", split = ",",
+                description = "game variants: noiseless, noisy (default: ${DEFAULT-VALUE})")
+        List<String> variants;
 
         @Override public Integer call() {
             if (reps.length != sizes.length)
@@ -142,7 +145,10 @@ public final class ShapleyCommand implements Callable<Integer> {
                 if (sizes[i] < 200 || reps[i] < 1) throw new NshapException("--sizes must be >= 200 and --reps >= 1");
             if (surrogateSize != 0 && surrogateSize < 200) throw new NshapException("--surrogate-size must be 0 or >= 200");
             for (int b : budgets) if (b < 1) throw new NshapException("--budgets must be positive multiples of n");
-            System.out.print(EstimatorEval.run(sizes, reps, seed, budgets, estimators, System.err));
+            for (String v : variants)
+                if (!v.equals("noiseless") && !v.equals("noisy")) throw new NshapException("--variants: noiseless or noisy, got " + v);
+            EstimatorEval.run(sizes, reps, seed, budgets, estimators, variants.contains("noiseless"),
+                    variants.contains("noisy"), System.out, System.err);
             if (surrogateSize > 0)
                 System.out.print(EstimatorEval.surrogates(surrogateSize, new int[]{10, 100}, surrogateReps, seed, System.err));
             return 0;

@@ -146,11 +146,12 @@ public final class EstimatorEval {
     static String reach(long v) { return v < 0 ? "not reached" : Long.toString(v); }
 
     public static String run(int[] sizes, int[] reps, long seed, PrintStream log) {
-        return run(sizes, reps, seed, BUDGETS, null, log);
+        return run(sizes, reps, seed, BUDGETS, null, true, true, null, log);
     }
 
     /** {@code budgetFactors}: budgets in multiples of n; {@code only}: labels of the estimators to run (null = all). */
-    public static String run(int[] sizes, int[] reps, long seed, int[] budgetFactors, List<String> only, PrintStream log) {
+    public static String run(int[] sizes, int[] reps, long seed, int[] budgetFactors, List<String> only,
+                             boolean noiseless, boolean noisy, PrintStream out, PrintStream log) {
         StringBuilder sb = new StringBuilder();
         record Variant(String label, Estimator e, String bound) {}
         List<Variant> ests = List.of(new Variant("permutation", Estimator.PERMUTATION, TopK.BERNSTEIN),
@@ -165,6 +166,7 @@ public final class EstimatorEval {
             int n = sizes[si];
             long[] budgets = Arrays.stream(budgetFactors).mapToLong(b -> (long) b * n).toArray();
             for (IndexedUnanimity g : games(n, seed)) {
+                if (g.noise == 0 ? !noiseless : !noisy) continue;
                 sb.append("\n### n = ").append(n).append(", ").append(label(g)).append(" (").append(g.terms())
                         .append(" terms; mean over ").append(reps[si]).append(reps[si] == 1 ? " seed)" : " seeds)")
                         .append("\n\n| estimator | budget | MSE | Spearman | precision@10 | precision@100 | 95% coverage |\n")
@@ -209,6 +211,7 @@ public final class EstimatorEval {
                         .append(budgetFactors[budgetFactors.length - 1]).append("n = ").append(budgets[budgets.length - 1]).append("; TMAB stops once its top-100 is determined)\n\n")
                         .append("| estimator | precision@10 | precision@100 | evaluations used |\n|---|---|---|---|\n")
                         .append(reachRows);
+                if (out != null) { out.print(sb); out.flush(); sb.setLength(0); }   // a long benchmark shows each table as it ends
             }
         }
         int big = sizes[sizes.length - 1];
@@ -216,6 +219,7 @@ public final class EstimatorEval {
                 .append(" (noiseless game; the indexed unanimity game is itself a few microseconds)\n\n")
                 .append("| estimator | evaluations | game us/eval | estimator us/eval | estimator / game |\n")
                 .append("|---|---|---|---|---|\n").append(overhead);
+        if (out != null) { out.print(sb); out.flush(); return ""; }
         return sb.toString();
     }
 
