@@ -198,7 +198,7 @@ public final class EstimatorEval {
                         sb.append(String.format(Locale.ROOT, "| %s | %dn | %s | %s | %s | %s | %s |%n", v.label(), budgetFactors[b],
                                 fmt(sum[b][1], "%.3g"), fmt(sum[b][2], "%.3f"), fmt(sum[b][3], "%.2f"),
                                 fmt(sum[b][4], "%.2f"), fmt(sum[b][5], "%.3f")
-                                        + (e == Estimator.TMAB && b == budgets.length - 1
+                                        + (e == Estimator.TMAB && b == budgets.length - 1 && !Double.isNaN(bandit)
                                         ? fmt(bandit, " (bandit bound: %.3f)") : "")));
                     reachRows.append(String.format(Locale.ROOT, "| %s | %s | %s | %.0f |%n", v.label(), reach(median(rch[0])),
                             reach(median(rch[1])), evals / reps[si]));
