@@ -28,8 +28,10 @@ public final class Backends {
     }
 
     /**
-     * auto: the CUDA backend when it can run here, else the CPU backend with a one-line note on {@code notes};
-     * cuda: the CUDA backend or an {@link NshapException} (exit code 2) saying why it cannot run.
+     * auto: the CUDA backend when it can run here, else the CPU backend (silently: the command's header names the
+     * backend chosen, and {@code nshap cuda-info} says why there is no GPU); cuda: the CUDA backend or an
+     * {@link NshapException} (exit code 2) saying why it cannot run. {@code notes} gets only bf16 falling back to fp32
+     * and, once, a CPU GEMM that fell back to the Java kernels.
      */
     public static Backend open(String name, GPT2Weights w, String precision, PrintStream notes) {
         String b = name == null ? "auto" : name.toLowerCase();
@@ -50,8 +52,7 @@ public final class Backends {
             case "auto" -> {
                 String why = CudaDevice.unavailableReason();
                 if (why == null) return new CudaBackend(w, p);
-                notes.println("nshap: CUDA backend unavailable (" + why + "); using the CPU backend"
-                        + (p.equals("bf16") ? " in fp32" : ""));
+                if (p.equals("bf16")) notes.println("nshap: no usable GPU (" + why + "): the CPU backend computes in fp32, not bf16");
                 noteGemm(notes);
                 return new CpuBackend(w);
             }

@@ -38,7 +38,7 @@ public record HookPoint(int layer, Kind kind) {
     public static HookPoint parse(String s) {
         Matcher m = NAME.matcher(s.trim());
         if (!m.matches()) throw new NshapException("unknown hook point '" + s + "' (expected e.g. blocks.0.mlp.hook_post)");
-        return new HookPoint(Integer.parseInt(m.group(1)), Kind.ofSuffix(m.group(2)));
+        return new HookPoint(NeuronId.number(m.group(1), "layer", s), Kind.ofSuffix(m.group(2)));
     }
 
     /** Checks the layer exists in this model. */

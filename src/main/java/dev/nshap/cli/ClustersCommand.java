@@ -58,6 +58,11 @@ public final class ClustersCommand implements Runnable {
             }
             c.write(out);
             System.out.printf(Locale.ROOT, "wrote %s: %d neurons (topic %s, metric %s)%n", out, c.neurons().size(), c.topic(), c.metric());
+            JsonNode un = c.provenance().get("players_unsettled");
+            if (un != null)
+                System.out.printf(Locale.ROOT, "%d of the %d players exported are unsettled: TMAB had not yet separated them from"
+                        + " the rest of the top-k boundary%s%n", un.asInt(), c.provenance().path("players_selected").asInt(),
+                        un.asInt() > 0 ? " (a larger --budget settles more)" : "");
             return 0;
         }
     }

@@ -19,7 +19,7 @@ import java.util.List;
 import java.util.Locale;
 
 @Command(name = "evaluate", mixinStandardHelpOptions = true,
-        description = "Score the unmodified model on prompt sets: keyword accuracy, loss, logit-diff (mean and 95% Student-t CI over prompts).")
+        description = "Score the unmodified model on prompt sets: keyword accuracy, loss, logit-diff (mean and 95%% Student-t CI over prompts).")
 public final class EvaluateCommand implements Runnable {
     @Mixin ModelOptions modelOptions;
 

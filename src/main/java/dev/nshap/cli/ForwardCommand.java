@@ -30,6 +30,7 @@ public final class ForwardCommand implements Runnable {
 
     @Override public void run() {
         if (top < 1) throw new NshapException("--top must be at least 1");
+        if (out != null) dev.nshap.io.AtomicFiles.requireFileTarget(out);
         Checkpoint.LoadedModel m = modelOptions.load();
         int[] toks = m.tokenizer().encode(prompt);
         if (toks.length == 0) throw new NshapException("--prompt encodes to no tokens");

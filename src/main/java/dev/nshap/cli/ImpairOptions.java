@@ -88,7 +88,9 @@ public final class ImpairOptions {
 
     public void validate() {
         if (seeds < 1) throw new NshapException("--seeds must be at least 1");
+        if (seeds > 10_000) throw new NshapException("--seeds " + seeds + " is too many (at most 10000 noise draws)");
         if (baseline() < 0) throw new NshapException("--baseline must be 0 or more");
+        if (baseline() > 10_000) throw new NshapException("--baseline " + baseline() + " is too many (at most 10000 random clusters)");
         if (maxTokens < 1) throw new NshapException("--max-tokens must be positive");
         if (datasets == null || datasets.isEmpty()) throw new NshapException("--datasets: no dataset given");
         for (Path p : datasets) if (p.toString().isBlank()) throw new NshapException("--datasets: an empty file name in the list");

@@ -84,8 +84,12 @@ public final class ModelCommand implements Runnable {
         @Option(names = "--json", description = "Print one JSON object instead of text.")
         boolean json;
 
+        @Option(names = "--allow-nonfinite-weights", description = "report NaN or infinite weights as a warning instead of refusing")
+        boolean allowNonFinite;
+
         @Override public void run() {
             Checkpoint.Layout lay = Checkpoint.inspect(dir);
+            Checkpoint.checkFinite(lay, allowNonFinite);
             GPT2Config c = lay.config();
             String tokenizer = Checkpoint.tokenizerFor(dir).name();
             String sha = Checkpoint.sha256(dir.resolve(Checkpoint.WEIGHTS));

@@ -30,6 +30,10 @@ public final class ModelOptions {
     @Option(names = "--precision", defaultValue = "fp32", description = "fp32 | bf16 (bf16: CUDA only; default: ${DEFAULT-VALUE})")
     public String precision;
 
+    @Option(names = "--allow-nonfinite-weights",
+            description = "load a checkpoint with NaN or infinite weights, warning, instead of refusing it")
+    public boolean allowNonFinite;
+
     /** The repository root when running from the built jar or the source tree; used to find models/. */
     public static Path projectRoot() {
         String env = System.getenv("NSHAP_HOME");
@@ -64,7 +68,7 @@ public final class ModelOptions {
     public Checkpoint.LoadedModel load() {
         Path dir = modelDir();
         if (!Files.isDirectory(dir)) throw new NshapException("--model " + dir + ": no such directory");
-        Checkpoint.LoadedModel m = Checkpoint.load(dir);
+        Checkpoint.LoadedModel m = Checkpoint.load(dir, allowNonFinite);
         if (isRandomInit(dir))
             System.err.println("[nshap] NOTE: " + dir + " is a RANDOM-INIT model: its attributions describe no learnt behaviour");
         return m;
@@ -79,5 +83,11 @@ public final class ModelOptions {
         }
     }
 
-    public Backend open(GPT2Weights w) { return Backends.open(backend, w, precision); }
+    /** The backend, named once in the run's header on stderr (with auto, the user learns here which one ran). */
+    public Backend open(GPT2Weights w) {
+        Backend b = Backends.open(backend, w, precision);
+        System.err.println("[nshap] backend " + b.name() + ("auto".equalsIgnoreCase(backend) ? " (auto)" : "")
+                + ", model " + modelDir());
+        return b;
+    }
 }

@@ -52,16 +52,18 @@ public final class ShapleyCommand implements Callable<Integer> {
     @Override public Integer call() {
         ShapleyConfig cfg = options.toConfig();
         Game game = buildGame();
-        return run(game, cfg, System.out, System.err);
+        return run(game, cfg, System.out, System.err, options.force);
     }
 
     /** Runs and prints a summary; shared with other game sources. */
-    static int run(Game game, ShapleyConfig cfg, PrintStream out, PrintStream err) {
+    static int run(Game game, ShapleyConfig cfg, PrintStream out, PrintStream err) { return run(game, cfg, out, err, false); }
+
+    static int run(Game game, ShapleyConfig cfg, PrintStream out, PrintStream err, boolean force) {
         ShapleyResult r;
         try {
-            r = new ShapleyRunner(game, cfg).run();
+            r = new ShapleyRunner(game, cfg).force(force).run();
         } catch (ShapleyRunner.Interrupted e) {
-            err.println("nshap: " + e.getMessage());
+            if (!e.reported) err.println("nshap: " + e.getMessage());
             return 130;
         }
         summary(r, out);

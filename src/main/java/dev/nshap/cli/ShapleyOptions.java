@@ -89,6 +89,10 @@ public final class ShapleyOptions {
     @Option(names = "--shard", description = "run shard i of S (i/S); combine with 'nshap shapley merge'")
     String shard;
 
+    @Option(names = "--force", description = "run even when the budget cannot give each player two samples, and replace a"
+            + " result of more evaluations at --out")
+    boolean force;
+
     @Option(names = "--out", description = "output prefix: PREFIX.json, PREFIX.csv, checkpoint PREFIX.ckpt.json")
     Path out;
 

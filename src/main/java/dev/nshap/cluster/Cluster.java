@@ -84,6 +84,12 @@ public record Cluster(String topic, String metric, ModelIdentity model, List<Mem
 
     public void write(Path file) { Json.writeFile(file, toJson()); }
 
+    /** A number under its name, or under an older name (files written before the field names were unified). */
+    private static double field(JsonNode e, String... names) {
+        for (String n : names) if (e.has(n) && e.get(n).isNumber()) return e.get(n).asDouble();
+        return Double.NaN;
+    }
+
     public static Cluster read(Path file) {
         JsonNode o = Json.readTree(file);
         String w = file.toString();
@@ -108,12 +114,19 @@ public record Cluster(String topic, String metric, ModelIdentity model, List<Mem
         for (JsonNode e : arr) {
             i++;
             if (!e.hasNonNull("id")) throw new NshapException(w + ": neuron " + i + " has no \"id\"");
-            NeuronId nid = NeuronId.parse(e.get("id").asText());
-            if (nid.layer() >= id.nLayer() || nid.index() >= id.dMlp())
-                throw new NshapException(w + ": neuron " + nid + " lies outside the cluster's own model (" + id.nLayer() + " x " + id.dMlp() + ")");
-            if (!seen.add(nid)) throw new NshapException(w + ": neuron " + nid + " is listed twice");
-            ns.add(new Member(nid, e.path("value").asDouble(Double.NaN), e.path("stderr").asDouble(Double.NaN),
-                    e.path("ci_low").asDouble(Double.NaN), e.path("ci_high").asDouble(Double.NaN)));
+            // a group id ([A:B], a+b) stands for each of its neurons, each carrying the group's numbers
+            List<NeuronId> group;
+            try {
+                group = NeuronId.parseGroup(e.get("id").asText());
+            } catch (NshapException ex) {
+                throw new NshapException(w + ": neuron " + i + ": " + ex.getMessage());
+            }
+            for (NeuronId nid : group) {
+                if (nid.layer() >= id.nLayer() || nid.index() >= id.dMlp())
+                    throw new NshapException(w + ": neuron " + nid + " lies outside the cluster's own model (" + id.nLayer() + " x " + id.dMlp() + ")");
+                if (!seen.add(nid)) throw new NshapException(w + ": neuron " + nid + " is listed twice");
+                ns.add(new Member(nid, field(e, "value"), field(e, "stderr"), field(e, "ci_low", "ciLow"), field(e, "ci_high", "ciHigh")));
+            }
         }
         return new Cluster(o.path("topic").asText(""), o.path("metric").asText(""), id, List.copyOf(ns), o.get("provenance"));
     }

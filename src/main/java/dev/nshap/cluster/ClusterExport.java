@@ -15,8 +15,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * Turns a {@code nshap shapley} result of the GPT-2 neuron game into a cluster: the neurons chosen by one rule
@@ -48,9 +46,7 @@ public final class ClusterExport {
     }
 
     private record Row(String name, List<NeuronId> neurons, int layer, double value, double stderr, double lo, double hi,
-                       int rank, boolean settled) {}
-
-    private static final Pattern RANGE = Pattern.compile("blocks\\.(\\d+)\\.mlp\\.hook_post\\[(\\d+):(\\d+)]");
+                       int rank, boolean settled, long samples) {}
 
     public static Cluster export(Path resultFile, Rule rule) {
         JsonNode o = Json.readTree(resultFile);
@@ -82,8 +78,8 @@ public final class ClusterExport {
             for (NeuronId n : ns) if (n.layer() != layer) layer = -1;
             double v = num(r, "mean");
             if (!Double.isFinite(v)) throw new NshapException(w + ": player " + name + " has no value (\"mean\")");
-            rows.add(new Row(name, ns, layer, v, num(r, "stderr"), num(r, "ciLow"), num(r, "ciHigh"),
-                    r.path("rank").asInt(i), r.path("settled").asBoolean(false)));
+            rows.add(new Row(name, ns, layer, v, num(r, "stderr"), num(r, "ci_low", "ciLow"), num(r, "ci_high", "ciHigh"),
+                    r.path("rank").asInt(i), r.path("settled").asBoolean(false), r.path("samples").asLong(-1)));
         }
         rows.sort(Comparator.comparingDouble((Row r) -> -r.value).thenComparing(r -> r.neurons.get(0)));
 
@@ -102,6 +98,20 @@ public final class ClusterExport {
             chosen.sort(Comparator.comparingDouble((Row r) -> -r.value).thenComparing(r -> r.neurons.get(0)));
         }
         if (chosen.isEmpty()) throw new NshapException(w + ": the rule " + rule.describe() + " selects no neurons");
+        // A chosen player without an interval (one sample, a run too short) would export noise as a cluster.
+        int undefined = 0;
+        Row example = null;
+        for (Row r : chosen)
+            if (!Double.isFinite(r.stderr) || !Double.isFinite(r.lo) || !Double.isFinite(r.hi)) {
+                undefined++;
+                if (example == null) example = r;
+            }
+        if (undefined > 0)
+            throw new NshapException(w + ": " + undefined + " of the " + chosen.size() + " players chosen have no standard error or"
+                    + " interval (e.g. " + example.name + ", " + example.samples + " sample" + (example.samples == 1 ? "" : "s")
+                    + "): the run was too short to rank them; rerun it with a larger --budget");
+        int unsettled = 0;
+        for (Row r : chosen) if (!r.settled) unsettled++;
 
         List<Cluster.Member> members = new ArrayList<>();
         for (Row r : chosen)
@@ -114,9 +124,14 @@ public final class ClusterExport {
         prov.set("rule", Json.MAPPER.valueToTree(rule.describe()));
         prov.put("players_selected", chosen.size());
         prov.put("players_in_run", rows.size());
+        // TMAB settles a player once its interval clears the top-k threshold; other estimators settle none
+        if ("tmab".equals(o.path("estimator").asText())) prov.put("players_unsettled", unsettled);
         if (grouped) prov.put("groups_expanded", "each neuron of a group player carries the group's value");
-        for (String k : new String[]{"estimator", "evaluations", "units", "stopReason", "gameFingerprint", "elapsedSeconds"})
-            if (o.has(k)) prov.set(k, o.get(k));
+        for (String k : new String[]{"estimator", "evaluations", "units", "stop_reason", "game_fingerprint", "elapsed_seconds"}) {
+            String old = switch (k) { case "stop_reason" -> "stopReason"; case "game_fingerprint" -> "gameFingerprint";
+                case "elapsed_seconds" -> "elapsedSeconds"; default -> k; };   // results written before the rename
+            if (o.has(k)) prov.set(k, o.get(k)); else if (o.has(old)) prov.set(k, o.get(old));
+        }
         prov.set("game", game);
         if (o.has("config")) prov.set("config", o.get("config"));
         if (o.has("provenance")) prov.set("run", o.get("provenance"));
@@ -126,28 +141,21 @@ public final class ClusterExport {
         return new Cluster(game.path("topic").asText(""), game.path("metric").asText(""), id, List.copyOf(members), prov);
     }
 
-    private static double num(JsonNode r, String k) {
-        JsonNode v = r.get(k);
-        return v == null || !v.isNumber() ? Double.NaN : v.asDouble();
+    /** A number under its name or an older one (results written before the field names were unified). */
+    private static double num(JsonNode r, String... names) {
+        for (String k : names) {
+            JsonNode v = r.get(k);
+            if (v != null && v.isNumber()) return v.asDouble();
+        }
+        return Double.NaN;
     }
 
     /** The neurons of a player name: one id, a layer range {@code [a:b]}, or ids joined by '+'. */
     static List<NeuronId> neuronsOf(String name, String where) {
-        List<NeuronId> out = new ArrayList<>();
-        Matcher m = RANGE.matcher(name);
-        if (m.matches()) {
-            int l = Integer.parseInt(m.group(1)), a = Integer.parseInt(m.group(2)), b = Integer.parseInt(m.group(3));
-            if (b <= a) throw new NshapException(where + ": bad neuron range " + name);
-            for (int k = a; k < b; k++) out.add(new NeuronId(l, k));
-            return out;
+        try {
+            return NeuronId.parseGroup(name);
+        } catch (NshapException e) {
+            throw new NshapException(where + ": player '" + name + "' is not a neuron id or group");
         }
-        for (String part : name.split("\\+")) {
-            try {
-                out.add(NeuronId.parse(part));
-            } catch (NshapException e) {
-                throw new NshapException(where + ": player '" + name + "' is not a neuron id");
-            }
-        }
-        return out;
     }
 }

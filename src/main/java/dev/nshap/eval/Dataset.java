@@ -1,6 +1,5 @@
 package dev.nshap.eval;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.nshap.NshapException;
 import dev.nshap.io.Json;
@@ -43,13 +42,7 @@ public record Dataset(String name, Path file, List<Prompt> prompts) {
             String line = lines.get(i).strip();
             if (line.isEmpty()) continue;
             String where = file + ":" + (i + 1);
-            JsonNode n;
-            try {
-                n = Json.MAPPER.readTree(line);
-            } catch (JsonProcessingException e) {
-                throw new NshapException(where + ": invalid JSON: " + e.getOriginalMessage());
-            }
-            if (n == null || !n.isObject()) throw new NshapException(where + ": not a JSON object");
+            JsonNode n = Json.parseLine(line, where);
             String id = text(n, "id", where, false);
             if (id == null) id = Integer.toString(i + 1);
             if (!ids.add(id)) throw new NshapException(where + ": duplicate id '" + id + "'");
@@ -88,10 +81,10 @@ public record Dataset(String name, Path file, List<Prompt> prompts) {
                 String line = lines.get(i).strip();
                 if (line.isEmpty()) continue;
                 try {
-                    JsonNode n = Json.MAPPER.readTree(line);
+                    JsonNode n = Json.parseLine(line, file.toString());
                     String id = n.hasNonNull("id") ? n.get("id").asText() : Integer.toString(i + 1);
                     if (id.equals(p.id())) return file + ":" + (i + 1) + ": prompt '" + p.id() + "'";
-                } catch (JsonProcessingException ignored) { }
+                } catch (NshapException ignored) { }
             }
         } catch (IOException ignored) { }
         return file + ": prompt '" + p.id() + "'";

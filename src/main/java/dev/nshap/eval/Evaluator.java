@@ -72,9 +72,10 @@ public final class Evaluator {
             if (ps.length == 0) throw new NshapException("evaluate: no prompts selected");
             if (metrics.contains(Metric.LOGIT_DIFF))
                 for (int p : ps)
-                    if (data.foils[p] < 0)
+                    if (data.foils[p] < 0 || data.foils[p] >= cfg.vocabSize())
                         throw new NshapException(data.dataset.file() + ": prompt '" + data.dataset.prompts().get(p).id()
-                                + "' has no foil, which the logit-diff metric needs");
+                                + (data.foils[p] < 0 ? "' has no foil, which the logit-diff metric needs"
+                                : "' has foil token " + data.foils[p] + ", outside the model's vocabulary of " + cfg.vocabSize()));
         }
         if (metrics.contains(Metric.KL)) cleanDistributions();
         double[][][] out = new double[metrics.size()][conditions.size()][];

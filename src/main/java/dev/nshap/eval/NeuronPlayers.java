@@ -90,6 +90,8 @@ public record NeuronPlayers(List<Player> players, String spec) {
     private static void addToken(String tok, int groupSize, GPT2Config cfg, List<Player> out, String where) {
         if (tok.equals("all")) {
             for (int l = 0; l < cfg.nLayer(); l++) addLayer(l, groupSize, cfg, out);
+        } else if (NeuronId.isGroup(tok)) {
+            out.add(group(parseGroup(tok, cfg, where), tok.contains(":") ? tok : null));
         } else if (tok.contains("[")) {
             NeuronId n = parseNeuron(tok, cfg, where);
             out.add(new Player(n.toString(), new NeuronId[]{n}));
@@ -109,6 +111,31 @@ public record NeuronPlayers(List<Player> players, String spec) {
             }
             addLayer(hp.layer(), groupSize, cfg, out);
         }
+    }
+
+    /** The neurons of an id or group spelling ({@code [A:B]}, '+'), each checked against the model. */
+    private static List<NeuronId> parseGroup(String tok, GPT2Config cfg, String where) {
+        try {
+            List<NeuronId> ns = NeuronId.parseGroup(tok);
+            for (NeuronId n : ns) n.checkFor(cfg);
+            return ns;
+        } catch (NshapException e) {
+            throw new NshapException(where + ": " + e.getMessage());
+        }
+    }
+
+    /**
+     * One player of these neurons, named as results name it (so a name read back from a result gives the same
+     * player): a range {@code [a:b]} keeps that name, a single id is itself, a list is its ids joined by '+'.
+     */
+    static Player group(List<NeuronId> list, String rangeName) {
+        NeuronId[] ns = list.toArray(new NeuronId[0]);
+        Arrays.sort(ns);
+        if (ns.length == 1) return new Player(ns[0].toString(), ns);
+        if (rangeName != null) return new Player(HookPoint.mlpPost(ns[0].layer()) + "[" + ns[0].index() + ":" + (ns[ns.length - 1].index() + 1) + "]", ns);
+        StringBuilder name = new StringBuilder(ns[0].toString());
+        for (int k = 1; k < ns.length; k++) name.append('+').append(ns[k]);
+        return new Player(name.toString(), ns);
     }
 
     private static NeuronId parseNeuron(String tok, GPT2Config cfg, String where) {
@@ -157,16 +184,13 @@ public record NeuronPlayers(List<Player> players, String spec) {
                 addToken(toks[0], groupSize, cfg, out, where);
                 continue;
             }
-            NeuronId[] ns = new NeuronId[toks.length];
-            for (int k = 0; k < toks.length; k++) {
-                if (!toks[k].contains("["))
-                    throw new NshapException(where + ": a group lists neuron ids (blocks.L.mlp.hook_post[N]), not " + toks[k]);
-                ns[k] = parseNeuron(toks[k], cfg, where);
+            List<NeuronId> ns = new ArrayList<>();
+            for (String t : toks) {
+                if (!t.contains("["))
+                    throw new NshapException(where + ": a group lists neuron ids (blocks.L.mlp.hook_post[N] or [A:B]), not " + t);
+                ns.addAll(parseGroup(t, cfg, where));
             }
-            Arrays.sort(ns);
-            StringBuilder name = new StringBuilder(ns[0].toString());
-            for (int k = 1; k < ns.length; k++) name.append('+').append(ns[k]);
-            out.add(new Player(name.toString(), ns));
+            out.add(group(ns, null));
         }
     }
 }

@@ -53,10 +53,21 @@ public final class TokenizedDataset {
                 int[] ft = tok.encode(p.foil());
                 foils[i] = ft.length == 0 ? -1 : ft[0];
             } else foils[i] = -1;
-            for (int t : s) if (t >= cfg.vocabSize()) throw new NshapException(d.where(p) + ": token " + t + " outside the model's vocabulary");
-            for (int t : at) if (t >= cfg.vocabSize()) throw new NshapException(d.where(p) + ": token " + t + " outside the model's vocabulary");
+            for (int t : s) checkToken(t, cfg, d, p, "prompt");
+            for (int t : at) checkToken(t, cfg, d, p, "answer");
+            if (foils[i] != -1) checkToken(foils[i], cfg, d, p, "foil");
         }
         return new TokenizedDataset(d, seqs, pos, ans, foils);
+    }
+
+    /**
+     * A token id the model has no row for would index past the logits of its own position (silently reading the
+     * next position's) or past the embedding table: refuse it, naming the prompt.
+     */
+    private static void checkToken(int t, GPT2Config cfg, Dataset d, Prompt p, String what) {
+        if (t < 0 || t >= cfg.vocabSize())
+            throw new NshapException(d.where(p) + ": " + what + " token " + t + " is outside the model's vocabulary (0.."
+                    + (cfg.vocabSize() - 1) + "): the tokenizer does not match the model");
     }
 
     /** For tests and synthetic sets: already-tokenised prompts. */

@@ -21,7 +21,7 @@ public record Site(HookPoint.Kind kind, int layer) {
         if (!m.matches())
             throw new NshapException("unknown --site '" + s + "' (expected blocks.*.mlp.hook_pre|mlp.hook_post|hook_mlp_out|hook_resid_mid, * or a layer number)");
         String l = m.group(1);
-        return new Site(HookPoint.Kind.ofSuffix(m.group(2)), l == null || l.equals("*") ? -1 : Integer.parseInt(l));
+        return new Site(HookPoint.Kind.ofSuffix(m.group(2)), l == null || l.equals("*") ? -1 : dev.nshap.backend.NeuronId.number(l, "layer", s));
     }
 
     public boolean neuronSite() { return kind == HookPoint.Kind.MLP_POST || kind == HookPoint.Kind.MLP_PRE; }

@@ -19,6 +19,7 @@ public final class AtomicFiles {
     public static void write(Path target, Writer body) {
         Path abs = target.toAbsolutePath();
         Path dir = abs.getParent();
+        requireFileTarget(target);
         Path tmp = null;
         try {
             Files.createDirectories(dir);
@@ -41,6 +42,20 @@ public final class AtomicFiles {
         } finally {
             if (tmp != null) try { Files.deleteIfExists(tmp); } catch (IOException ignored) { }
         }
+    }
+
+    /**
+     * Refuses, as bad input (exit 2), an output path that can never become a file: a directory, or a path under a
+     * file. Commands call it before their work; {@link #write} calls it again.
+     */
+    public static void requireFileTarget(Path target) {
+        Path abs = target.toAbsolutePath();
+        if (Files.isDirectory(abs)) throw new dev.nshap.NshapException(target + " is a directory; give a file name");
+        for (Path d = abs.getParent(); d != null; d = d.getParent())
+            if (Files.exists(d)) {
+                if (!Files.isDirectory(d)) throw new dev.nshap.NshapException(target + ": " + d + " is not a directory");
+                break;
+            }
     }
 
     public static void writeString(Path target, String text) {

@@ -47,6 +47,9 @@ public final class BpeTokenizer implements Tokenizer {
         }
     }
 
+    /** 16M ids: 300 times GPT-2's vocabulary, and a decoder table that still fits any heap. */
+    static final int MAX_ID = 1 << 24;
+
     private final String name;
     private final Map<String, Integer> encoder;
     private final String[] decoder;
@@ -58,7 +61,14 @@ public final class BpeTokenizer implements Tokenizer {
         this.name = name;
         this.encoder = new HashMap<>(vocab);
         int max = -1;
-        for (int id : vocab.values()) max = Math.max(max, id);
+        for (Map.Entry<String, Integer> e : vocab.entrySet()) {
+            // Ids index the decoder and, later, the model's embedding rows: an id far past the vocabulary's size
+            // (2^31-1) would overflow the decoder's length. Real vocabularies number their tokens 0..N-1.
+            if (e.getValue() >= MAX_ID)
+                throw new NshapException(name + ": id " + e.getValue() + " of token '" + e.getKey() + "' is beyond any GPT-2"
+                        + " vocabulary (ids must be below " + MAX_ID + ")");
+            max = Math.max(max, e.getValue());
+        }
         decoder = new String[max + 1];
         for (Map.Entry<String, Integer> e : vocab.entrySet()) {
             int id = e.getValue();

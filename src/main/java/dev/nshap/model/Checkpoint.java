@@ -118,6 +118,11 @@ public final class Checkpoint {
                 if (rest.equals("attn.bias") || rest.equals("attn.masked_bias")) continue; // causal-mask buffers
                 long layer;
                 try { layer = Long.parseLong(m.group(1)); } catch (NumberFormatException e) { layer = Long.MAX_VALUE; }
+                // 'h.00.ln_1.weight' names layer 0 too, but no lookup by 'h.0.' would find it (it used to pass
+                // inspect and crash forward): only the canonical spelling is a GPT-2 parameter.
+                if (layer != Long.MAX_VALUE && !m.group(1).equals(Long.toString(layer)))
+                    throw new NshapException(stFile + ": tensor '" + name + "' has layer number '" + m.group(1)
+                            + "' (expected h." + layer + "." + m.group(2) + ")");
                 if (layer >= c.nLayer())
                     throw new NshapException(stFile + ": tensor '" + name + "' belongs to layer " + m.group(1)
                             + " but config n_layer = " + c.nLayer() + " (more layers than the config says)");
@@ -133,6 +138,14 @@ public final class Checkpoint {
             if (!Arrays.equals(got, want)) throw new NshapException(shapeMessage(stFile, name, canon, got, want, c));
             dtypes.put(name, dt);
         }
+        // Before anything is sized by n_layer (a list of 12 names per layer): the tensors must have as many
+        // layers as the config claims.
+        int blocks = 0;
+        for (String canon : canonicalToFile.keySet()) if (canon.startsWith("h.")) blocks++;
+        if (blocks != (long) c.nLayer() * BLOCK_PARAMS.length)
+            throw new NshapException(stFile + ": missing tensor '" + firstMissing(c, canonicalToFile) + "' (fewer layers than config"
+                    + " n_layer = " + c.nLayer() + ": the file has " + blocks + " block tensors, " + blocks / BLOCK_PARAMS.length
+                    + " layers' worth)");
         for (String canon : requiredNames(c))
             if (!canonicalToFile.containsKey(canon))
                 throw new NshapException(stFile + ": missing tensor '" + canon + "'"
@@ -157,6 +170,14 @@ public final class Checkpoint {
         return base;
     }
 
+    /** The first block tensor absent, looking no further than one layer past the file's tensors. */
+    private static String firstMissing(GPT2Config c, Map<String, String> have) {
+        int layers = Math.min(c.nLayer(), have.size() / BLOCK_PARAMS.length + 1);
+        for (int l = 0; l < layers; l++)
+            for (String p : BLOCK_PARAMS) if (!have.containsKey("h." + l + "." + p)) return "h." + l + "." + p;
+        return "h.?";
+    }
+
     private static java.util.List<String> requiredNames(GPT2Config c) {
         java.util.List<String> r = new java.util.ArrayList<>();
         r.add("wte.weight");
@@ -167,7 +188,13 @@ public final class Checkpoint {
         return r;
     }
 
-    public static LoadedModel load(Path dir) {
+    public static LoadedModel load(Path dir) { return load(dir, false); }
+
+    /**
+     * Reads and validates a checkpoint. A NaN or infinite weight is refused naming its tensor (every loss would
+     * be NaN); with {@code allowNonFinite} it is reported on stderr instead.
+     */
+    public static LoadedModel load(Path dir, boolean allowNonFinite) {
         Layout lay = inspect(dir);
         // Hash while the tensors are read: for GPT-2 xl both are seconds of I/O-bound work.
         java.util.concurrent.CompletableFuture<String> sha =
@@ -195,7 +222,9 @@ public final class Checkpoint {
         Progress p = totalBytes >= (512L << 20) ? new Progress("loading " + dir.getFileName() + " (MB)", totalBytes >> 20) : null;
         long done = 0, shownMb = -1;
         for (Map.Entry<String, String> e : lay.canonicalToFile.entrySet()) {
-            st.readFloats(e.getValue(), dst.get(e.getKey()), 0);
+            float[] a = dst.get(e.getKey());
+            st.readFloats(e.getValue(), a, 0);
+            checkFinite(st.file(), e.getValue(), a, allowNonFinite);
             done += st.byteSize(e.getValue());
             if (p != null && (done >> 20) != shownMb) p.update(shownMb = done >> 20);
         }
@@ -208,6 +237,23 @@ public final class Checkpoint {
             throw e;
         }
         return new LoadedModel(dir, c, w, tok, hash, java.util.Collections.unmodifiableMap(lay.dtypes));
+    }
+
+    /** Reads every tensor of an inspected checkpoint once, refusing (or, allowed, reporting) non-finite weights. */
+    public static void checkFinite(Layout lay, boolean allowNonFinite) {
+        for (String name : lay.canonicalToFile.values()) checkFinite(lay.file.file(), name, lay.file.readFloats(name), allowNonFinite);
+    }
+
+    static void checkFinite(Path file, String name, float[] a, boolean allow) {
+        long bad = 0;
+        int first = -1;
+        for (int i = 0; i < a.length; i++)
+            if (!Float.isFinite(a[i]) && bad++ == 0) first = i;
+        if (bad == 0) return;
+        String msg = file + ": tensor '" + name + "' has " + bad + " non-finite value" + (bad == 1 ? "" : "s")
+                + " (element " + first + " is " + a[first] + ")";
+        if (!allow) throw new NshapException(msg + "; pass --allow-nonfinite-weights to load it anyway");
+        System.err.println("[nshap] WARNING: " + msg + "; every value computed from it may be NaN");
     }
 
     /** The directory's own vocab.json + merges.txt when present, else GPT-2's r50k_base. */

@@ -56,8 +56,15 @@ public record GPT2Config(int nLayer, int nHead, int nEmbd, int nPositions, int v
         return fromJson(n, file.toString());
     }
 
+    /**
+     * Sizes beyond these describe no GPT-2 that can be run (GPT-2 xl: 48 layers, n_embd 1600); a config claiming
+     * more is refused before anything is sized from it (1e9 layers used to be a minute and an OutOfMemoryError).
+     */
+    public static final int MAX_LAYERS = 4096, MAX_EMBD = 1 << 16, MAX_POSITIONS = 1 << 20, MAX_VOCAB = 1 << 24;
+
     public static GPT2Config fromJson(JsonNode n, String where) {
         if (n == null || !n.isObject()) throw new NshapException(where + ": config is not a JSON object");
+        refuseUnimplemented(n, where);
         return new GPT2Config(
                 intField(n, where, "n_layer", null), intField(n, where, "n_head", null),
                 intField(n, where, "n_embd", null), intField(n, where, "n_positions", "n_ctx"),
@@ -70,8 +77,47 @@ public record GPT2Config(int nLayer, int nHead, int nEmbd, int nPositions, int v
         JsonNode v = n.get(key);
         if (v == null && alt != null) v = n.get(alt);
         if (v == null) throw new NshapException(where + ": config has no '" + key + "'");
-        if (!v.canConvertToInt()) throw new NshapException(where + ": config '" + key + "' is not an integer");
-        return v.asInt();
+        // canConvertToInt() accepts 1.5 (and would truncate it): a size must be a whole number.
+        if (!v.isNumber() || !v.canConvertToInt() || (!v.isIntegralNumber() && v.asDouble() != Math.rint(v.asDouble())))
+            throw new NshapException(where + ": config '" + key + "' is " + v + ", not an integer");
+        int x = v.asInt();
+        int max = switch (key) {
+            case "n_layer" -> MAX_LAYERS;
+            case "n_embd", "n_head" -> MAX_EMBD;
+            case "n_positions" -> MAX_POSITIONS;
+            default -> MAX_VOCAB;
+        };
+        if (x > max) throw new NshapException(where + ": config '" + key + "' = " + x + " is beyond any runnable GPT-2 (at most " + max + ")");
+        return x;
+    }
+
+    /**
+     * Options of Hugging Face's GPT2Config that change the computation and that nshap does not implement: a
+     * checkpoint using them would load and silently compute something else.
+     */
+    private static void refuseUnimplemented(JsonNode n, String where) {
+        JsonNode mt = n.get("model_type");
+        if (mt != null && !mt.isNull() && !mt.asText().equals("gpt2"))
+            throw new NshapException(where + ": model_type '" + mt.asText() + "' is not gpt2");
+        JsonNode inner = n.get("n_inner");
+        if (inner != null && !inner.isNull()) {
+            JsonNode embd = n.get("n_embd");
+            if (!inner.isIntegralNumber() || embd == null || !embd.canConvertToLong() || inner.asLong() != 4 * embd.asLong())
+                throw new NshapException(where + ": n_inner = " + inner + " is not implemented (nshap's MLP is 4 x n_embd"
+                        + (embd != null ? " = " + 4 * embd.asLong() : "") + ")");
+        }
+        flag(n, where, "scale_attn_weights", true);
+        flag(n, where, "scale_attn_by_inverse_layer_idx", false);
+        flag(n, where, "add_cross_attention", false);
+    }
+
+    private static void flag(JsonNode n, String where, String key, boolean implemented) {
+        JsonNode v = n.get(key);
+        if (v == null || v.isNull()) return;
+        if (!v.isBoolean()) throw new NshapException(where + ": config '" + key + "' is " + v + ", not true or false");
+        if (v.asBoolean() != implemented)
+            throw new NshapException(where + ": " + key + " = " + v.asBoolean() + " is not implemented (nshap computes "
+                    + key + " = " + implemented + ")");
     }
 
     public ObjectNode toJson() {

@@ -323,6 +323,12 @@ public final class SafeTensors {
 
     // ------------------------------------------------------------------ writing
 
+    /** A finite weight that becomes infinite in the narrower dtype would make the written model compute NaN. */
+    private static NshapException overflow(String name, String dtype, long index, float v) {
+        return new NshapException("tensor '" + name + "' element " + index + " = " + v + " overflows " + dtype
+                + " (largest finite " + (dtype.equals("F16") ? "65504" : "3.39e38") + "): keep f32 (--dtype f32)");
+    }
+
     /**
      * Writes the tensors, in the given order, converting each to its dtype (F32, F16 or BF16), atomically.
      * The header is padded with spaces to a multiple of 8 bytes, as the reference implementation does.
@@ -360,11 +366,11 @@ public final class SafeTensors {
             ByteBuffer lb = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, padded);
             out.write(lb.array());
             out.write(hbytes);
-            for (Tensor t : tensors.values()) writeData(out, t);
+            for (Map.Entry<String, Tensor> e : tensors.entrySet()) writeData(out, e.getKey(), e.getValue());
         });
     }
 
-    private static void writeData(OutputStream out, Tensor t) throws IOException {
+    private static void writeData(OutputStream out, String name, Tensor t) throws IOException {
         int esize = dtypeSize(t.dtype, "tensor");
         int chunk = 1 << 16;
         ByteBuffer bb = ByteBuffer.allocate(chunk * esize).order(ByteOrder.LITTLE_ENDIAN);
@@ -374,8 +380,20 @@ public final class SafeTensors {
             bb.clear();
             switch (t.dtype) {
                 case "F32" -> { for (int j = 0; j < k; j++) bb.putFloat(d[i + j]); }
-                case "F16" -> { for (int j = 0; j < k; j++) bb.putShort(floatToHalf(d[i + j])); }
-                case "BF16" -> { for (int j = 0; j < k; j++) bb.putShort(floatToBf16(d[i + j])); }
+                case "F16" -> {
+                    for (int j = 0; j < k; j++) {
+                        short h = floatToHalf(d[i + j]);
+                        if ((h & 0x7C00) == 0x7C00 && Float.isFinite(d[i + j])) throw overflow(name, t.dtype, i + j, d[i + j]);
+                        bb.putShort(h);
+                    }
+                }
+                case "BF16" -> {
+                    for (int j = 0; j < k; j++) {
+                        short h = floatToBf16(d[i + j]);
+                        if ((h & 0x7F80) == 0x7F80 && Float.isFinite(d[i + j])) throw overflow(name, t.dtype, i + j, d[i + j]);
+                        bb.putShort(h);
+                    }
+                }
                 default -> throw new IllegalStateException(t.dtype);
             }
             out.write(bb.array(), 0, k * esize);

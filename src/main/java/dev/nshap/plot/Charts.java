@@ -72,7 +72,12 @@ public final class Charts {
         } else if (format.equals("nshap-specificity-1")) {
             out.addAll(write(specificity(result), prefix, width, height));
         } else if (shapleyRows(result) != null) {
-            out.addAll(write(shapleyByLayer(result), prefix, width, height));
+            // the players the result ranks first, with their intervals; then how each layer's values spread
+            // (a game whose players are not neurons, a synthetic one, has no layers: its top players only)
+            JFreeChart top = shapleyTop(result, TOP_PLAYERS);
+            JFreeChart layers = hasLayers(result) ? shapleyByLayer(result) : null;
+            out.addAll(write(top, prefix, width, height));
+            if (layers != null) out.addAll(write(layers, prefix.resolveSibling(prefix.getFileName() + "-layers"), width, height));
         } else {
             throw new NshapException("cannot plot a result of format '" + format + "' (impairment, specificity or shapley results)");
         }
@@ -85,42 +90,57 @@ public final class Charts {
      * same prompts clean and impaired), which is far tighter than the CI of the raw metric.
      */
     public static JFreeChart impairment(JsonNode result, String metric, boolean harm) {
+        // Only the random baseline is drawn as a band: the prompt-level intervals of every curve overlapped into
+        // one wash. A curve's own interval is two thin lines of its colour, left out of the legend.
         YIntervalSeriesCollection ds = new YIntervalSeriesCollection();
-        List<Boolean> isBaseline = new ArrayList<>();
+        List<String> kind = new ArrayList<>();          // "curve", "ci", "baseline"
         List<Integer> colour = new ArrayList<>();
+        List<Boolean> inLegend = new ArrayList<>();
         int k = 0;
         for (JsonNode c : result.path("curves")) {
             if (!c.path("metric").asText().equals(metric)) continue;
             String name = c.path("dataset").asText();
-            YIntervalSeries s = new YIntervalSeries(name + (c.path("baseline_clusters").asInt() > 0 ? " (cluster)" : ""));
-            YIntervalSeries b = new YIntervalSeries(name + " (random, " + c.path("baseline_clusters").asInt() + ")");
+            int rc = c.path("baseline_clusters").asInt();
+            YIntervalSeries s = new YIntervalSeries(name + (rc > 0 ? ": the cluster" : ""));
+            YIntervalSeries lo = new YIntervalSeries(name + " CI low"), hi = new YIntervalSeries(name + " CI high");
+            YIntervalSeries b = new YIntervalSeries(name + ": " + rc + " random clusters (grey band: mean +- 1.96 sd)");
             double clean = c.path("clean").path("mean").asDouble(Double.NaN);
             boolean higher = c.path("higher_is_better").asBoolean(metric.equals("accuracy") || metric.equals("logit-diff"));
             for (JsonNode p : c.path("points")) {
                 double x = p.path("level").asDouble();
+                double m, l, h;
                 if (harm) {
-                    double h = p.path("harm").asDouble(Double.NaN);
-                    s.add(x, h, p.path("harm_ci_low").asDouble(h), p.path("harm_ci_high").asDouble(h));
+                    m = p.path("harm").asDouble(Double.NaN);
+                    l = p.path("harm_ci_low").asDouble(m);
+                    h = p.path("harm_ci_high").asDouble(m);
                 } else {
-                    double m = p.path("mean").asDouble(Double.NaN);
-                    s.add(x, m, p.path("ci_low").asDouble(m), p.path("ci_high").asDouble(m));
+                    m = p.path("mean").asDouble(Double.NaN);
+                    l = p.path("ci_low").asDouble(m);
+                    h = p.path("ci_high").asDouble(m);
                 }
+                s.add(x, m, m, m);
+                lo.add(x, l, l, l);
+                hi.add(x, h, h, h);
                 if (p.hasNonNull("baseline_mean")) {
-                    double bm = p.get("baseline_mean").asDouble(), lo = p.path("baseline_low").asDouble(bm), hi = p.path("baseline_high").asDouble(bm);
+                    double bm = p.get("baseline_mean").asDouble(), blo = p.path("baseline_low").asDouble(bm), bhi = p.path("baseline_high").asDouble(bm);
                     if (harm) {
                         // the random clusters' harm: their mean metric against the same clean mean
-                        double hm = higher ? clean - bm : bm - clean, hlo = higher ? clean - hi : lo - clean, hhi = higher ? clean - lo : hi - clean;
+                        double hm = higher ? clean - bm : bm - clean, hlo = higher ? clean - bhi : blo - clean, hhi = higher ? clean - blo : bhi - clean;
                         b.add(x, hm, hlo, hhi);
-                    } else b.add(x, bm, lo, hi);
+                    } else b.add(x, bm, blo, bhi);
                 }
             }
-            ds.addSeries(s);
-            isBaseline.add(false);
-            colour.add(k);
+            for (YIntervalSeries t : new YIntervalSeries[]{s, lo, hi}) {
+                ds.addSeries(t);
+                kind.add(t == s ? "curve" : "ci");
+                colour.add(k);
+                inLegend.add(t == s);
+            }
             if (b.getItemCount() > 0) {
                 ds.addSeries(b);
-                isBaseline.add(true);
+                kind.add("baseline");
                 colour.add(k);
+                inLegend.add(true);
             }
             k++;
         }
@@ -138,14 +158,17 @@ public final class Charts {
         if (metric.equals("accuracy") && !harm) y.setRange(-0.02, 1.02);
         else y.setAutoRangeMinimumSize(metric.equals("accuracy") ? 0.1 : 1e-3);
         DeviationRenderer r = new DeviationRenderer(true, false);
-        r.setAlpha(0.18f);
+        r.setAlpha(0.22f);
         for (int i = 0; i < ds.getSeriesCount(); i++) {
             Color col = PALETTE[colour.get(i) % PALETTE.length];
             r.setSeriesPaint(i, col);
-            r.setSeriesFillPaint(i, isBaseline.get(i) ? Color.GRAY : col);
-            r.setSeriesStroke(i, isBaseline.get(i)
-                    ? new BasicStroke(1.6f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[]{6f, 4f}, 0f)
-                    : new BasicStroke(2.2f));
+            r.setSeriesFillPaint(i, Color.GRAY);
+            r.setSeriesVisibleInLegend(i, inLegend.get(i));
+            r.setSeriesStroke(i, switch (kind.get(i)) {
+                case "baseline" -> new BasicStroke(1.6f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[]{6f, 4f}, 0f);
+                case "ci" -> new BasicStroke(0.8f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f, new float[]{2f, 3f}, 0f);
+                default -> new BasicStroke(2.2f);
+            });
         }
         XYPlot plot = new XYPlot(ds, x, y, r);
         plot.setBackgroundPaint(Color.WHITE);
@@ -153,9 +176,9 @@ public final class Charts {
         plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
         JFreeChart chart = new JFreeChart("Impairment of " + shortName(cfg.path("cluster").asText()) + " at " + cfg.path("site").asText()
                 + " (" + cfg.path("mode").asText() + ")", new Font("SansSerif", Font.BOLD, 15), plot, true);
-        chart.addSubtitle(new TextTitle((harm ? "change from clean (up = worse), paired 95% CI" : "mean and 95% CI")
+        chart.addSubtitle(new TextTitle((harm ? "change from clean (up = worse); dotted: paired 95% CI" : "mean; dotted: 95% CI")
                 + " over prompts" + (cfg.path("mode").asText().equals("scale") ? "" : " x " + cfg.path("seeds").asInt() + " noise seed(s)")
-                + "; dashed: random clusters, mean +- 1.96 sd"
+                + "; dashed with grey band: random clusters, mean +- 1.96 sd"
                 + (cfg.path("model").path("random_init").asBoolean() ? "  [RANDOM-INIT model]" : ""), new Font("SansSerif", Font.PLAIN, 11)));
         chart.setBackgroundPaint(Color.WHITE);
         return chart;
@@ -243,6 +266,84 @@ public final class Charts {
             if (a != null && a.isArray() && !a.isEmpty() && a.get(0).isObject()) return a;
         }
         return null;
+    }
+
+    /** Players on the top-players chart: as many as stay legible at the default height. */
+    public static final int TOP_PLAYERS = 20;
+
+    /**
+     * The k players of highest value, best on top, each a dot at its value with a bar over its confidence interval
+     * (players without one, too few samples, get the dot alone and "no CI" in their label). This is what a Shapley
+     * run is for; a per-layer box plot clipped at its whiskers hid exactly these players.
+     */
+    public static JFreeChart shapleyTop(JsonNode result, int k) {
+        record P(String name, double v, double lo, double hi) {}
+        List<P> ps = new ArrayList<>();
+        for (JsonNode p : shapleyRows(result)) {
+            JsonNode v = p.hasNonNull("mean") ? p.get("mean") : p.get("value");
+            if (v == null || !v.isNumber()) continue;
+            String name = p.path("name").asText(p.path("id").asText("player " + p.path("player").asText("?")));
+            ps.add(new P(name, v.asDouble(), number(p, "ci_low", "ciLow"), number(p, "ci_high", "ciHigh")));
+        }
+        if (ps.isEmpty()) throw new NshapException("shapley result: no player has a value to plot");
+        ps.sort((a, b) -> Double.compare(b.v, a.v));
+        List<P> top = ps.subList(0, Math.min(k, ps.size()));
+        YIntervalSeries s = new YIntervalSeries("value and CI");
+        String[] labels = new String[top.size()];
+        for (int i = 0; i < top.size(); i++) {
+            P p = top.get(i);
+            boolean ci = Double.isFinite(p.lo) && Double.isFinite(p.hi);
+            s.add(i, p.v, ci ? p.lo : p.v, ci ? p.hi : p.v);
+            labels[i] = (i + 1) + ". " + p.name + (ci ? "" : " (no CI)");
+        }
+        YIntervalSeriesCollection ds = new YIntervalSeriesCollection();
+        ds.addSeries(s);
+        SymbolAxis players = new SymbolAxis(null, labels);
+        players.setInverted(true);           // rank 1 on top
+        players.setGridBandsVisible(false);
+        players.setTickLabelFont(new Font("SansSerif", Font.PLAIN, 10));
+        NumberAxis value = new NumberAxis("Shapley value");
+        value.setAutoRangeIncludesZero(true);
+        org.jfree.chart.renderer.xy.XYErrorRenderer r = new org.jfree.chart.renderer.xy.XYErrorRenderer();
+        r.setDrawXError(false);
+        r.setDrawYError(true);
+        r.setDefaultLinesVisible(false);
+        r.setSeriesPaint(0, PALETTE[0]);
+        r.setErrorPaint(PALETTE[0]);
+        r.setErrorStroke(new BasicStroke(2f));
+        r.setSeriesShape(0, new java.awt.geom.Ellipse2D.Double(-4, -4, 8, 8));
+        XYPlot plot = new XYPlot(ds, players, value, r);
+        plot.setOrientation(org.jfree.chart.plot.PlotOrientation.HORIZONTAL);
+        plot.setBackgroundPaint(Color.WHITE);
+        plot.setRangeGridlinePaint(Color.LIGHT_GRAY);
+        plot.setDomainGridlinesVisible(false);
+        plot.addRangeMarker(new org.jfree.chart.plot.ValueMarker(0, Color.GRAY, new BasicStroke(1f)));
+        double conf = result.path("config").path("confidence").asDouble(0.95);
+        JFreeChart chart = new JFreeChart("Top " + top.size() + " of " + ps.size() + " players by Shapley value",
+                new Font("SansSerif", Font.BOLD, 15), plot, false);
+        JsonNode g = result.path("game");
+        String topic = g.isObject() ? g.path("topic").asText(g.path("dataset").asText("")) : "";
+        String est = result.path("estimator").asText("");
+        chart.addSubtitle(new TextTitle((topic.isEmpty() ? "" : topic + "; ") + (est.isEmpty() ? "" : est + ", ")
+                + result.path("evaluations").asText("?") + " evaluations; bars: "
+                + (est.equals("tmab") ? "empirical-Bernstein bound" : String.format(Locale.ROOT, "%.0f%% CI", 100 * conf)),
+                new Font("SansSerif", Font.PLAIN, 11)));
+        chart.setBackgroundPaint(Color.WHITE);
+        return chart;
+    }
+
+    /** A number under its name or an older one (files written before the field names were unified). */
+    private static double number(JsonNode p, String... names) {
+        for (String n : names) if (p.hasNonNull(n) && p.get(n).isNumber()) return p.get(n).asDouble();
+        return Double.NaN;
+    }
+
+    private static boolean hasLayers(JsonNode result) {
+        for (JsonNode p : shapleyRows(result)) {
+            if (p.has("layer") && p.get("layer").asText().matches("\\d+")) return true;
+            if (NEURON.matcher(p.path("name").asText(p.path("id").asText(""))).find()) return true;
+        }
+        return false;
     }
 
     /** Box plot per layer of the neurons' Shapley values. */

@@ -51,10 +51,15 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
                             Path out, boolean resume, double epsilon, Path surrogate, Path screen, int screenTop,
                             int screenSample, String bound) {
 
+    public static final int MAX_BATCH = 1 << 20;
+
     public ShapleyConfig {
         if (estimator == null) throw new NshapException("no estimator given");
         if (batch < 1) throw new NshapException("--batch must be at least 1, got " + batch);
+        // each batch is a list sized up front: 2^31 coalitions is an out-of-memory crash, not a batch
+        if (batch > MAX_BATCH) throw new NshapException("--batch " + batch + " is too large (at most " + MAX_BATCH + " coalitions per call)");
         if (round < 1) throw new NshapException("--round must be at least 1, got " + round);
+        if (round > MAX_BATCH) throw new NshapException("--round " + round + " is too large (at most " + MAX_BATCH + " units per round)");
         if (budget < 0) throw new NshapException("--budget must not be negative, got " + budget);
         if (permutations < 0) throw new NshapException("--permutations must not be negative, got " + permutations);
         if (estimator != Estimator.EXACT && budget == 0 && permutations == 0)

@@ -63,22 +63,22 @@ public final class ShapleyOutput {
         prov.put("os", System.getProperty("os.name") + " " + System.getProperty("os.arch"));
         prov.putAll(extraProvenance);
         o.set("provenance", Json.MAPPER.valueToTree(prov));
-        o.set("config", Json.MAPPER.valueToTree(r.config().describe()));
+        o.set("config", Json.MAPPER.valueToTree(snakeKeys(r.config().describe())));
         o.set("game", Json.MAPPER.valueToTree(r.game()));
-        o.put("gameFingerprint", r.gameFingerprint());
+        o.put("game_fingerprint", r.gameFingerprint());
         o.put("players", r.estimates().size());
         o.put("estimator", r.config().estimator().id());
         o.put("evaluations", r.evaluations());
         o.put("units", r.units());
-        o.put("stopReason", r.stopReason());
-        o.put("elapsedSeconds", r.elapsedSeconds());
+        o.put("stop_reason", r.stopReason());
+        o.put("elapsed_seconds", r.elapsedSeconds());
         Metrics.Errors e = r.errors();
         if (e != null) {
             ObjectNode en = o.putObject("error");
             num(en, "mse", e.mse());
-            num(en, "maxAbsError", e.maxAbs());
+            num(en, "max_abs_error", e.maxAbs());
             num(en, "spearman", e.spearman());
-            num(en, "precisionAtK", e.precisionAtK());
+            num(en, "precision_at_k", e.precisionAtK());
             en.put("k", e.k());
         }
         ArrayNode ps = o.putArray("results");
@@ -92,25 +92,56 @@ public final class ShapleyOutput {
             num(pn, "mean", p.mean());
             num(pn, "stderr", p.stderr());
             pn.put("samples", p.samples());
-            num(pn, "ciLow", p.ciLow());
-            num(pn, "ciHigh", p.ciHigh());
+            num(pn, "ci_low", p.ciLow());
+            num(pn, "ci_high", p.ciHigh());
             pn.put("settled", p.settled());
             if (bandit(r)) {
-                num(pn, "banditLow", p.banditLow());
-                num(pn, "banditHigh", p.banditHigh());
+                num(pn, "bandit_low", p.banditLow());
+                num(pn, "bandit_high", p.banditHigh());
                 pn.put("status", p.status());
             }
             if (r.exact() != null) num(pn, "exact", r.exact()[p.player()]);
         }
-        o.put("intervals", "ciLow..ciHigh: Student t at confidence " + r.config().confidence()
-                + (bandit(r) ? "; banditLow..banditHigh: the bandit's " + r.config().bound() + " bound, all players and times"
+        o.put("intervals", "ci_low..ci_high: Student t at confidence " + r.config().confidence()
+                + (bandit(r) ? "; bandit_low..bandit_high: the bandit's " + r.config().bound() + " bound, all players and times"
                 + " at once with probability 1 - delta = " + (1 - r.config().delta()) + " (what settles players)" : ""));
-        if (r.topK() != null) o.set("topK", Json.MAPPER.valueToTree(r.topK()));
+        if (r.topK() != null) {
+            Map<String, Object> t = snakeKeys(r.topK());
+            if (t.get("screen") instanceof Map<?, ?> sc) {
+                @SuppressWarnings("unchecked") Map<String, Object> scm = (Map<String, Object>) sc;
+                t.put("screen", snakeKeys(scm));
+            }
+            o.set("top_k", Json.MAPPER.valueToTree(t));
+        }
         if (r.stats() != null) o.set("statistics", r.stats().toJson());
         return o;
     }
 
     static boolean bandit(ShapleyResult r) { return r.config().estimator() == Estimator.TMAB && r.stats() != null; }
+    /**
+     * One vocabulary across result kinds (docs/results.md): snake_case, as the CSV, clusters, impairment and
+     * specificity results already were. {@code topK} -> {@code top_k}.
+     */
+    static Map<String, Object> snakeKeys(Map<String, Object> m) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        m.forEach((k, v) -> out.put(snake(k), v));
+        return out;
+    }
+
+    static String snake(String camel) {
+        return camel.replaceAll("([a-z0-9])([A-Z])", "$1_$2").toLowerCase(Locale.ROOT);
+    }
+
+    /** A field by its name, or by the camelCase name results had before the vocabulary was unified. */
+    static JsonNode field(JsonNode o, String snakeName) {
+        JsonNode v = o.get(snakeName);
+        if (v != null) return v;
+        StringBuilder camel = new StringBuilder();
+        for (String part : snakeName.split("_"))
+            camel.append(camel.length() == 0 ? part : Character.toUpperCase(part.charAt(0)) + part.substring(1));
+        v = o.get(camel.toString());
+        return v != null ? v : com.fasterxml.jackson.databind.node.MissingNode.getInstance();
+    }
 
     private static void num(ObjectNode o, String k, double v) {
         if (Double.isFinite(v)) o.put(k, v); else o.putNull(k);
@@ -172,7 +203,7 @@ public final class ShapleyOutput {
                     if (!String.valueOf(a.get(k)).equals(String.valueOf(b.get(k))))
                         throw new NshapException(f + ": shard of a different run (" + k + " is " + b.get(k) + ", "
                                 + files.get(0) + " has " + a.get(k) + ")");
-                if (!first.path("gameFingerprint").asText().equals(o.path("gameFingerprint").asText()))
+                if (!field(first, "game_fingerprint").asText().equals(field(o, "game_fingerprint").asText()))
                     throw new NshapException(f + ": shard of a different game than " + files.get(0));
             }
             if (seen.get(c.shardIndex()))
@@ -183,7 +214,7 @@ public final class ShapleyOutput {
             evaluations += o.path("evaluations").asLong();
             units += o.path("units").asLong();
             rounds = Math.max(rounds, o.path("rounds").asLong());
-            elapsed += o.path("elapsedSeconds").asDouble();
+            elapsed += field(o, "elapsed_seconds").asDouble();
         }
         if (seen.cardinality() != shardCount)
             throw new NshapException("merge: got shards " + seen + " of " + shardCount + "; all of 0.." + (shardCount - 1)
@@ -194,8 +225,8 @@ public final class ShapleyOutput {
         List<List<String>> extra = new ArrayList<>(java.util.Collections.nCopies(n, List.of()));
         List<String> extraCols = new ArrayList<>();
         double[] exact = null;
-        var known = java.util.Set.of("rank", "player", "name", "mean", "stderr", "samples", "ciLow", "ciHigh",
-                "settled", "exact", "banditLow", "banditHigh", "status");
+        var known = java.util.Set.of("rank", "player", "name", "mean", "stderr", "samples", "ci_low", "ci_high",
+                "ciLow", "ciHigh", "settled", "exact", "bandit_low", "bandit_high", "status");
         JsonNode rows = first.path("results");
         if (rows.size() != n) throw new NshapException(files.get(0) + ": results do not list " + n + " players");
         rows.get(0).fieldNames().forEachRemaining(fn -> { if (!known.contains(fn)) extraCols.add(fn); });
@@ -213,11 +244,11 @@ public final class ShapleyOutput {
         }
         ShapleyConfig merged = cfg0.toBuilder().shard(0, 1).out(outPrefix).resume(false).build();
         ShapleyResult r = new ShapleyResult(merged, Json.MAPPER.convertValue(first.path("game"), Map.class),
-                first.path("gameFingerprint").asText(), ShapleyRunner.estimates(merged, stats, null), evaluations,
+                field(first, "game_fingerprint").asText(), ShapleyRunner.estimates(merged, stats, null), evaluations,
                 units, rounds, "merged " + shardCount + " shards", elapsed, stats, exact, null);
         if (outPrefix != null) {
             Map<String, Object> prov = new LinkedHashMap<>();
-            prov.put("mergedFrom", files.stream().map(Path::toString).toList());
+            prov.put("merged_from", files.stream().map(Path::toString).toList());
             write(r, new Labels(names, extraCols, extra), merged.jsonPath(), merged.csvPath(), prov);
         }
         return r;
@@ -226,15 +257,17 @@ public final class ShapleyOutput {
     private static ShapleyConfig configOf(JsonNode c, Path f) {
         try {
             ShapleyConfig.Builder b = ShapleyConfig.builder(Estimator.parse(c.path("estimator").asText()));
+            JsonNode base = field(c, "truncation_baseline");
             b.budget(c.path("budget").asLong()).permutations(c.path("permutations").asLong())
                     .seed(c.path("seed").asLong()).tolerance(c.path("tolerance").asDouble())
-                    .truncationTolerance(c.path("truncationTolerance").asDouble())
-                    .truncationBaseline(c.hasNonNull("truncationBaseline") ? c.get("truncationBaseline").asDouble() : null)
-                    .truncationSteps(c.path("truncationSteps").asInt()).delta(c.path("delta").asDouble())
-                    .topK(c.path("topK").asInt()).range(c.path("range").asDouble()).round(c.path("round").asInt())
-                    .confidence(c.path("confidence").asDouble()).epsilon(c.path("epsilon").asDouble(0)).bound(c.path("bound").asText(TopK.BERNSTEIN))
+                    .truncationTolerance(field(c, "truncation_tolerance").asDouble())
+                    .truncationBaseline(base.isNumber() ? base.asDouble() : null)
+                    .truncationSteps(field(c, "truncation_steps").asInt()).delta(c.path("delta").asDouble())
+                    .topK(field(c, "top_k").asInt()).range(c.path("range").asDouble()).round(c.path("round").asInt())
+                    .confidence(c.path("confidence").asDouble()).epsilon(c.path("epsilon").asDouble(0))
+                    .bound(c.path("bound").asText(TopK.BERNSTEIN))
                     .surrogate(c.hasNonNull("surrogate") ? Path.of(c.get("surrogate").asText()) : null)
-                    .shard(c.path("shardIndex").asInt(), c.path("shardCount").asInt());
+                    .shard(field(c, "shard_index").asInt(), field(c, "shard_count").asInt());
             if (c.has("batch")) b.batch(c.get("batch").asInt());
             return b.build();
         } catch (NshapException e) {

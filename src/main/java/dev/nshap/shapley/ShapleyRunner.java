@@ -44,6 +44,8 @@ import java.util.function.LongPredicate;
  */
 public final class ShapleyRunner {
     public static final String CHECKPOINT_FORMAT = "nshap-shapley-checkpoint-1";
+    /** 4M players: 13 times all of GPT-2 xl's neurons; a few arrays of this length per run still fit any heap. */
+    public static final int MAX_PLAYERS = 1 << 22;
 
     /**
      * Called after every group of units started together: a round for TMAB or with a stopping tolerance, else
@@ -55,14 +57,26 @@ public final class ShapleyRunner {
     public static final class Interrupted extends RuntimeException {
         public final Path checkpoint;
         public final long evaluations;
+        /** True when the runner already told the user (on a signal the JVM may exit before the caller can). */
+        public boolean reported;
 
         Interrupted(Path checkpoint, long evaluations) {
-            super("interrupted after " + evaluations + " evaluations"
-                    + (checkpoint == null ? "" : "; checkpoint " + checkpoint + " (rerun with --resume to continue)"));
+            super(message(checkpoint, evaluations));
             this.checkpoint = checkpoint;
             this.evaluations = evaluations;
         }
     }
+
+    static String message(Path checkpoint, long evaluations) {
+        return "interrupted after " + evaluations + " evaluations" + (checkpoint == null ? ""
+                : "; checkpoint " + checkpoint + " written (rerun with --resume to continue, or --resume --budget "
+                + evaluations + " to write the result from what exists)");
+    }
+
+    /** A step of a big model can take minutes: after this grace the signal path writes the last consistent state itself. */
+    static final long SIGNAL_GRACE_MS = 2000;
+    /** Besides --checkpoint-every: a checkpoint after the first step, then at least this often. */
+    static final long CHECKPOINT_SECONDS = 300;
 
     private static final ObjectMapper SORTED = Json.MAPPER.copy()
             .enable(SerializationFeature.ORDER_MAP_ENTRIES_BY_KEYS).disable(SerializationFeature.INDENT_OUTPUT);
@@ -82,12 +96,14 @@ public final class ShapleyRunner {
     private final KernelShap kernel;
     /** Hash of the input files' values (surrogate, screen): a checkpoint from other inputs is refused. */
     private final String inputsHash;
+    private boolean force;
 
     public ShapleyRunner(Game game, ShapleyConfig cfg) {
         this.game = Objects.requireNonNull(game);
         this.cfg = Objects.requireNonNull(cfg);
         this.n = game.players();
         if (n < 1) throw new NshapException("the game has no players");
+        if (n > MAX_PLAYERS) throw new NshapException("the game has " + n + " players; at most " + MAX_PLAYERS + " are supported");
         surrogate = cfg.surrogate() == null ? null : PlayerValues.load(cfg.surrogate(), game, "--surrogate");
         double[] screenValues = cfg.screen() == null ? null : PlayerValues.load(cfg.screen(), game, "--screen");
         screen = screenValues == null ? null : TopK.screen(screenValues, cfg.screenTop(), cfg.screenSample(), cfg.seed());
@@ -114,6 +130,8 @@ public final class ShapleyRunner {
     /** Test hook: checked between steps; when true the run checkpoints and throws {@link Interrupted}. */
     public ShapleyRunner stopWhen(LongPredicate evaluationsDone) { stopWhen = evaluationsDone; return this; }
     public ShapleyRunner listener(RoundListener l) { listener = l; return this; }
+    /** Run even when the budget cannot give each player two samples, and overwrite a result with more evaluations. */
+    public ShapleyRunner force(boolean on) { force = on; return this; }
 
     public static String fingerprint(Game g) {
         try {
@@ -133,12 +151,75 @@ public final class ShapleyRunner {
             if (!cfg.resume() && Files.exists(ckpt))
                 throw new NshapException(ckpt + " exists: pass --resume to continue that run, or delete it");
         }
-        ShapleyResult r = cfg.estimator() == Estimator.EXACT ? runExact() : new Sampling().run();
-        if (cfg.out() != null) {
-            ShapleyOutput.write(r, game, cfg.jsonPath(), cfg.csvPath());
-            try { Files.deleteIfExists(ckpt); } catch (IOException e) { throw new UncheckedIOException(e); }
+        if (!force && cfg.estimator() != Estimator.EXACT && !cfg.resume()) refuseTooFewSamples();
+        // Two runs into one prefix would overwrite each other's checkpoint: the second is refused.
+        try (dev.nshap.io.OutputLock lock = cfg.out() == null ? null : dev.nshap.io.OutputLock.acquire(cfg.out())) {
+            if (!force && cfg.out() != null) refuseWorseThanExisting();
+            ShapleyResult r = cfg.estimator() == Estimator.EXACT ? runExact() : new Sampling().run();
+            warnUndersampled(r);
+            if (cfg.out() != null) {
+                ShapleyOutput.write(r, game, cfg.jsonPath(), cfg.csvPath());
+                try { Files.deleteIfExists(ckpt); } catch (IOException e) { throw new UncheckedIOException(e); }
+            }
+            return r;
         }
-        return r;
+    }
+
+    /** Worst-case evaluations of one unit before anything is settled (what the budget rule reserves for it). */
+    private long firstUnitCost() {
+        return switch (cfg.estimator()) {
+            case ANTITHETIC -> 2L * (n + 1);
+            case PERMUTATION -> n + 1;
+            default -> n + 2L;
+        };
+    }
+
+    /**
+     * A unit gives each player at most one sample. Fewer than two units means no standard error and no interval:
+     * a ranking of noise (--budget 10 gave NaNs, --budget 2048 over 1024 players one permutation). Refused up front.
+     */
+    private void refuseTooFewSamples() {
+        long cost = firstUnitCost();
+        long units = Long.MAX_VALUE;
+        if (cfg.budget() > 0) units = cfg.budget() / cost;
+        if (cfg.permutations() > 0) units = Math.min(units, cfg.permutations());
+        else if (cfg.shardCount() > 1) units = Math.min(units, Long.MAX_VALUE / cfg.shardCount()) * cfg.shardCount();
+        if (units >= 2) return;
+        String unit = cfg.estimator() == Estimator.ANTITHETIC ? "antithetic pair" : "permutation";
+        throw new NshapException((cfg.budget() > 0 && cfg.budget() / cost < 2
+                ? "--budget " + cfg.budget() + " cannot give each of the " + n + " players two samples: one " + unit + " costs up to "
+                        + cost + " evaluations, so at least " + 2 * cost + " are needed"
+                : "--permutations " + cfg.permutations() + " gives each player fewer than two samples (at least 2 are needed)")
+                + " for a standard error; pass --force to run anyway");
+    }
+
+    /** Never replace a finished result with one of fewer evaluations (demo --budget 64 over a 2048 run) unless forced. */
+    private void refuseWorseThanExisting() {
+        Path old = cfg.jsonPath();
+        if (!Files.isRegularFile(old) || cfg.estimator() == Estimator.EXACT) return;
+        JsonNode o;
+        try {
+            o = Json.readTree(old);
+        } catch (NshapException e) {
+            return;   // not a result we can compare with; the rename replaces it atomically as before
+        }
+        if (!o.path("format").asText().startsWith("nshap-shapley-result") || !o.path("evaluations").canConvertToLong()) return;
+        long had = o.path("evaluations").asLong();
+        long most = cfg.budget() > 0 ? cfg.budget() : Long.MAX_VALUE;
+        if (cfg.permutations() > 0) most = Math.min(most, Math.multiplyExact(Math.max(1, cfg.permutations()), 2L * (n + 1)));
+        if (most < had)
+            throw new NshapException(old + " holds a finished result of " + had + " evaluations; this run may spend at most "
+                    + most + " and would replace it with a less precise one: choose another --out, or pass --force");
+    }
+
+    /** Players left with fewer than two samples have no interval; say so loudly rather than hand over a quiet ranking. */
+    private void warnUndersampled(ShapleyResult r) {
+        if (cfg.estimator() == Estimator.EXACT) return;
+        long few = 0;
+        for (PlayerEstimate e : r.estimates()) if (e.samples() < 2) few++;
+        if (few > 0)
+            err.println("nshap: WARNING: " + few + " of " + n + " players have fewer than two samples: their standard errors"
+                    + " and intervals are undefined and their ranks are noise (raise --budget)");
     }
 
     private double[] evaluate(List<Coalition> batch) {
@@ -311,6 +392,11 @@ public final class ShapleyRunner {
         double elapsedBefore;
         final long t0 = System.nanoTime();
         Progress progress;
+        /** The last consistent state (between steps), for the signal path; built at most about once a second. */
+        volatile ObjectNode snapshot;
+        long snapshotAt, snapshotCost, lastCheckpointAt = System.nanoTime();
+        boolean checkpointed;
+        final Object writing = new Object();
 
         long unitAt(long seq) { return cfg.shardIndex() + seq * cfg.shardCount(); }
 
@@ -348,23 +434,51 @@ public final class ShapleyRunner {
         }
 
         ShapleyResult run() {
-            if (cfg.resume()) restore(Json.readTree(cfg.checkpointPath()));
+            if (cfg.resume()) {
+                restore(Json.readTree(cfg.checkpointPath()));
+                if (showProgress)
+                    err.println("shapley " + cfg.estimator().id() + ": resuming from " + evaluations + " evaluations ("
+                            + nextSeq + " units, " + Progress.formatSeconds(elapsedBefore) + " spent before)");
+                // Stop early and take what exists: a budget at or below what was spent ends the run here.
+                if (cfg.budget() > 0 && evaluations >= cfg.budget()) {
+                    round = null;
+                    if (stopReason == null) stopReason = "budget";
+                }
+            }
             long shardUnits = (cfg.permutations() - cfg.shardIndex() + cfg.shardCount() - 1) / cfg.shardCount();
             long total = cfg.budget() > 0 ? cfg.budget() : Math.max(1, shardUnits * worstCost());
-            progress = new Progress("shapley " + cfg.estimator().id(), total, err);
+            // the rate (and so the ETA) counts this run's evaluations only, not the checkpoint's
+            progress = new Progress("shapley " + cfg.estimator().id(), total, err).from(evaluations);
             lastCheckpoint = evaluations;
+            if (handleSignals && cfg.out() != null) snapshot = checkpointJson();   // the start is a consistent state too
             CountDownLatch saved = new CountDownLatch(1);
             Thread hook = null;
             if (handleSignals && cfg.out() != null) {
                 hook = new Thread(() -> {
                     signalled = true;
-                    try { saved.await(60, TimeUnit.SECONDS); } catch (InterruptedException ignored) { }
+                    // The loop checkpoints at its next step boundary; one step of a big model can outlast any wait
+                    // (a minute for GPT-2 small on a CPU), so after a short grace write the last consistent state.
+                    try {
+                        if (saved.await(SIGNAL_GRACE_MS, TimeUnit.MILLISECONDS)) return;
+                    } catch (InterruptedException ignored) { }
+                    synchronized (writing) {
+                        if (saved.getCount() == 0) return;
+                        ObjectNode snap = snapshot;
+                        Json.writeFile(cfg.checkpointPath(), snap);
+                        err.println("nshap: " + message(cfg.checkpointPath(), snap.path("evaluations").asLong()));
+                        err.flush();
+                    }
                 }, "nshap-shapley-checkpoint");
                 Runtime.getRuntime().addShutdownHook(hook);
             }
             try {
                 loop();
             } catch (Interrupted e) {
+                if (signalled) {
+                    err.println("nshap: " + e.getMessage());
+                    err.flush();
+                    e.reported = true;
+                }
                 throw e;
             } finally {
                 saved.countDown();
@@ -438,8 +552,8 @@ public final class ShapleyRunner {
                     step();
                     if (showProgress) progress.update(evaluations, status());
                     boolean stop = signalled || (stopWhen != null && stopWhen.test(evaluations));
-                    if (stop || (cfg.checkpointEvery() > 0 && evaluations - lastCheckpoint >= cfg.checkpointEvery()))
-                        checkpoint();
+                    if (stop || checkpointDue()) checkpoint();
+                    else snapshotIfDue();
                     if (stop) throw new Interrupted(cfg.checkpointPath(), evaluations);
                 }
                 endRound();
@@ -515,7 +629,26 @@ public final class ShapleyRunner {
             }
             if (stopReason == null && cfg.tolerance() > 0 && toleranceReached()) stopReason = "tolerance";
             if (listener != null) listener.afterRound(evaluations, stats, (BitSet) settled.clone());
-            if (cfg.checkpointEvery() > 0 && evaluations - lastCheckpoint >= cfg.checkpointEvery()) checkpoint();
+            if (checkpointDue()) checkpoint();
+            else snapshotIfDue();
+        }
+
+        /** Every --checkpoint-every evaluations; and, so a long run never has nothing to resume, after its first step and every few minutes. */
+        boolean checkpointDue() {
+            if (cfg.out() == null) return false;
+            if (!checkpointed && evaluations > lastCheckpoint) return true;
+            if (cfg.checkpointEvery() > 0 && evaluations - lastCheckpoint >= cfg.checkpointEvery()) return true;
+            return System.nanoTime() - lastCheckpointAt > CHECKPOINT_SECONDS * 1_000_000_000L;
+        }
+
+        /** At most 5% of the run goes to snapshots: one every 20 times what the last one cost to build. */
+        void snapshotIfDue() {
+            if (!handleSignals || cfg.out() == null) return;
+            long now = System.nanoTime();
+            if (now - snapshotAt < 20 * snapshotCost) return;
+            snapshot = checkpointJson();
+            snapshotAt = System.nanoTime();
+            snapshotCost = snapshotAt - now;
         }
 
         boolean toleranceReached() {
@@ -531,6 +664,18 @@ public final class ShapleyRunner {
         void checkpoint() {
             lastCheckpoint = evaluations;
             if (cfg.out() == null) return;
+            ObjectNode o = checkpointJson();
+            snapshot = o;
+            snapshotAt = System.nanoTime();
+            synchronized (writing) {
+                Json.writeFile(cfg.checkpointPath(), o);
+            }
+            checkpointed = true;
+            lastCheckpointAt = System.nanoTime();
+        }
+
+        /** The state between steps as checkpoint JSON. */
+        ObjectNode checkpointJson() {
             ObjectNode o = JsonNodeFactory.instance.objectNode();
             o.put("format", CHECKPOINT_FORMAT);
             o.set("config", Json.MAPPER.valueToTree(cfg.resultDefining()));
@@ -559,7 +704,7 @@ public final class ShapleyRunner {
                     }
                 }
             }
-            Json.writeFile(cfg.checkpointPath(), o);
+            return o;
         }
 
         void restore(JsonNode o) {
@@ -571,6 +716,8 @@ public final class ShapleyRunner {
             var names = want.fieldNames();
             while (names.hasNext()) {
                 String f = names.next();
+                // a new budget continues (or, at or below what was spent, ends) the same run
+                if (f.equals("budget")) continue;
                 if (!String.valueOf(want.get(f)).equals(String.valueOf(have.get(f))))
                     throw new NshapException(p + " was written by a different configuration: " + f + " is "
                             + have.get(f) + " there but " + want.get(f) + " now");

@@ -82,15 +82,22 @@ public final class SyntheticGames {
 
         static int players(JsonNode o) {
             JsonNode p = o.get("players");
-            if (p == null || !p.isIntegralNumber() || !p.canConvertToInt() || p.asInt() < 1)
+            if (p == null || !p.isIntegralNumber() || !p.canConvertToLong() || p.asLong() < 1)
                 throw new NshapException("\"players\" must be a positive integer");
-            return p.asInt();
+            return checkPlayers(p.asLong());
+        }
+
+        static int checkPlayers(long n) {
+            if (n > ShapleyRunner.MAX_PLAYERS)
+                throw new NshapException(n + " players is more than nshap can hold statistics for (at most " + ShapleyRunner.MAX_PLAYERS + ")");
+            return (int) n;
         }
 
         static double[] numbers(JsonNode o, String key) {
             JsonNode a = o.get(key);
             if (a == null || !a.isArray() || a.isEmpty())
                 throw new NshapException("\"" + key + "\" must be a non-empty array of numbers");
+            checkPlayers(a.size());
             double[] x = new double[a.size()];
             for (int i = 0; i < x.length; i++) {
                 if (!a.get(i).isNumber() || !Double.isFinite(a.get(i).asDouble()))

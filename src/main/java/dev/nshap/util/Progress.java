@@ -9,7 +9,7 @@ public final class Progress {
     private final long total;
     private final PrintStream err;
     private final long start = System.nanoTime();
-    private long lastPrint = 0;
+    private long lastPrint = 0, base = 0;
     private final boolean tty = System.console() != null;
 
     public Progress(String what, long total) { this(what, total, System.err); }
@@ -20,13 +20,19 @@ public final class Progress {
         this.err = err;
     }
 
+    /** Work already done before this run (a resumed checkpoint): the rate and ETA count only what this run does. */
+    public Progress from(long doneBefore) {
+        base = doneBefore;
+        return this;
+    }
+
     /** Reports {@code done} of the total; {@code extra} is appended (e.g. "unsettled 37"). */
     public void update(long done, String extra) {
         long now = System.nanoTime();
         if (done < total && now - lastPrint < (tty ? 250_000_000L : 5_000_000_000L)) return;
         lastPrint = now;
         double secs = (now - start) / 1e9;
-        double rate = secs > 0 ? done / secs : 0;
+        double rate = secs > 0 ? (done - base) / secs : 0;
         String eta = rate > 0 && total > 0 ? formatSeconds((total - done) / rate) : "?";
         String line = String.format(Locale.ROOT, "%s %d/%d (%.1f%%) %.1f/s ETA %s%s", what, done, total,
                 total > 0 ? 100.0 * done / total : 0, rate, eta, extra == null || extra.isEmpty() ? "" : " " + extra);

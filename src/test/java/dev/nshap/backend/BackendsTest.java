@@ -15,7 +15,7 @@ import static org.junit.jupiter.api.Assertions.*;
 class BackendsTest {
     final GPT2Weights w = TestModels.random(new GPT2Config(1, 2, 32, 16, 50, 1e-5, "gelu_new"), 1, 0.1f);
 
-    @Test void autoFallsBackToCpuWithOneLineOrUsesTheGpu() {
+    @Test void autoFallsBackToCpuSilentlyOrUsesTheGpu() {
         ByteArrayOutputStream notes = new ByteArrayOutputStream();
         try (Backend b = Backends.open("auto", w, "fp32", new PrintStream(notes, true))) {
             String why = CudaDevice.unavailableReason();
@@ -24,9 +24,8 @@ class BackendsTest {
                 assertEquals("", notes.toString());
             } else {
                 assertEquals("cpu", b.name());
-                String note = notes.toString().strip();
-                assertFalse(note.contains("\n"), "one line: " + note);
-                assertTrue(note.contains(why), note);
+                // the header names the backend; no CUDA note on every run (a GEMM fallback note may remain)
+                assertFalse(notes.toString().contains("CUDA"), notes.toString());
             }
         }
     }

@@ -74,7 +74,6 @@ class SafeTensorsTest {
                 1f,                       // 0x3C00
                 -2.5f,                    // 1.25 * 2^1 -> exp 16, mant 0x100, sign -> 0xC100
                 65504f,                   // largest half 0x7BFF
-                65520f,                   // halfway 65504..65536 -> even -> overflows to +inf 0x7C00
                 0x1.0p-24f,               // smallest subnormal 0x0001
                 0x1.0p-25f,               // half of it: tie -> even (0) -> 0x0000
                 0x1.8p-24f,               // 1.5 units: tie between 1 and 2 -> 2 -> 0x0002
@@ -86,15 +85,19 @@ class SafeTensorsTest {
                 -0f,                      // 0x8000
                 1e-10f,                   // underflows to 0
         };
-        int[] want = {0x3C00, 0xC100, 0x7BFF, 0x7C00, 0x0001, 0x0000, 0x0002, 0x0400, 0x3C00, 0x3C02, 0x3C01, 0xFC00,
+        int[] want = {0x3C00, 0xC100, 0x7BFF, 0x0001, 0x0000, 0x0002, 0x0400, 0x3C00, 0x3C02, 0x3C01, 0xFC00,
                 0x8000, 0x0000};
         Path f = writeOne("F16", v);
         assertArrayEquals(want, shorts(dataBytes(f)));
         // Reading decodes the stored halves exactly.
         float[] back = SafeTensors.open(f).readFloats("x");
-        float[] wantBack = {1f, -2.5f, 65504f, Float.POSITIVE_INFINITY, 0x1.0p-24f, 0f, 0x1.0p-23f, 0x1.0p-14f, 1f,
+        float[] wantBack = {1f, -2.5f, 65504f, 0x1.0p-24f, 0f, 0x1.0p-23f, 0x1.0p-14f, 1f,
                 1f + 0x1.0p-9f, 1f + 0x1.0p-10f, Float.NEGATIVE_INFINITY, -0f, 0f};
         assertArrayEquals(wantBack, back);
+        // halfway 65504..65536 -> even -> overflows to +inf 0x7C00; the conversion says so, and writing refuses it
+        assertEquals((short) 0x7C00, SafeTensors.floatToHalf(65520f));
+        NshapException e = assertThrows(NshapException.class, () -> writeOne("F16", new float[]{1f, 2f, 65520f}));
+        assertTrue(e.getMessage().contains("tensor 'x' element 2 = 65520.0 overflows F16"), e.getMessage());
         assertEquals(0x7E00 & 0x7C00, SafeTensors.floatToHalf(Float.NaN) & 0x7C00);
         assertTrue(Float.isNaN(SafeTensors.halfToFloat(SafeTensors.floatToHalf(Float.NaN))));
     }
@@ -108,13 +111,16 @@ class SafeTensorsTest {
                 1f + 3 * 0x1.0p-8f,  // 0x3F818000: tie, 0x3F81 odd -> 0x3F82
                 Float.MIN_VALUE,     // 0x00000001 -> 0x0000 (below half of a bf16 subnormal ulp)
                 0x1.0p-133f,         // 0x00010000 (float subnormal on the bf16 grid) -> 0x0001
-                Float.MAX_VALUE,     // 0x7F7FFFFF -> rounds up to +inf 0x7F80
         };
-        int[] want = {0x3F80, 0xC020, 0x4780, 0x3F80, 0x3F82, 0x0000, 0x0001, 0x7F80};
+        int[] want = {0x3F80, 0xC020, 0x4780, 0x3F80, 0x3F82, 0x0000, 0x0001};
         Path f = writeOne("BF16", v);
         assertArrayEquals(want, shorts(dataBytes(f)));
         float[] back = SafeTensors.open(f).readFloats("x");
-        assertArrayEquals(new float[]{1f, -2.5f, 65536f, 1f, 1f + 0x1.0p-6f, 0f, 0x1.0p-133f, Float.POSITIVE_INFINITY}, back);
+        assertArrayEquals(new float[]{1f, -2.5f, 65536f, 1f, 1f + 0x1.0p-6f, 0f, 0x1.0p-133f}, back);
+        assertEquals((short) 0x7F80, SafeTensors.floatToBf16(Float.MAX_VALUE));   // 0x7F7FFFFF rounds up to +inf
+        assertThrows(NshapException.class, () -> writeOne("BF16", new float[]{Float.MAX_VALUE}));
+        // an infinity already in the source is not an overflow of the conversion (load refuses it, by name)
+        assertArrayEquals(new int[]{0x7F80}, shorts(dataBytes(writeOne("BF16", new float[]{Float.POSITIVE_INFINITY}))));
         assertTrue(Float.isNaN(SafeTensors.bf16ToFloat(SafeTensors.floatToBf16(Float.NaN))));
     }
 

@@ -112,22 +112,75 @@ class ChartsTest {
         for (Path p : a) if (p.toString().endsWith(".png")) assertValidPng(p, 640, 400); else assertValidSvg(p, 640, 400);
         assertValidPng(b.get(0), 700, 500);
         assertValidSvg(b.get(1), 700, 500);
+        assertEquals(List.of(dir.resolve("shap.png"), dir.resolve("shap.svg"), dir.resolve("shap-layers.png"), dir.resolve("shap-layers.svg")), c);
         assertValidPng(c.get(0), 800, 450);
         assertValidSvg(c.get(1), 800, 450);
+        assertValidPng(c.get(2), 800, 450);
         // the charts carry the data: the heat map labels its cells, the box plot its layers
         String svg = Files.readString(b.get(1));
         assertTrue(svg.contains("z 6.0") && svg.contains("athlete-cluster (specific)"), "heat map labels");
-        String shap = Files.readString(c.get(1));
+        String shap = Files.readString(c.get(3));
         assertTrue(shap.contains("layer 3") && shap.contains("layer 5") && !shap.contains("layer 6") && shap.contains("(201 players)"));
         try (var files = Files.list(dir)) { assertTrue(files.noneMatch(p -> p.getFileName().toString().endsWith(".tmp"))); }
+    }
+
+    /**
+     * Impairment curves: only the random baseline is a band (the curves' own CIs are thin lines, out of the
+     * legend), and the legend of the harm chart says which band is the random baseline.
+     */
+    @Test void impairmentBandsAreTheRandomBaselineOnlyAndTheLegendSaysSo() {
+        for (boolean harm : new boolean[]{false, true}) {
+            var chart = Charts.impairment(impairment(), "loss", harm);
+            var plot = (org.jfree.chart.plot.XYPlot) chart.getPlot();
+            var ds = (org.jfree.data.xy.YIntervalSeriesCollection) plot.getDataset();
+            var r = plot.getRenderer();
+            java.util.List<String> legend = new java.util.ArrayList<>();
+            for (int i = 0; i < ds.getSeriesCount(); i++) {
+                String key = ds.getSeriesKey(i).toString();
+                boolean band = false;
+                for (int j = 0; j < ds.getItemCount(i); j++) band |= ds.getEndYValue(i, j) > ds.getStartYValue(i, j);
+                assertEquals(key.contains("random clusters"), band, key + ": a band only for the random baseline");
+                if (r.isSeriesVisibleInLegend(i)) legend.add(key);
+            }
+            assertEquals(List.of("athlete: the cluster", "athlete: 5 random clusters (grey band: mean +- 1.96 sd)",
+                    "artist: the cluster", "artist: 5 random clusters (grey band: mean +- 1.96 sd)"), legend, "harm " + harm);
+            // the curve's own interval is still drawn, as its two CI lines
+            assertEquals(harm ? 0.08 * 0.2 : 2 + 0.2 * 1.5 - 0.05, ds.getYValue(1, 1), 1e-12);
+        }
+    }
+
+    /** The main Shapley chart names the top players in rank order, with their intervals, not a per-layer summary. */
+    @Test void shapleyChartShowsTheTopPlayersWithTheirIntervals() throws Exception {
+        ObjectNode o = shapley();
+        ArrayNode rs = (ArrayNode) o.get("results");
+        // the best player, far above the rest, which a box plot clipped at its whiskers would not show
+        rs.addObject().put("name", "blocks.2.mlp.hook_post[999]").put("mean", 5.0).put("ci_low", 4.0).put("ci_high", 6.0);
+        rs.addObject().put("name", "blocks.1.mlp.hook_post[998]").put("mean", 4.0);   // one sample: no interval
+        List<Path> c = Charts.plot(o, dir.resolve("top"), 800, 600);
+        String svg = Files.readString(c.get(1));
+        int first = svg.indexOf("1. blocks.2.mlp.hook_post[999]"), second = svg.indexOf("2. blocks.1.mlp.hook_post[998] (no CI)");
+        assertTrue(first >= 0 && second >= 0, "the top players are labelled in rank order");
+        assertTrue(svg.contains("Top " + Charts.TOP_PLAYERS + " of 203 players"), "title says how many of how many");
+        assertFalse(svg.contains("21. "), "only the top " + Charts.TOP_PLAYERS);
+        // the interval of rank 1 spans 4..6 on the value axis: its bar reaches past the next player's dot
+        var plot = (org.jfree.chart.plot.XYPlot) Charts.shapleyTop(o, Charts.TOP_PLAYERS).getPlot();
+        var ds = (org.jfree.data.xy.YIntervalSeriesCollection) plot.getDataset();
+        assertEquals(4.0, ds.getStartYValue(0, 0), 0);
+        assertEquals(6.0, ds.getEndYValue(0, 0), 0);
+        assertEquals(4.0, ds.getStartYValue(0, 1), 0);   // no CI: a dot, no bar
     }
 
     @Test void unknownResultsAndBadSizesAreRefused() {
         JsonNode other = Json.MAPPER.createObjectNode().put("format", "something-else");
         assertThrows(NshapException.class, () -> Charts.plot(other, dir.resolve("x"), 500, 500));
         assertThrows(NshapException.class, () -> Charts.plot(impairment(), dir.resolve("x"), 5, 500));
+        ObjectNode noValues = Json.MAPPER.createObjectNode();
+        noValues.putArray("results").addObject().put("name", "player 3").putNull("mean");
+        assertThrows(NshapException.class, () -> Charts.plot(noValues, dir.resolve("x"), 500, 500));
+        assertFalse(Files.exists(dir.resolve("x.png")), "nothing written for a refused result");
+        // a synthetic game's players are not neurons: its top players, and no per-layer chart
         ObjectNode noNames = Json.MAPPER.createObjectNode();
         noNames.putArray("results").addObject().put("name", "player 3").put("mean", 1.0);
-        assertThrows(NshapException.class, () -> Charts.plot(noNames, dir.resolve("x"), 500, 500));
+        assertEquals(List.of(dir.resolve("y.png"), dir.resolve("y.svg")), Charts.plot(noNames, dir.resolve("y"), 500, 500));
     }
 }

@@ -6,7 +6,7 @@ import java.util.Map;
 
 /**
  * Run in a child JVM by {@link ResumeAndShardTest}: a slowed-down game so the parent can kill it mid-run.
- * Args: estimator, output prefix, checkpointEvery, delay ms per batch.
+ * Args: estimator, output prefix, checkpointEvery, delay ms per batch[, batches run at full speed first].
  */
 public final class ResumeChild {
     static Game game() { return SyntheticGames.topKGame(40, 4, 6, 1.0, 3); }
@@ -17,11 +17,16 @@ public final class ResumeChild {
     }
 
     /** Same values and description as the wrapped game, slower, and says when it starts working. */
-    static Game slow(Game g, long delayMs) {
+    static Game slow(Game g, long delayMs) { return slow(g, delayMs, 0); }
+
+    /** The first {@code fastCalls} calls at full speed, then {@code delayMs} each (a big model's batch). */
+    static Game slow(Game g, long delayMs, int fastCalls) {
         return new Game() {
             boolean announced;
+            int calls;
             @Override public int players() { return g.players(); }
             @Override public double[] values(List<Coalition> cs) {
+                if (calls++ < fastCalls) return g.values(cs);
                 if (!announced) { System.out.println("running"); System.out.flush(); announced = true; }
                 try { Thread.sleep(delayMs); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
                 return g.values(cs);
@@ -34,7 +39,8 @@ public final class ResumeChild {
     public static void main(String[] args) {
         Estimator e = Estimator.parse(args[0]);
         ShapleyConfig cfg = config(e, Path.of(args[1]), Long.parseLong(args[2]), 4, false);
-        new ShapleyRunner(slow(game(), Long.parseLong(args[3])), cfg).progress(false).run();
+        int fast = args.length > 4 ? Integer.parseInt(args[4]) : 0;
+        new ShapleyRunner(slow(game(), Long.parseLong(args[3]), fast), cfg).progress(false).run();
         System.out.println("finished");
     }
 }

@@ -1,6 +1,5 @@
 package dev.nshap.eval.corpus;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.nshap.NshapException;
 import dev.nshap.io.Json;
@@ -120,13 +119,7 @@ public final class CorpusReader {
             n++;
             if (line.isBlank()) continue;
             String where = file + ":" + n;
-            JsonNode node;
-            try {
-                node = Json.MAPPER.readTree(line);
-            } catch (JsonProcessingException e) {
-                throw new NshapException(where + ": invalid JSON: " + e.getOriginalMessage());
-            }
-            if (node == null || !node.isObject()) throw new NshapException(where + ": not a JSON object");
+            JsonNode node = Json.parseLine(line, where);
             JsonNode t = node.get(textKey);
             if (t == null || t.isNull()) throw new NshapException(where + ": no \"" + textKey + "\" field");
             String label = stem;
@@ -185,7 +178,7 @@ public final class CorpusReader {
     private static int position(String c, Path file) {
         if (!isPosition(c))
             throw new NshapException(file + ": column '" + c + "' is a name, but the file is read without a header (--header yes?)");
-        int p = Integer.parseInt(c);
+        int p = dev.nshap.backend.NeuronId.number(c, "column", c);
         if (p < 1) throw new NshapException(file + ": column positions start at 1");
         return p - 1;
     }
@@ -193,7 +186,7 @@ public final class CorpusReader {
     private static int column(List<String> header, String c, Path file) {
         for (int i = 0; i < header.size(); i++) if (header.get(i).strip().equals(c)) return i;
         if (isPosition(c)) {
-            int p = Integer.parseInt(c);
+            int p = c.length() > 9 ? -1 : Integer.parseInt(c);
             if (p >= 1 && p <= header.size()) return p - 1;
         }
         throw new NshapException(file + ": no column '" + c + "' in the header (" + String.join(", ", header) + ")");

@@ -48,6 +48,14 @@ public final class Converter {
         String wantDtype = dtype == null ? null : Checkpoint.dtypeName(dtype);
         Path target = out.toAbsolutePath().normalize();
         checkTarget(target, force);
+        // Two converts into one new --out both passed the check above and then both published: lock the output.
+        try (dev.nshap.io.OutputLock lock = dev.nshap.io.OutputLock.acquire(target)) {
+            checkTarget(target, force);   // again, now that no other run can be filling it
+            return convertLocked(from, target, out, wantDtype, force, t0);
+        }
+    }
+
+    private static Result convertLocked(Path from, Path target, Path out, String wantDtype, boolean force, long t0) {
         Loaded src = load(from);
         String dt = wantDtype != null ? wantDtype : src.sourceDtype;
         Map<String, String> meta = new LinkedHashMap<>();

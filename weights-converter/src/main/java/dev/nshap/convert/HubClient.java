@@ -67,6 +67,18 @@ public final class HubClient {
     private final Path cache;
     private final HttpClient http;
     int attempts = 3;
+    /** A download that delivers no byte for this long is cut and resumed (the request timeout stops at the headers). */
+    Duration readTimeout = Duration.ofSeconds(60);
+
+    /**
+     * The most bytes a file of each kind may have, declared or not: a server that sends no size (or a huge one) for
+     * a config.json must not fill the disk. Weights are capped above GPT-2 xl's 6.4 GB in f32 with room to spare.
+     */
+    static long maxBytes(String file) {
+        if (file.equals(Checkpoint.CONFIG) || file.endsWith(".index.json")) return 16L << 20;
+        if (file.equals("vocab.json") || file.equals("merges.txt")) return 64L << 20;
+        return 64L << 30;
+    }
 
     public HubClient(URI endpoint, String token, Path hubCache) {
         String e = endpoint.toString();
@@ -337,9 +349,14 @@ public final class HubClient {
     }
 
     private void download(FileMeta m, Path blob) {
+        if (m.size > maxBytes(m.file))
+            throw new NshapException(m.file + ": the hub announces " + m.size + " bytes, more than any " + m.file + " of a GPT-2"
+                    + " checkpoint (at most " + maxBytes(m.file) + "); refusing to download it");
         Path part = blob.resolveSibling(m.etag + ".incomplete");
-        try {
+        // two pulls appending to one partial file would corrupt it: the second waits its turn by being refused
+        try (dev.nshap.io.OutputLock lock = dev.nshap.io.OutputLock.acquire(part)) {
             Files.createDirectories(blob.getParent());
+            if (Files.isRegularFile(blob) && (m.size < 0 || sizeOf(blob) == m.size)) return;  // the other run finished it
             String lastError = null;
             for (int attempt = 1; attempt <= attempts; attempt++) {
                 long have = Files.exists(part) ? Files.size(part) : 0;
@@ -417,20 +434,59 @@ public final class HubClient {
             throw new NshapException(m.file + ": download answered HTTP " + s);
         }
         long total = m.size >= 0 ? m.size : r.headers().firstValueAsLong("Content-Length").orElse(-1) + have;
+        long cap = maxBytes(m.file);
+        if (total > cap) {
+            r.body().close();
+            throw new NshapException(m.file + ": the server sends " + total + " bytes, more than any " + m.file + " of a GPT-2"
+                    + " checkpoint (at most " + cap + "); refusing it");
+        }
         Progress p = new Progress("downloading " + m.file + " (kB)", Math.max(1, total / 1024));
         long done = have;
         try (InputStream in = r.body();
              OutputStream out = Files.newOutputStream(part, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
                      append ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING)) {
             byte[] buf = new byte[1 << 16];
-            for (int n; (n = in.read(buf)) > 0; ) {
+            for (int n; (n = readWithin(in, buf, m.file)) > 0; ) {
                 out.write(buf, 0, n);
                 done += n;
                 if (m.size >= 0 && done > m.size) throw new IOException("server sent more than the " + m.size + " bytes announced");
+                if (done > cap) {
+                    out.close();
+                    Files.deleteIfExists(part);
+                    throw new NshapException(m.file + ": the server sent more than " + cap + " bytes without declaring a size,"
+                            + " more than any " + m.file + " of a GPT-2 checkpoint; download deleted");
+                }
                 p.update(done / 1024);
             }
         }
         return m.size < 0 || done == m.size;
+    }
+
+    private static final java.util.concurrent.ExecutorService READERS = java.util.concurrent.Executors.newCachedThreadPool(r -> {
+        Thread t = new Thread(r, "nshap-hub-read");
+        t.setDaemon(true);
+        return t;
+    });
+
+    /**
+     * One read that gives up after {@link #readTimeout} without a byte: a server that stalls mid-body would otherwise
+     * block forever. The stalled read is abandoned on a daemon thread and its stream closed.
+     */
+    private int readWithin(InputStream in, byte[] buf, String file) throws IOException {
+        java.util.concurrent.Future<Integer> f = READERS.submit(() -> in.read(buf));
+        try {
+            return f.get(readTimeout.toMillis(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            f.cancel(true);
+            try { in.close(); } catch (IOException ignored) { }
+            throw new IOException(String.format(java.util.Locale.ROOT, "no data for %.1f s: the server stalled", readTimeout.toMillis() / 1000.0));
+        } catch (java.util.concurrent.ExecutionException e) {
+            if (e.getCause() instanceof IOException io) throw io;
+            throw new IOException(String.valueOf(e.getCause()), e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new NshapException(file + ": interrupted");
+        }
     }
 
     /** snapshots/COMMIT/FILE -> ../../blobs/ETAG, replaced atomically; a copy where symlinks are not allowed. */

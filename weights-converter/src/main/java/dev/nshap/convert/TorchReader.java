@@ -104,16 +104,21 @@ public final class TorchReader {
                 TensorRef r = t.getValue();
                 ZipEntry data = entries.get(pfx + "/data/" + r.storage().key());
                 long bytes = data.getSize();
+                // Inflate only the bytes this view reaches, never the storage's declared size: a crafted archive
+                // can declare a tiny tensor over a storage that inflates to tens of gigabytes.
+                long[] need = new long[1];
                 // Each read opens the archive again, so no file handle outlives the conversion.
-                out.add(view(where, t.getKey(), r, dst -> {
+                SourceTensor st = view(where, t.getKey(), r, dst -> {
                     try (ZipFile z = openZip(file)) {
                         ZipEntry e = z.getEntry(data.getName());
                         if (e == null || e.getSize() != bytes) throw new NshapException(where + ": changed while being read");
-                        gather(readEntry(z, e, Integer.MAX_VALUE - 8, where), 0, r, dst);
+                        gather(readPrefix(z, e, need[0], where), 0, r, dst);
                     } catch (IOException ex) {
                         throw new NshapException(where + ": cannot read: " + ex.getMessage());
                     }
-                }));
+                });
+                need[0] = Math.multiplyExact(st.last() + 1, (long) r.storage().type().elementSize());
+                out.add(st);
             }
             return out;
         } catch (IOException e) {
@@ -143,6 +148,25 @@ public final class TorchReader {
         StringBuilder b = new StringBuilder();
         for (char ch : s.toCharArray()) b.append(ch >= 0x20 && ch < 0x7F ? ch : '?');
         return b.length() > 100 ? b.substring(0, 100) + "..." : b.toString();
+    }
+
+    /** The first {@code bytes} inflated bytes of an entry, inflating no further. */
+    static byte[] readPrefix(ZipFile zip, ZipEntry e, long bytes, String where) {
+        if (bytes > Integer.MAX_VALUE - 8)
+            throw new NshapException(where + ": zip entry '" + e.getName() + "': " + bytes + " bytes are too many for one tensor");
+        if (e.getSize() < bytes) throw new NshapException(where + ": zip entry '" + e.getName() + "' is truncated");
+        byte[] b = new byte[(int) bytes];
+        try (InputStream in = zip.getInputStream(e)) {
+            int off = 0;
+            while (off < b.length) {
+                int n = in.read(b, off, b.length - off);
+                if (n < 0) throw new NshapException(where + ": zip entry '" + e.getName() + "' is truncated");
+                off += n;
+            }
+        } catch (IOException ex) {
+            throw new NshapException(where + ": cannot read zip entry '" + e.getName() + "': " + ex.getMessage());
+        }
+        return b;
     }
 
     private static byte[] readEntry(ZipFile zip, ZipEntry e, long max, String where) {

@@ -32,12 +32,23 @@ final class FakeHub implements AutoCloseable {
     final List<String> log = Collections.synchronizedList(new ArrayList<>());
     volatile int cutsLeft = 0;
     volatile boolean corrupt = false;
+    /** CDN bodies: this many stall after half the bytes (for {@link #stallMs}) instead of finishing. */
+    volatile int stallsLeft = 0;
+    volatile long stallMs = 0;
+    /** Small files are sent chunked, with no Content-Length, and this many extra bytes of padding after the content. */
+    volatile long undeclaredPadding = -1;
     /** Where LFS redirects point: "" for this server, or another server's origin (a CDN on another host). */
     volatile String cdnOrigin = "";
 
     FakeHub() throws IOException {
         server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
         server.createContext("/", this::handle);
+        // one thread per exchange: a stalled response must not hold up the client's retry
+        server.setExecutor(java.util.concurrent.Executors.newCachedThreadPool(r -> {
+            Thread t = new Thread(r, "fake-hub");
+            t.setDaemon(true);
+            return t;
+        }));
         server.start();
     }
 
@@ -109,6 +120,19 @@ final class FakeHub implements AutoCloseable {
             }
             ex.getResponseHeaders().set("ETag", "\"" + gitBlobId(content) + "\"");
             if (head) { ex.sendResponseHeaders(200, -1); return; }
+            if (undeclaredPadding >= 0) {            // chunked: the client learns no size
+                ex.sendResponseHeaders(200, 0);
+                OutputStream out = ex.getResponseBody();
+                out.write(content);
+                byte[] pad = new byte[1 << 16];
+                java.util.Arrays.fill(pad, (byte) ' ');
+                try {
+                    for (long left = undeclaredPadding; left > 0; left -= pad.length) out.write(pad, 0, (int) Math.min(pad.length, left));
+                } catch (IOException clientHungUp) {
+                    return;
+                }
+                return;
+            }
             ex.sendResponseHeaders(200, content.length);
             ex.getResponseBody().write(content);
         }
@@ -132,6 +156,13 @@ final class FakeHub implements AutoCloseable {
         if (head) { ex.sendResponseHeaders(from > 0 ? 206 : 200, -1); return; }
         ex.sendResponseHeaders(from > 0 ? 206 : 200, body.length);
         OutputStream out = ex.getResponseBody();
+        if (stallsLeft > 0) {
+            stallsLeft--;
+            out.write(body, 0, body.length / 2);
+            out.flush();
+            try { Thread.sleep(stallMs); } catch (InterruptedException e) { Thread.currentThread().interrupt(); }
+            throw new IOException("stalled"); // then drop it, long after the client should have given up
+        }
         if (cutsLeft > 0) {
             cutsLeft--;
             out.write(body, 0, body.length / 2);

@@ -71,6 +71,48 @@ class HubClientTest {
         assertTrue(hub.log.contains("HEAD /org/tiny/resolve/" + FakeHub.COMMIT + "/config.json"), hub.log.toString());
     }
 
+    /** A server that stalls mid-body no longer hangs the pull: the read times out and the download resumes. */
+    @Test void aStalledDownloadTimesOutAndResumes() throws Exception {
+        hub.stallsLeft = 1;
+        hub.stallMs = 20_000;
+        HubClient c = client();
+        c.readTimeout = java.time.Duration.ofMillis(500);
+        long t0 = System.nanoTime();
+        HubClient.Pulled p = c.pull("org/tiny", null);
+        assertTrue((System.nanoTime() - t0) / 1e9 < 15, "did not wait for the stalled server");
+        ConverterTest.assertSameBits(w, Checkpoint.load(p.dir()).weights());
+        List<String> gets = hub.log.stream().filter(l -> l.startsWith("GET /cdn/")).toList();
+        assertEquals(2, gets.size(), gets.toString());
+        assertTrue(rangeStart(gets.get(1)) > 0, "resumed with a Range request");
+        // stalling every time: a one-line error after the attempts, not a hang
+        hub.stallsLeft = 10;
+        hub.stallMs = 5_000;
+        hub.put("org/other", "config.json", config);
+        byte[] w2 = weights.clone();
+        w2[w2.length - 1] ^= 1;
+        hub.put("org/other", "model.safetensors", w2);
+        HubClient c2 = client();
+        c2.readTimeout = java.time.Duration.ofMillis(300);
+        c2.attempts = 2;
+        NshapException e = assertThrows(NshapException.class, () -> c2.pull("org/other", null));
+        assertTrue(e.getMessage().contains("download interrupted") && e.getMessage().contains("the server stalled"), e.getMessage());
+        assertFalse(e.getMessage().contains("\n"));
+    }
+
+    /** A config.json sent without a declared size is cut off at the cap for its kind, not downloaded for ever. */
+    @Test void anUndeclaredSizeIsCappedPerFileKind() throws Exception {
+        hub.undeclaredPadding = HubClient.maxBytes("config.json") + (1 << 20);
+        NshapException e = assertThrows(NshapException.class, () -> client().pull("org/tiny", null));
+        assertTrue(e.getMessage().contains("config.json: the server sent more than " + HubClient.maxBytes("config.json")
+                + " bytes without declaring a size"), e.getMessage());
+        try (var files = Files.walk(repoDir())) {
+            assertTrue(files.noneMatch(f -> Files.isRegularFile(f) && f.toString().contains("incomplete")), "the partial download is deleted");
+        }
+        // declared too large: refused before a byte is fetched
+        assertTrue(HubClient.maxBytes("model.safetensors") > 6_400_000_000L, "GPT-2 xl in f32 fits");
+        assertTrue(HubClient.maxBytes("vocab.json") < HubClient.maxBytes("model.safetensors"));
+    }
+
     @Test void resumesWithARangeRequestWhenTheConnectionDrops() throws Exception {
         hub.cutsLeft = 1;
         HubClient.Pulled p = client().pull("org/tiny", null);
