@@ -9,7 +9,7 @@ import java.nio.file.Path;
 /** Estimator and run options shared by every game source of {@code nshap shapley} (a picocli mixin). */
 public final class ShapleyOptions {
     @Option(names = "--estimator", defaultValue = "tmc",
-            description = "exact | permutation | antithetic | tmc | tmab (default: ${DEFAULT-VALUE})")
+            description = "exact | permutation | antithetic | tmc | tmab | regression | kernelshap (default: ${DEFAULT-VALUE})")
     String estimator;
 
     @Option(names = "--budget", defaultValue = "0", description = "game evaluations the run may spend")
@@ -27,8 +27,29 @@ public final class ShapleyOptions {
     @Option(names = "--top-k", defaultValue = "10", description = "k of the TMAB top-k and of precision@k")
     int topK;
 
-    @Option(names = "--delta", defaultValue = "0.05", description = "TMAB failure probability")
+    @Option(names = "--delta", defaultValue = "0.05",
+            description = "TMAB: probability that the returned top-k is wrong (shared by all players and rounds)")
     double delta;
+
+    @Option(names = "--epsilon", defaultValue = "0",
+            description = "TMAB: settle players within epsilon of the top-k boundary as ambiguous (0: 1% of the spread of the means)")
+    double epsilon;
+
+    @Option(names = "--surrogate", paramLabel = "RESULT",
+            description = "regression: fixed additive surrogate a_j from a result file (JSON/CSV, matched by name; e.g. nshap attribute)")
+    Path surrogate;
+
+    @Option(names = "--screen", paramLabel = "RESULT",
+            description = "tmab: play only the top --screen-top players by |value| in this result file plus --screen-sample random others")
+    Path screen;
+
+    @Option(names = "--bound", defaultValue = "bernstein",
+            description = "tmab: bandit interval, bernstein (valid for bounded marginals) or normal (Gaussian approximation, settles sooner)")
+    String bound;
+
+    @Option(names = "--screen-top", defaultValue = "0") int screenTop;
+
+    @Option(names = "--screen-sample", defaultValue = "0") int screenSample;
 
     @Option(names = "--range", defaultValue = "0",
             description = "TMAB range R of a marginal contribution (0: the range observed so far)")
@@ -54,7 +75,8 @@ public final class ShapleyOptions {
             description = "permutations per round: TMAB settles players (and --tolerance is checked) between rounds; for tmab keep it >= --batch to fill batches")
     int round;
 
-    @Option(names = "--confidence", defaultValue = "0.95", description = "confidence level of the intervals")
+    @Option(names = "--confidence", defaultValue = "0.95",
+            description = "confidence level of the Student-t intervals (ci_low, ci_high; every sampling estimator)")
     double confidence;
 
     @Option(names = "--checkpoint-every", defaultValue = "0",
@@ -81,6 +103,7 @@ public final class ShapleyOptions {
                 .batch(batch).seed(seed).topK(topK).delta(delta).range(range).tolerance(tolerance)
                 .truncationTolerance(truncationTolerance).truncationBaseline(truncationBaseline)
                 .truncationSteps(truncationSteps).round(round).confidence(confidence).checkpointEvery(checkpointEvery)
-                .resume(resume).shard(sh[0], sh[1]).out(out).build();
+                .resume(resume).shard(sh[0], sh[1]).out(out).epsilon(epsilon).surrogate(surrogate)
+                .screen(screen, screenTop, screenSample).bound(bound).build();
     }
 }

@@ -7,7 +7,7 @@ import java.util.Locale;
 import java.util.stream.Collectors;
 
 public enum Estimator {
-    EXACT, PERMUTATION, ANTITHETIC, TMC, TMAB;
+    EXACT, PERMUTATION, ANTITHETIC, TMC, TMAB, REGRESSION, KERNELSHAP;
 
     public String id() { return name().toLowerCase(Locale.ROOT); }
 

@@ -1,102 +1,354 @@
 package dev.nshap.shapley;
 
+import dev.nshap.io.AtomicFiles;
+import org.apache.commons.rng.UniformRandomProvider;
+import org.apache.commons.rng.simple.RandomSource;
+import org.apache.commons.statistics.distribution.TDistribution;
+
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 
 /**
- * Compares the sampling estimators on three synthetic games with known values (n = 100, 300, 1000) and prints
- * markdown tables: error and precision@k against budget, and the evaluations TMAB and plain permutation sampling
- * need before precision@k stays at or above 0.9 for the rest of the run.
+ * {@code nshap shapley eval-estimators}: every sampling estimator on sum-of-unanimity games with closed-form values
+ * at the real sizes (n = 3,072: one GPT-2-small layer; n = 36,864: all its MLP neurons), heavy-tailed term weights
+ * (Pareto 1.5), interaction orders 1-4, and a noisy variant. Prints markdown tables: per budget (10n, 30n, 100n)
+ * MSE, Spearman, precision@10 and @100 and 95% interval coverage; evaluations until precision@k >= 0.9 holds for
+ * good; the estimators' own time and memory per evaluation next to a game evaluation; and the surrogate-guided
+ * estimators (regression with a fixed surrogate, TMAB with a screen) for surrogates of controlled quality.
+ *
+ * <p>Metrics at budget B are read from one run per (game, estimator, seed) to 100n, after the last group of units
+ * that fits in B: for the non-adaptive estimators that is exactly the run with budget B (the budget rule starts the
+ * same units); for TMAB it may differ in the size of the last round.
  */
 public final class EstimatorEval {
     private EstimatorEval() {}
 
     static final int K = 10;
-    static final int[] BUDGET_PERMUTATIONS = {10, 50, 250};   // budget = this many permutations' worth: x (n+1)
     static final int CAP_PERMUTATIONS = 2000;
-
-    record Case(String name, Game game) {}
-
-    static List<Case> games(long seed, double scale) {
-        int n1 = Math.max(20, (int) Math.round(100 * scale));
-        int n2 = Math.max(20, (int) Math.round(300 * scale));
-        int n3 = Math.max(20, (int) Math.round(1000 * scale));
-        return List.of(
-                new Case("unanimity, dense", SyntheticGames.randomUnanimity(n1, K, 1.0, n1, 3 * n1, 4, seed)),
-                new Case("weighted voting, quota 50%", SyntheticGames.randomVoting(n2, K, seed + 1)),
-                new Case("top-10 + 20 contenders, 97% null", SyntheticGames.topKGame(n3, K, 20, 1.0, seed + 2)));
-    }
+    static final int[] BUDGETS = {10, 30, 100};            // x n evaluations
+    static final double[] ORDERS = {0.4, 0.3, 0.2, 0.1};   // probability of a term of order 1, 2, 3, 4
 
     static ShapleyConfig.Builder base(Estimator e, long seed) {
         return ShapleyConfig.builder(e).seed(seed).topK(K).batch(256);
     }
 
-    public static String run(long seed, double scale, int reps, PrintStream log) {
-        StringBuilder sb = new StringBuilder();
-        List<Case> cases = games(seed, scale);
-        Estimator[] ests = {Estimator.PERMUTATION, Estimator.ANTITHETIC, Estimator.TMC, Estimator.TMAB};
-        sb.append("### Error against budget (mean over ").append(reps).append(" seeds; budget in game evaluations)\n\n");
-        sb.append("| game | n | estimator | budget | evaluations used | MSE | max abs error | Spearman | precision@")
-                .append(K).append(" |\n|---|---|---|---|---|---|---|---|---|\n");
-        for (Case c : cases) {
-            int n = c.game().players();
-            double[] exact = c.game().exactValues();
-            for (int bp : BUDGET_PERMUTATIONS) {
-                long budget = (long) bp * (n + 1);
-                for (Estimator e : ests) {
-                    double mse = 0, max = 0, sp = 0, prec = 0, used = 0;
-                    for (int r = 0; r < reps; r++) {
-                        ShapleyResult res = new ShapleyRunner(c.game(), base(e, seed * 1000 + r).budget(budget).build())
-                                .progress(false).handleSignals(false).run();
-                        Metrics.Errors er = Metrics.errors(res.means(), exact, K);
-                        mse += er.mse() / reps;
-                        max += er.maxAbs() / reps;
-                        sp += er.spearman() / reps;
-                        prec += er.precisionAtK() / reps;
-                        used += (double) res.evaluations() / reps;
-                    }
-                    sb.append(String.format(Locale.ROOT, "| %s | %d | %s | %d | %.0f | %.3g | %.3g | %.3f | %.2f |%n",
-                            c.name(), n, e.id(), budget, used, mse, max, sp, prec));
-                    if (log != null) log.println("eval: " + c.name() + " " + e.id() + " budget " + budget + " done");
+    /** The benchmark games for one size: noiseless and noisy (sd = half the 100th largest |value|). */
+    static List<IndexedUnanimity> games(int n, long seed) {
+        IndexedUnanimity g = IndexedUnanimity.heavyTailed(n, 1.0, ORDERS, 0, seed + n);
+        double[] abs = Arrays.stream(g.exactValues()).map(Math::abs).toArray();
+        double kth = abs[Metrics.topK(abs, Math.min(100, n))[Math.min(100, n) - 1]];
+        return List.of(g, g.withNoise(0.5 * kth));
+    }
+
+    static String label(IndexedUnanimity g) {
+        return g.noise == 0 ? "orders 1-4" : String.format(Locale.ROOT, "orders 1-4, noise sd %.3g", g.noise);
+    }
+
+    /** What one run shows at each budget, and when precision@10 / @100 reached 0.9 for good. */
+    record Trace(double[][] at, long[] reach, long evaluations, double gameSeconds, double totalSeconds,
+                 double banditCoverage) {}
+
+    /** A game that times its own evaluations (to tell them from the estimator's overhead). */
+    static final class Timed implements Game {
+        final Game g;
+        long nanos;
+
+        Timed(Game g) { this.g = g; }
+
+        @Override public int players() { return g.players(); }
+        @Override public double[] values(List<Coalition> cs) {
+            long t = System.nanoTime();
+            double[] v = g.values(cs);
+            nanos += System.nanoTime() - t;
+            return v;
+        }
+        @Override public String playerName(int i) { return g.playerName(i); }
+        @Override public java.util.Map<String, Object> describe() { return g.describe(); }
+        @Override public double[] exactValues() { return g.exactValues(); }
+    }
+
+    /** Columns of {@code at}: evaluations, MSE, Spearman, precision@10, precision@100, coverage of 95% t intervals. */
+    static Trace trace(Game game, ShapleyConfig cfg, long[] budgets) {
+        double[] exact = game.exactValues();
+        int n = game.players();
+        double[][] at = new double[budgets.length][];
+        List<long[]> reached = new ArrayList<>();
+        Timed timed = new Timed(game);
+        long t0 = System.nanoTime();
+        long[] listening = new long[1];   // the metrics computed here are not the estimator's cost
+        ShapleyResult res = new ShapleyRunner(timed, cfg).progress(false).handleSignals(false).listener((evals, st, settled) -> {
+            long l0 = System.nanoTime();
+            double[] m = means(st);
+            reached.add(new long[]{evals, Metrics.precisionAtK(m, exact, 10) >= 0.9 ? 1 : 0,
+                    Metrics.precisionAtK(m, exact, Math.min(100, n - 1)) >= 0.9 ? 1 : 0});
+            // the state after the last group within each budget: groups are at most 10 (n + 2) evaluations
+            double[] row = null;
+            for (int b = 0; b < budgets.length; b++)
+                if (evals <= budgets[b] && evals > budgets[b] - 10L * (n + 2)) {
+                    if (row == null) row = row(evals, m, st, exact);
+                    at[b] = row;
                 }
+            listening[0] += System.nanoTime() - l0;
+        }).run();
+        double total = (System.nanoTime() - t0 - listening[0]) / 1e9;
+        double bandit = Double.NaN;
+        if (cfg.estimator() == Estimator.TMAB) {
+            int cov = 0, tot = 0;
+            for (PlayerEstimate p : res.estimates()) {
+                if (Double.isNaN(p.banditLow())) continue;
+                tot++;
+                if (p.banditLow() <= exact[p.player()] && exact[p.player()] <= p.banditHigh()) cov++;
+            }
+            bandit = tot == 0 ? Double.NaN : (double) cov / tot;
+        }
+        long[] reach = new long[2];
+        for (int c = 0; c < 2; c++) {
+            long first = -1;
+            for (long[] t : reached) {
+                if (t[1 + c] == 1) { if (first < 0) first = t[0]; }
+                else first = -1;
+            }
+            reach[c] = first;
+        }
+        return new Trace(at, reach, res.evaluations(), timed.nanos / 1e9, total, bandit);
+    }
+
+    static double[] means(SufficientStats st) {
+        double[] m = new double[st.players()];
+        for (int i = 0; i < m.length; i++) m[i] = st.count(i) == 0 ? 0 : st.mean(i);
+        return m;
+    }
+
+    static double[] row(long evals, double[] m, SufficientStats st, double[] exact) {
+        int n = m.length, cov = 0, tot = 0;
+        java.util.Map<Long, Double> quantile = new java.util.HashMap<>();
+        for (int i = 0; i < n; i++) {
+            long c = st.count(i);
+            if (c < 2) continue;
+            double t = quantile.computeIfAbsent(c, x -> TDistribution.of(x - 1).inverseCumulativeProbability(0.975));
+            double se = st.standardError(i);
+            tot++;
+            if (Math.abs(m[i] - exact[i]) <= t * se + 1e-12) cov++;
+        }
+        return new double[]{evals, Metrics.mse(m, exact), Metrics.spearman(m, exact), Metrics.precisionAtK(m, exact, 10),
+                Metrics.precisionAtK(m, exact, Math.min(100, n - 1)), tot == 0 ? Double.NaN : (double) cov / tot};
+    }
+
+    static String fmt(double v, String f) { return Double.isNaN(v) ? "n/a" : String.format(Locale.ROOT, f, v); }
+
+    static String reach(long v) { return v < 0 ? "not reached" : Long.toString(v); }
+
+    public static String run(int[] sizes, int[] reps, long seed, PrintStream log) {
+        return run(sizes, reps, seed, BUDGETS, null, true, true, null, log);
+    }
+
+    /** {@code budgetFactors}: budgets in multiples of n; {@code only}: labels of the estimators to run (null = all). */
+    public static String run(int[] sizes, int[] reps, long seed, int[] budgetFactors, List<String> only,
+                             boolean noiseless, boolean noisy, PrintStream out, PrintStream log) {
+        StringBuilder sb = new StringBuilder();
+        record Variant(String label, Estimator e, String bound) {}
+        List<Variant> ests = List.of(new Variant("permutation", Estimator.PERMUTATION, TopK.BERNSTEIN),
+                new Variant("antithetic", Estimator.ANTITHETIC, TopK.BERNSTEIN),
+                new Variant("tmab (bernstein)", Estimator.TMAB, TopK.BERNSTEIN),
+                new Variant("tmab (normal)", Estimator.TMAB, TopK.NORMAL),
+                new Variant("regression (fitted)", Estimator.REGRESSION, TopK.BERNSTEIN),
+                new Variant("kernelshap", Estimator.KERNELSHAP, TopK.BERNSTEIN)).stream()
+                .filter(v -> only == null || only.contains(v.label().replace(" (", "-").replace(")", ""))).toList();
+        StringBuilder overhead = new StringBuilder();
+        for (int si = 0; si < sizes.length; si++) {
+            int n = sizes[si];
+            long[] budgets = Arrays.stream(budgetFactors).mapToLong(b -> (long) b * n).toArray();
+            for (IndexedUnanimity g : games(n, seed)) {
+                if (g.noise == 0 ? !noiseless : !noisy) continue;
+                sb.append("\n### n = ").append(n).append(", ").append(label(g)).append(" (").append(g.terms())
+                        .append(" terms; mean over ").append(reps[si]).append(reps[si] == 1 ? " seed)" : " seeds)")
+                        .append("\n\n| estimator | budget | MSE | Spearman | precision@10 | precision@100 | 95% coverage |\n")
+                        .append("|---|---|---|---|---|---|---|\n");
+                StringBuilder reachRows = new StringBuilder();
+                for (Variant v : ests) {
+                    Estimator e = v.e();
+                    double[][] sum = new double[budgets.length][6];
+                    long[][] rch = new long[2][reps[si]];
+                    double gameS = 0, totalS = 0, evals = 0, bandit = 0;
+                    for (int r = 0; r < reps[si]; r++) {
+                        // round 2: the listener sees the state every 2 units; TMAB decides between rounds of 4
+                        // TMAB: rounds of 8 walks (its decisions cost O(n log n) each)
+                        ShapleyConfig cfg = base(e, seed * 1000 + r).round(e == Estimator.TMAB ? 8 : 2).batch(2)
+                                .budget(budgets[budgets.length - 1]).topK(100).bound(v.bound()).build();
+                        Trace t = trace(g, cfg, budgets);
+                        for (int b = 0; b < budgets.length; b++)
+                            if (t.at()[b] != null) for (int c = 0; c < 6; c++) sum[b][c] += t.at()[b][c] / reps[si];
+                        rch[0][r] = t.reach()[0];
+                        rch[1][r] = t.reach()[1];
+                        gameS += t.gameSeconds();
+                        totalS += t.totalSeconds();
+                        evals += t.evaluations();
+                        bandit += t.banditCoverage() / reps[si];
+                        if (log != null) log.printf(Locale.ROOT, "eval-estimators: n %d %s %s seed %d: %.1f s%n", n,
+                                label(g), v.label(), r, t.totalSeconds());
+                    }
+                    for (int b = 0; b < budgets.length; b++)
+                        sb.append(String.format(Locale.ROOT, "| %s | %dn | %s | %s | %s | %s | %s |%n", v.label(), budgetFactors[b],
+                                fmt(sum[b][1], "%.3g"), fmt(sum[b][2], "%.3f"), fmt(sum[b][3], "%.2f"),
+                                fmt(sum[b][4], "%.2f"), fmt(sum[b][5], "%.3f")
+                                        + (e == Estimator.TMAB && b == budgets.length - 1 && !Double.isNaN(bandit)
+                                        ? fmt(bandit, " (bandit bound: %.3f)") : "")));
+                    reachRows.append(String.format(Locale.ROOT, "| %s | %s | %s | %.0f |%n", v.label(), reach(median(rch[0])),
+                            reach(median(rch[1])), evals / reps[si]));
+                    if (si == sizes.length - 1 && g.noise == 0)
+                        overhead.append(String.format(Locale.ROOT, "| %s | %.0f | %.2f | %.2f | %.2f |%n", v.label(),
+                                evals / reps[si], 1e6 * gameS / evals, 1e6 * (totalS - gameS) / evals,
+                                (totalS - gameS) / Math.max(1e-9, gameS)));
+                }
+                sb.append("\nEvaluations until precision@k >= 0.9 for the rest of the run (median; cap ")
+                        .append(budgetFactors[budgetFactors.length - 1]).append("n = ").append(budgets[budgets.length - 1]).append("; TMAB stops once its top-100 is determined)\n\n")
+                        .append("| estimator | precision@10 | precision@100 | evaluations used |\n|---|---|---|---|\n")
+                        .append(reachRows);
+                if (out != null) { out.print(sb); out.flush(); sb.setLength(0); }   // a long benchmark shows each table as it ends
             }
         }
-        sb.append("\n### Evaluations until precision@").append(K)
-                .append(" stays >= 0.9 (median over ").append(reps).append(" seeds; round = 4 permutations; cap ")
-                .append(CAP_PERMUTATIONS).append(" x (n+1))\n\n");
-        sb.append("| game | n | tmab | permutation | permutation / tmab |\n|---|---|---|---|---|\n");
-        for (Case c : cases) {
-            int n = c.game().players();
-            long[] tm = new long[reps], pm = new long[reps];
+        int big = sizes[sizes.length - 1];
+        sb.append("\n### Estimator overhead per evaluation at n = ").append(big)
+                .append(" (noiseless game; the indexed unanimity game is itself a few microseconds)\n\n")
+                .append("| estimator | evaluations | game us/eval | estimator us/eval | estimator / game |\n")
+                .append("|---|---|---|---|---|\n").append(overhead);
+        if (out != null) { out.print(sb); out.flush(); return ""; }
+        return sb.toString();
+    }
+
+    // ---------------------------------------------------------------- surrogate-guided estimators
+
+    /** A surrogate with correlation about rho with the exact values: exact + gaussian noise of the right size. */
+    static double[] surrogate(double[] exact, double rho, long seed) {
+        UniformRandomProvider rng = RandomSource.XO_RO_SHI_RO_128_PP.create(seed);
+        double mean = Arrays.stream(exact).average().orElse(0), var = 0;
+        for (double x : exact) var += (x - mean) * (x - mean) / exact.length;
+        double sd = Math.sqrt(var * (1 / (rho * rho) - 1));
+        double[] a = new double[exact.length];
+        for (int i = 0; i < a.length; i++) {
+            double u1 = 1 - rng.nextDouble(), u2 = rng.nextDouble();
+            a[i] = exact[i] + sd * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+        }
+        return a;
+    }
+
+    static double pearson(double[] a, double[] b) {
+        double ma = Arrays.stream(a).average().orElse(0), mb = Arrays.stream(b).average().orElse(0), ab = 0, aa = 0, bb = 0;
+        for (int i = 0; i < a.length; i++) {
+            ab += (a[i] - ma) * (b[i] - mb);
+            aa += (a[i] - ma) * (a[i] - ma);
+            bb += (b[i] - mb) * (b[i] - mb);
+        }
+        return ab / Math.sqrt(aa * bb);
+    }
+
+    static Path writeValues(Path dir, Game g, double[] a, String name) {
+        StringBuilder sb = new StringBuilder("{\"results\": [");
+        for (int i = 0; i < a.length; i++)
+            sb.append(i == 0 ? "" : ",").append("{\"name\":\"").append(g.playerName(i)).append("\",\"mean\":").append(a[i]).append('}');
+        Path p = dir.resolve(name);
+        AtomicFiles.writeString(p, sb.append("]}").toString());
+        return p;
+    }
+
+    /**
+     * Evaluations until precision@k >= 0.9 for good: plain TMAB against TMAB with a screen (top 3k by |a| plus a
+     * sample of 2k of the rest) and the regression estimator with the surrogate fixed, for surrogates of
+     * correlation 0.3, 0.7 and 0.95; with the screen's bound on missed top-k players and the actual number missed.
+     */
+    public static String surrogates(int n, int[] ks, int reps, long seed, PrintStream log) {
+        IndexedUnanimity g = games(n, seed).get(0);
+        double[] exact = g.exactValues();
+        long cap = 100L * n;
+        StringBuilder sb = new StringBuilder();
+        sb.append("\n### Surrogate-guided estimators, n = ").append(n).append(", ").append(label(g))
+                .append(": evaluations until precision@k >= 0.9 for good (median of ").append(reps)
+                .append(" seeds; cap 100n = ").append(cap)
+                .append("; tmab with the normal bound; screen = top M by |a| + a sample of R = 2k of the rest)\n\n")
+                .append("| k | surrogate corr. | tmab | tmab + screen M = 3k | tmab + screen M = 10k | screen: missed bound / actually missed (3k \\| 10k) | regression + surrogate | regression, fitted | permutation |\n")
+                .append("|---|---|---|---|---|---|---|---|---|\n");
+        Path dir;
+        try { dir = Files.createTempDirectory("nshap-eval"); } catch (IOException e) { throw new UncheckedIOException(e); }
+        for (int k : ks) {
+            long[] plain = new long[reps], perm = new long[reps], fitted = new long[reps];
             for (int r = 0; r < reps; r++) {
-                tm[r] = evaluationsToPrecision(c.game(), Estimator.TMAB, seed * 1000 + r, 0.9);
-                pm[r] = evaluationsToPrecision(c.game(), Estimator.PERMUTATION, seed * 1000 + r, 0.9);
-                if (log != null) log.println("eval: " + c.name() + " precision run " + r + " done");
+                plain[r] = reachK(g, base(Estimator.TMAB, seed * 100 + r).round(4).batch(4).budget(cap).topK(k).bound(TopK.NORMAL).build(), k);
+                perm[r] = reachK(g, base(Estimator.PERMUTATION, seed * 100 + r).round(2).batch(2).budget(cap).topK(k).build(), k);
+                fitted[r] = reachK(g, base(Estimator.REGRESSION, seed * 100 + r).round(2).batch(2).budget(cap).topK(k).build(), k);
             }
-            long t = median(tm), p = median(pm);
-            sb.append(String.format(Locale.ROOT, "| %s | %d | %s | %s | %s |%n", c.name(), n, show(t), show(p),
-                    t > 0 && p > 0 ? String.format(Locale.ROOT, "%.1f", (double) p / t) : "n/a"));
+            for (double rho : new double[]{0.3, 0.7, 0.95}) {
+                long[] scr = new long[reps], scr10 = new long[reps], reg = new long[reps];
+                StringBuilder bounds = new StringBuilder();
+                double corr = 0;
+                for (int r = 0; r < reps; r++) {
+                    double[] a = surrogate(exact, rho, seed * 7919 + r + Math.round(rho * 100));
+                    corr += pearson(a, exact) / reps;
+                    Path f = writeValues(dir, g, a, "a-" + k + "-" + rho + "-" + r + ".json");
+                    ShapleyConfig sc = base(Estimator.TMAB, seed * 100 + r).round(4).batch(4).budget(cap).topK(k)
+                            .bound(TopK.NORMAL).screen(f, 3 * k, 2 * k).build();
+                    List<ShapleyResult> out = new ArrayList<>();
+                    scr[r] = reachK(g, sc, k, out);
+                    Object s = out.get(0).topK().get("screen");
+                    int missedBound = s == null ? -1 : (Integer) ((java.util.Map<?, ?>) s).get("missedAtMost");
+                    bounds.append(r == 0 ? "" : ", ").append(missedBound).append('/').append(missed(g, out.get(0), k));
+                    out.clear();
+                    scr10[r] = reachK(g, sc.toBuilder().screen(f, Math.min(10 * k, n / 2), 2 * k).build(), k, out);
+                    s = out.get(0).topK().get("screen");
+                    bounds.append(" | ").append(s == null ? -1 : ((java.util.Map<?, ?>) s).get("missedAtMost"))
+                            .append('/').append(missed(g, out.get(0), k));
+                    reg[r] = reachK(g, base(Estimator.REGRESSION, seed * 100 + r).round(2).batch(2).budget(cap).topK(k)
+                            .surrogate(f).build(), k);
+                    if (log != null) log.printf(Locale.ROOT, "eval-estimators: surrogates k %d rho %.2f seed %d done%n", k, rho, r);
+                }
+                sb.append(String.format(Locale.ROOT, "| %d | %.2f (measured %.2f) | %s | %s | %s | %s | %s | %s | %s |%n", k,
+                        rho, corr, reach(median(plain)), reach(median(scr)), reach(median(scr10)), bounds, reach(median(reg)),
+                        reach(median(fitted)), reach(median(perm))));
+            }
         }
         return sb.toString();
     }
 
-    private static String show(long v) { return v < 0 ? "not reached" : Long.toString(v); }
+    /** True top-k players that the screen never played. */
+    static int missed(IndexedUnanimity g, ShapleyResult r, int k) {
+        double[] exact = g.exactValues();
+        int m = 0;
+        for (int i : Metrics.topK(exact, k)) if (r.estimates().get(i).status().equals(TopK.SCREENED)) m++;
+        return m;
+    }
 
-    private static long median(long[] x) {
-        long[] s = x.clone();
-        Arrays.sort(s);
+    static long reachK(Game g, ShapleyConfig cfg, int k) { return reachK(g, cfg, k, null); }
+
+    static long reachK(Game g, ShapleyConfig cfg, int k, List<ShapleyResult> out) {
+        double[] exact = g.exactValues();
+        List<long[]> trace = new ArrayList<>();
+        ShapleyResult res = new ShapleyRunner(g, cfg).progress(false).handleSignals(false).listener((evals, st, settled) ->
+                trace.add(new long[]{evals, Metrics.precisionAtK(means(st), exact, k) >= 0.9 ? 1 : 0})).run();
+        if (out != null) out.add(res);
+        long first = -1;
+        for (long[] t : trace) {
+            if (t[1] == 1) { if (first < 0) first = t[0]; }
+            else first = -1;
+        }
+        return first;
+    }
+
+    static long median(long[] x) {
         // "not reached" (-1) counts as the largest
-        long[] t = Arrays.stream(s).map(v -> v < 0 ? Long.MAX_VALUE : v).sorted().toArray();
+        long[] t = Arrays.stream(x).map(v -> v < 0 ? Long.MAX_VALUE : v).sorted().toArray();
         long m = t[t.length / 2];
         return m == Long.MAX_VALUE ? -1 : m;
     }
 
     /**
      * Evaluations after which precision@K, checked after every round, stays at least {@code target} until the run
-     * ends (TMAB: all but one player settled; permutation: the cap). -1 if it does not hold at the end.
+     * ends (TMAB: top-k determined; permutation: the cap). -1 if it does not hold at the end.
      */
     public static long evaluationsToPrecision(Game g, Estimator e, long seed, double target) {
         return evaluationsToPrecision(g, e, seed, target, CAP_PERMUTATIONS);

@@ -1,6 +1,8 @@
 package dev.nshap.shapley;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Comparator;
 import java.util.stream.IntStream;
 
@@ -79,7 +81,15 @@ public final class Metrics {
         int n = x.length;
         k = Math.min(k, n);
         if (k > 64) {
-            return IntStream.range(0, n).boxed().sorted((i, j) -> before(x, i, j) ? -1 : before(x, j, i) ? 1 : 0)
+            // the k-th largest from a primitive sort, then only the k winners are ordered (TMAB calls this every round)
+            double[] c = new double[n];
+            for (int i = 0; i < n; i++) c[i] = Double.isNaN(x[i]) ? Double.NEGATIVE_INFINITY : x[i];
+            double[] sorted = c.clone();
+            Arrays.sort(sorted);
+            double kth = sorted[n - k];
+            List<Integer> win = new ArrayList<>(k + 16);
+            for (int i = 0; i < n; i++) if (c[i] >= kth) win.add(i);
+            return win.stream().sorted((i, j) -> before(x, i, j) ? -1 : before(x, j, i) ? 1 : 0)
                     .limit(k).mapToInt(Integer::intValue).toArray();
         }
         // small k (the usual top-k): insertion into a sorted prefix, O(n k) without boxing

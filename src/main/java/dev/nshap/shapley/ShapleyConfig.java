@@ -21,24 +21,35 @@ import java.util.Map;
  * @param truncationBaseline  TMC: the baseline, or null for the value of the empty coalition
  * @param truncationSteps     TMC: truncate once the value has been at baseline for more than this many
  *                            consecutive evaluated steps
- * @param delta               TMAB: failure probability of the empirical-Bernstein bound
+ * @param delta               TMAB: probability that any of the bandit's intervals fails, over all players and
+ *                            all sample counts (union bound), so the returned top-k holds with probability 1 - delta
  * @param topK                TMAB: the k of top-k (and the k of precision@k in error reports)
  * @param range               TMAB: R, the range of a marginal contribution; 0 = observed range so far
  * @param round               units per round: TMAB re-settles players and the stopping tolerance is checked
  *                            between rounds; the walks of a round run in lockstep to fill batches
- * @param confidence          confidence level of the reported intervals (non-TMAB estimators)
+ * @param confidence          confidence level of the reported Student-t intervals (every sampling estimator)
  * @param checkpointEvery     write a checkpoint each time this many evaluations have been done; 0 = only on
  *                            SIGINT/SIGTERM
  * @param shardIndex          this shard (0-based)
  * @param shardCount          number of shards; shard i takes units u with u mod S == i
  * @param out                 output prefix (PREFIX.json, PREFIX.csv, PREFIX.ckpt.json), or null to write nothing
  * @param resume              continue from PREFIX.ckpt.json
+ * @param epsilon             TMAB: a player whose bandit interval straddles the top-k boundary is settled as
+ *                            ambiguous once the interval is at most epsilon/2 wide, so every returned player is
+ *                            worth at least the true k-th value minus epsilon; 0 = 1% of the spread of the means
+ * @param surrogate           regression: a result file (JSON or CSV, values matched by player name) giving a fixed
+ *                            additive surrogate a_j; null = fit it on the samples (the estimates so far)
+ * @param bound               TMAB: the bandit's interval, "bernstein" (empirical Bernstein, valid for any
+ *                            bounded marginal) or "normal" (Gaussian approximation, no range term)
+ * @param screen              TMAB: a result file of first-order values a_j; only the top {@code screenTop} by
+ *                            |a_j| and a uniform sample of {@code screenSample} of the rest are played; null = all
  */
 public record ShapleyConfig(Estimator estimator, long budget, long permutations, int batch, long seed,
                             double tolerance, double truncationTolerance, Double truncationBaseline,
                             int truncationSteps, double delta, int topK, double range, int round,
                             double confidence, long checkpointEvery, int shardIndex, int shardCount,
-                            Path out, boolean resume) {
+                            Path out, boolean resume, double epsilon, Path surrogate, Path screen, int screenTop,
+                            int screenSample, String bound) {
 
     public static final int MAX_BATCH = 1 << 20;
 
@@ -72,6 +83,18 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         if (shardCount > 1 && (estimator == Estimator.EXACT || estimator == Estimator.TMAB))
             throw new NshapException("estimator " + estimator.id() + " cannot be sharded"
                     + (estimator == Estimator.TMAB ? " (the bandit adapts to all samples so far)" : ""));
+        if (!(epsilon >= 0) || Double.isInfinite(epsilon))
+            throw new NshapException("--epsilon must be a finite number >= 0 (0 = 1% of the spread of the means), got " + epsilon);
+        if (surrogate != null && estimator != Estimator.REGRESSION)
+            throw new NshapException("--surrogate is for --estimator regression");
+        if (screen != null && estimator != Estimator.TMAB) throw new NshapException("--screen is for --estimator tmab");
+        if (screen != null && (screenTop < 0 || screenSample < 0 || screenTop + screenSample < 1))
+            throw new NshapException("--screen needs --screen-top M and --screen-sample R (>= 0, M + R >= 1)");
+        if (shardCount > 1 && estimator == Estimator.REGRESSION && surrogate == null)
+            throw new NshapException("estimator regression fits its surrogate on all samples so far and cannot be "
+                    + "sharded: give --surrogate FILE (e.g. a pilot run's result) to shard it");
+        if (!TopK.BERNSTEIN.equals(bound) && !TopK.NORMAL.equals(bound))
+            throw new NshapException("--bound must be bernstein or normal, got '" + bound + "'");
         if (resume && out == null) throw new NshapException("--resume needs --out (the checkpoint is PREFIX.ckpt.json)");
     }
 
@@ -95,7 +118,8 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         b.truncationTolerance = truncationTolerance; b.truncationBaseline = truncationBaseline;
         b.truncationSteps = truncationSteps; b.delta = delta; b.topK = topK; b.range = range; b.round = round;
         b.confidence = confidence; b.checkpointEvery = checkpointEvery; b.shardIndex = shardIndex;
-        b.shardCount = shardCount; b.out = out; b.resume = resume;
+        b.shardCount = shardCount; b.out = out; b.resume = resume; b.epsilon = epsilon; b.surrogate = surrogate;
+        b.screen = screen; b.screenTop = screenTop; b.screenSample = screenSample; b.bound = bound;
         return b;
     }
 
@@ -117,6 +141,16 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         m.put("confidence", confidence);
         m.put("shardIndex", shardIndex);
         m.put("shardCount", shardCount);
+        if (estimator == Estimator.TMAB) {
+            m.put("epsilon", epsilon);
+            m.put("bound", bound);
+        }
+        if (surrogate != null) m.put("surrogate", surrogate.toString());
+        if (screen != null) {
+            m.put("screen", screen.toString());
+            m.put("screenTop", screenTop);
+            m.put("screenSample", screenSample);
+        }
         return m;
     }
 
@@ -156,6 +190,10 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         public int shardIndex = 0, shardCount = 1;
         public Path out;
         public boolean resume;
+        public double epsilon = 0;
+        public Path surrogate, screen;
+        public int screenTop, screenSample;
+        public String bound = TopK.BERNSTEIN;
 
         Builder(Estimator e) { this.estimator = e; }
 
@@ -176,11 +214,15 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         public Builder shard(int i, int s) { shardIndex = i; shardCount = s; return this; }
         public Builder out(Path v) { out = v; return this; }
         public Builder resume(boolean v) { resume = v; return this; }
+        public Builder epsilon(double v) { epsilon = v; return this; }
+        public Builder bound(String v) { bound = v; return this; }
+        public Builder surrogate(Path v) { surrogate = v; return this; }
+        public Builder screen(Path file, int top, int sample) { screen = file; screenTop = top; screenSample = sample; return this; }
 
         public ShapleyConfig build() {
             return new ShapleyConfig(estimator, budget, permutations, batch, seed, tolerance, truncationTolerance,
                     truncationBaseline, truncationSteps, delta, topK, range, round, confidence, checkpointEvery,
-                    shardIndex, shardCount, out, resume);
+                    shardIndex, shardCount, out, resume, epsilon, surrogate, screen, screenTop, screenSample, bound);
         }
     }
 }

@@ -95,12 +95,29 @@ public final class ShapleyOutput {
             num(pn, "ci_low", p.ciLow());
             num(pn, "ci_high", p.ciHigh());
             pn.put("settled", p.settled());
+            if (bandit(r)) {
+                num(pn, "bandit_low", p.banditLow());
+                num(pn, "bandit_high", p.banditHigh());
+                pn.put("status", p.status());
+            }
             if (r.exact() != null) num(pn, "exact", r.exact()[p.player()]);
+        }
+        o.put("intervals", "ci_low..ci_high: Student t at confidence " + r.config().confidence()
+                + (bandit(r) ? "; bandit_low..bandit_high: the bandit's " + r.config().bound() + " bound, all players and times"
+                + " at once with probability 1 - delta = " + (1 - r.config().delta()) + " (what settles players)" : ""));
+        if (r.topK() != null) {
+            Map<String, Object> t = snakeKeys(r.topK());
+            if (t.get("screen") instanceof Map<?, ?> sc) {
+                @SuppressWarnings("unchecked") Map<String, Object> scm = (Map<String, Object>) sc;
+                t.put("screen", snakeKeys(scm));
+            }
+            o.set("top_k", Json.MAPPER.valueToTree(t));
         }
         if (r.stats() != null) o.set("statistics", r.stats().toJson());
         return o;
     }
 
+    static boolean bandit(ShapleyResult r) { return r.config().estimator() == Estimator.TMAB && r.stats() != null; }
     /**
      * One vocabulary across result kinds (docs/results.md): snake_case, as the CSV, clusters, impairment and
      * specificity results already were. {@code topK} -> {@code top_k}.
@@ -134,6 +151,7 @@ public final class ShapleyOutput {
         StringBuilder sb = new StringBuilder("rank,player,name");
         for (String c : labels.extraColumns()) sb.append(',').append(Csv.cell(c));
         sb.append(",mean,stderr,samples,ci_low,ci_high,settled");
+        if (bandit(r)) sb.append(",bandit_low,bandit_high,status");
         if (r.exact() != null) sb.append(",exact");
         sb.append('\n');
         for (PlayerEstimate p : r.byRank()) {
@@ -141,6 +159,7 @@ public final class ShapleyOutput {
             for (String v : labels.extraValues().get(p.player())) sb.append(',').append(Csv.cell(v));
             sb.append(',').append(d(p.mean())).append(',').append(d(p.stderr())).append(',').append(p.samples())
                     .append(',').append(d(p.ciLow())).append(',').append(d(p.ciHigh())).append(',').append(p.settled());
+            if (bandit(r)) sb.append(',').append(d(p.banditLow())).append(',').append(d(p.banditHigh())).append(',').append(p.status());
             if (r.exact() != null) sb.append(',').append(d(r.exact()[p.player()]));
             sb.append('\n');
         }
@@ -207,7 +226,7 @@ public final class ShapleyOutput {
         List<String> extraCols = new ArrayList<>();
         double[] exact = null;
         var known = java.util.Set.of("rank", "player", "name", "mean", "stderr", "samples", "ci_low", "ci_high",
-                "ciLow", "ciHigh", "settled", "exact");
+                "ciLow", "ciHigh", "settled", "exact", "bandit_low", "bandit_high", "status");
         JsonNode rows = first.path("results");
         if (rows.size() != n) throw new NshapException(files.get(0) + ": results do not list " + n + " players");
         rows.get(0).fieldNames().forEachRemaining(fn -> { if (!known.contains(fn)) extraCols.add(fn); });
@@ -226,7 +245,7 @@ public final class ShapleyOutput {
         ShapleyConfig merged = cfg0.toBuilder().shard(0, 1).out(outPrefix).resume(false).build();
         ShapleyResult r = new ShapleyResult(merged, Json.MAPPER.convertValue(first.path("game"), Map.class),
                 field(first, "game_fingerprint").asText(), ShapleyRunner.estimates(merged, stats, null), evaluations,
-                units, rounds, "merged " + shardCount + " shards", elapsed, stats, exact);
+                units, rounds, "merged " + shardCount + " shards", elapsed, stats, exact, null);
         if (outPrefix != null) {
             Map<String, Object> prov = new LinkedHashMap<>();
             prov.put("merged_from", files.stream().map(Path::toString).toList());
@@ -245,7 +264,9 @@ public final class ShapleyOutput {
                     .truncationBaseline(base.isNumber() ? base.asDouble() : null)
                     .truncationSteps(field(c, "truncation_steps").asInt()).delta(c.path("delta").asDouble())
                     .topK(field(c, "top_k").asInt()).range(c.path("range").asDouble()).round(c.path("round").asInt())
-                    .confidence(c.path("confidence").asDouble())
+                    .confidence(c.path("confidence").asDouble()).epsilon(c.path("epsilon").asDouble(0))
+                    .bound(c.path("bound").asText(TopK.BERNSTEIN))
+                    .surrogate(c.hasNonNull("surrogate") ? Path.of(c.get("surrogate").asText()) : null)
                     .shard(field(c, "shard_index").asInt(), field(c, "shard_count").asInt());
             if (c.has("batch")) b.batch(c.get("batch").asInt());
             return b.build();

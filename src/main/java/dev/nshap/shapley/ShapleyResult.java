@@ -8,10 +8,12 @@ import java.util.Map;
  *
  * @param stats sufficient statistics (null for exact enumeration)
  * @param exact exact values when the game knows them, else null
+ * @param topK  TMAB: the certified top-k, the ambiguous players and the screen's bound (see {@link TopK}), else null
  */
 public record ShapleyResult(ShapleyConfig config, Map<String, Object> game, String gameFingerprint,
                             List<PlayerEstimate> estimates, long evaluations, long units, long rounds,
-                            String stopReason, double elapsedSeconds, SufficientStats stats, double[] exact) {
+                            String stopReason, double elapsedSeconds, SufficientStats stats, double[] exact,
+                            Map<String, Object> topK) {
 
     public double[] means() {
         double[] m = new double[estimates.size()];

@@ -90,6 +90,13 @@ public final class ShapleyRunner {
     private RoundListener listener;
     private Evaluators evaluators;
     private volatile boolean signalled;
+    /** Regression: the fixed surrogate a_j (null = fitted). TMAB: the screen (null = every player is played). */
+    private final double[] surrogate;
+    private final TopK.Screen screen;
+    private final BitSet played;
+    private final KernelShap kernel;
+    /** Hash of the input files' values (surrogate, screen): a checkpoint from other inputs is refused. */
+    private final String inputsHash;
     private boolean force;
 
     public ShapleyRunner(Game game, ShapleyConfig cfg) {
@@ -99,8 +106,24 @@ public final class ShapleyRunner {
         this.evaluators = game::values;
         if (n < 1) throw new NshapException("the game has no players");
         if (n > MAX_PLAYERS) throw new NshapException("the game has " + n + " players; at most " + MAX_PLAYERS + " are supported");
-        if (cfg.estimator() == Estimator.TMAB && cfg.topK() >= n)
-            throw new NshapException("--top-k must be smaller than the number of players (" + n + ") for tmab");
+        surrogate = cfg.surrogate() == null ? null : PlayerValues.load(cfg.surrogate(), game, "--surrogate");
+        double[] screenValues = cfg.screen() == null ? null : PlayerValues.load(cfg.screen(), game, "--screen");
+        screen = screenValues == null ? null : TopK.screen(screenValues, cfg.screenTop(), cfg.screenSample(), cfg.seed());
+        played = screen == null ? allPlayers(n) : screen.played();
+        if (cfg.estimator() == Estimator.TMAB && cfg.topK() >= played.cardinality())
+            throw new NshapException("--top-k must be smaller than the number of players played (" + played.cardinality()
+                    + ") for tmab");
+        kernel = cfg.estimator() == Estimator.KERNELSHAP ? new KernelShap(n) : null;
+        StringBuilder h = new StringBuilder();
+        for (double[] a : new double[][]{surrogate, screenValues})
+            if (a != null) for (double x : a) h.append(Double.doubleToLongBits(x)).append(',');
+        inputsHash = sha256(h.toString());
+    }
+
+    private static BitSet allPlayers(int n) {
+        BitSet b = new BitSet(n);
+        b.set(0, n);
+        return b;
     }
 
     public ShapleyRunner progress(boolean on) { showProgress = on; return this; }
@@ -252,7 +275,7 @@ public final class ShapleyRunner {
         for (int i = 0; i < n; i++)
             est.add(new PlayerEstimate(i, phi[i], 0, total / 2, phi[i], phi[i], true, rank[i]));
         return new ShapleyResult(cfg, game.describe(), fingerprint(game), est, total, 1, 1, "exact",
-                (System.nanoTime() - t0) / 1e9, null, game.exactValues());
+                (System.nanoTime() - t0) / 1e9, null, game.exactValues(), null);
     }
 
     /** Rank 1 = largest; ties by lower index; NaN last. */
@@ -263,55 +286,41 @@ public final class ShapleyRunner {
         return r;
     }
 
-    /** Turns statistics into per-player estimates (also used by shard merge). */
+    /** Turns statistics into per-player estimates (also used by shard merge); {@code played} only for TMAB. */
     static List<PlayerEstimate> estimates(ShapleyConfig cfg, SufficientStats st, BitSet settled) {
+        return estimates(cfg, st, settled, null);
+    }
+
+    static List<PlayerEstimate> estimates(ShapleyConfig cfg, SufficientStats st, BitSet settled, BitSet played) {
         int n = st.players();
         double[] mean = new double[n];
         for (int i = 0; i < n; i++) mean[i] = st.mean(i);
         int[] rank = ranks(mean);
         List<PlayerEstimate> out = new ArrayList<>(n);
+        boolean bandit = cfg.estimator() == Estimator.TMAB && played != null;
         double range = cfg.range() > 0 ? cfg.range() : st.observedRange();
+        boolean normal = TopK.NORMAL.equals(cfg.bound());
+        String[] status = bandit ? TopK.classify(st, played, cfg.topK(), cfg.delta(), range,
+                TopK.epsilon(st, played, cfg.epsilon()), normal) : null;
         for (int i = 0; i < n; i++) {
             long c = st.count(i);
             double se = st.standardError(i), lo, hi;
-            if (cfg.estimator() == Estimator.TMAB) {
-                double cb = bernstein(st, i, cfg.delta(), range);
-                lo = mean[i] - cb;
-                hi = mean[i] + cb;
-            } else if (c >= 2) {
+            if (c >= 2) {
                 double t = TDistribution.of(c - 1).inverseCumulativeProbability(0.5 + cfg.confidence() / 2);
                 lo = mean[i] - t * se;
                 hi = mean[i] + t * se;
             } else {
                 lo = hi = Double.NaN;
             }
-            out.add(new PlayerEstimate(i, mean[i], se, c, lo, hi, settled != null && settled.get(i), rank[i]));
+            double blo = Double.NaN, bhi = Double.NaN;
+            if (bandit && played.get(i)) {
+                double cb = TopK.halfWidth(st, i, cfg.delta(), played.cardinality(), range, normal);
+                if (Double.isFinite(cb)) { blo = mean[i] - cb; bhi = mean[i] + cb; }
+            }
+            out.add(new PlayerEstimate(i, mean[i], se, c, lo, hi, settled != null && settled.get(i), rank[i],
+                    blo, bhi, bandit ? status[i] : ""));
         }
         return out;
-    }
-
-    /** Empirical-Bernstein half-width: sqrt(2 var ln(2/delta) / n) + 7 R ln(2/delta) / (3 (n-1)). */
-    static double bernstein(SufficientStats st, int i, double delta, double range) {
-        long c = st.count(i);
-        if (c < 2) return Double.POSITIVE_INFINITY;
-        double l = Math.log(2 / delta);
-        return Math.sqrt(2 * st.variance(i) * l / c) + 7 * range * l / (3.0 * (c - 1));
-    }
-
-    /** TMAB: players whose interval excludes the (k+1)-th largest mean are settled. */
-    static BitSet settle(SufficientStats st, int k, double delta, double rangeOrZero) {
-        int n = st.players();
-        double[] mean = new double[n];
-        for (int i = 0; i < n; i++) mean[i] = st.mean(i);
-        BitSet settled = new BitSet(n);
-        for (int i = 0; i < n; i++) if (st.count(i) < 2) return settled;  // no bound without two samples each
-        double threshold = mean[Metrics.topK(mean, k + 1)[k]];
-        double range = rangeOrZero > 0 ? rangeOrZero : st.observedRange();
-        for (int i = 0; i < n; i++) {
-            double cb = bernstein(st, i, delta, range);
-            if (!(mean[i] - cb <= threshold && threshold <= mean[i] + cb)) settled.set(i);
-        }
-        return settled;
     }
 
     // ---------------------------------------------------------------- sampling estimators
@@ -322,11 +331,22 @@ public final class ShapleyRunner {
         final Walk[] walks;
         final double[] a, b;   // antithetic only
 
+        final KernelShap.PairWalk pairs;   // kernelshap only
+
         Unit(long index, BitSet settled, SufficientStats stats) {
             this.index = index;
             int[] order = Walk.permutation(cfg.seed(), index, n);
             long useed = Walk.unitSeed(cfg.seed(), index);
+            pairs = kernel == null ? null : kernel.new PairWalk(index, useed);
             switch (cfg.estimator()) {
+                case REGRESSION -> {
+                    walks = new Walk[]{new Walk.Plain(n, order, index, useed, null, true)};
+                    a = b = null;
+                }
+                case KERNELSHAP -> {
+                    walks = new Walk[]{pairs};
+                    a = b = null;
+                }
                 case PERMUTATION -> {
                     walks = new Walk[]{new Walk.Plain(n, order, index, useed, stats::add)};
                     a = b = null;
@@ -352,15 +372,26 @@ public final class ShapleyRunner {
             return true;
         }
 
-        void finish(SufficientStats stats) {
+        /** Adds what a unit contributes at its end; {@code fit} is the regression surrogate of this round. */
+        void finish(SufficientStats stats, double[] fit, SufficientStats marginals) {
             if (a != null) for (int p = 0; p < n; p++) stats.add(p, (a[p] + b[p]) * 0.5);
+            double[] x = null;
+            if (cfg.estimator() == Estimator.REGRESSION) {
+                Walk.Plain w = (Walk.Plain) walks[0];
+                double[] m = RegressionAdjusted.marginals(w.order, w.trace);
+                if (marginals != null) for (int p = 0; p < n; p++) marginals.add(p, m[p]);
+                x = fit == null ? m : RegressionAdjusted.samples(w.order, w.trace, fit);
+            } else if (pairs != null) x = pairs.samples();
+            if (x != null) for (int p = 0; p < n; p++) stats.add(p, x[p]);
         }
     }
 
     private final class Sampling {
         SufficientStats stats = new SufficientStats(n);
+        /** Regression with a fitted surrogate: the walks' plain permutation marginals, whose means are the fit. */
+        SufficientStats marginals = cfg.estimator() == Estimator.REGRESSION && surrogate == null ? new SufficientStats(n) : null;
         long evaluations, nextSeq, rounds, lastCheckpoint;
-        BitSet settled = new BitSet(n);
+        BitSet settled = unplayed();
         List<Unit> round;              // null between rounds
         String stopReason;
         double elapsedBefore;
@@ -374,12 +405,35 @@ public final class ShapleyRunner {
 
         long unitAt(long seq) { return cfg.shardIndex() + seq * cfg.shardCount(); }
 
+        BitSet unplayed() {
+            BitSet b = allPlayers(n);
+            b.andNot(played);
+            return b;
+        }
+
+        /**
+         * The regression surrogate for the units ending now: the fixed one, or the additive model whose values are
+         * the plain permutation estimates of all earlier walks (null before any: the first round's walks give
+         * their permutation marginals). Fitting on the permutation estimates, not on the regression estimates
+         * themselves, keeps a noisy fit from feeding on its own noise.
+         */
+        double[] fit() {
+            if (cfg.estimator() != Estimator.REGRESSION) return null;
+            if (surrogate != null) return surrogate;
+            if (rounds == 0) return null;
+            double[] m = new double[n];
+            for (int i = 0; i < n; i++) m[i] = marginals.count(i) == 0 ? 0 : marginals.mean(i);
+            return m;
+        }
+
         int unsettled() { return n - settled.cardinality(); }
 
         long worstCost() {
             return switch (cfg.estimator()) {
                 case PERMUTATION -> n + 1;
                 case ANTITHETIC -> 2L * (n + 1);
+                case REGRESSION -> n + 1;
+                case KERNELSHAP -> kernel.unitCost();
                 default -> 2L + unsettled() + Math.min(unsettled(), n - unsettled());   // N, empty, removals, refreshes
             };
         }
@@ -441,11 +495,56 @@ public final class ShapleyRunner {
                 err.println("shapley " + cfg.estimator().id() + " stopped (" + stopReason + ") after " + evaluations
                         + " evaluations, " + status());
             BitSet finalSettled = cfg.estimator() == Estimator.TMAB ? settled : null;
-            return new ShapleyResult(cfg, game.describe(), fingerprint(game), estimates(cfg, stats, finalSettled),
-                    evaluations, nextSeq, rounds, stopReason, elapsed(), stats, game.exactValues());
+            List<PlayerEstimate> est = estimates(cfg, stats, finalSettled, played);
+            return new ShapleyResult(cfg, game.describe(), fingerprint(game), est,
+                    evaluations, nextSeq, rounds, stopReason, elapsed(), stats, game.exactValues(), topKReport(est));
         }
 
         double elapsed() { return elapsedBefore + (System.nanoTime() - t0) / 1e9; }
+
+        /** TMAB: the certified top-k, the ambiguous players, the screen's bound on players it may have missed. */
+        Map<String, Object> topKReport(List<PlayerEstimate> est) {
+            if (cfg.estimator() != Estimator.TMAB) return null;
+            double[] mean = new double[n];
+            String[] status = new String[n];
+            for (PlayerEstimate e : est) { mean[e.player()] = e.mean(); status[e.player()] = e.status(); }
+            Map<String, Object> m = new java.util.LinkedHashMap<>();
+            boolean ready = true;
+            for (int i = played.nextSetBit(0); i >= 0; i = played.nextSetBit(i + 1)) if (stats.count(i) < 2) ready = false;
+            if (!ready) {
+                m.put("determined", false);
+                m.put("note", "some played players have fewer than 2 samples: no bound, no certified set");
+                return m;
+            }
+            double eps = TopK.epsilon(stats, played, cfg.epsilon());
+            TopK.Certificate c = TopK.certificate(mean, status, played, cfg.topK(), eps, TopK.threshold(stats, played, cfg.topK()));
+            m.put("k", cfg.topK());
+            m.put("determined", c.open().isEmpty());
+            m.put("delta", cfg.delta());
+            m.put("epsilon", eps);
+            m.put("threshold", c.threshold());
+            m.put("evaluations", evaluations);
+            m.put("returned", names(c.returned()));
+            m.put("certified", names(c.certified()));
+            m.put("ambiguousWithinEpsilon", names(c.ambiguous()));
+            m.put("open", c.open().size());
+            if (screen != null) {
+                int x = 0;
+                for (int i : c.returned()) if (screen.sample().get(i)) x++;
+                Map<String, Object> s = new java.util.LinkedHashMap<>();
+                s.put("played", played.cardinality());
+                s.put("top", screen.top().cardinality());
+                s.put("sample", screen.sample().cardinality());
+                s.put("sampledInTopK", x);
+                s.put("missedAtMost", TopK.missedBound(screen.restSize(), screen.sample().cardinality(), x,
+                        cfg.topK(), cfg.delta()));
+                s.put("confidence", 1 - cfg.delta());
+                m.put("screen", s);
+            }
+            return m;
+        }
+
+        List<String> names(List<Integer> ps) { return ps.stream().map(game::playerName).toList(); }
 
         String status() {
             return "units " + nextSeq + (cfg.estimator() == Estimator.TMAB ? " unsettled " + unsettled() : "");
@@ -494,7 +593,8 @@ public final class ShapleyRunner {
          * and this keeps batches full without changing a number.
          */
         long groupSize() {
-            boolean decides = cfg.estimator() == Estimator.TMAB || cfg.tolerance() > 0;
+            boolean decides = cfg.estimator() == Estimator.TMAB || cfg.tolerance() > 0
+                    || (cfg.estimator() == Estimator.REGRESSION && surrogate == null);
             return decides ? cfg.round() : Math.max(cfg.round(), evaluators.gather(cfg.batch()));
         }
 
@@ -522,12 +622,16 @@ public final class ShapleyRunner {
         }
 
         void endRound() {
-            for (Unit u : round) u.finish(stats);
+            double[] fit = fit();          // before this round's samples change the estimates
+            for (Unit u : round) u.finish(stats, fit, marginals);
             round = null;
             rounds++;
             if (cfg.estimator() == Estimator.TMAB) {
-                settled = settle(stats, cfg.topK(), cfg.delta(), cfg.range());
-                if (unsettled() <= 1) stopReason = "settled";
+                double range = cfg.range() > 0 ? cfg.range() : stats.observedRange();
+                String[] status = TopK.classify(stats, played, cfg.topK(), cfg.delta(), range,
+                        TopK.epsilon(stats, played, cfg.epsilon()), TopK.NORMAL.equals(cfg.bound()));
+                settled = TopK.settled(status);
+                if (unsettled() == 0) stopReason = "settled";
             }
             if (stopReason == null && cfg.tolerance() > 0 && toleranceReached()) stopReason = "tolerance";
             if (listener != null) listener.afterRound(evaluations, stats, (BitSet) settled.clone());
@@ -582,6 +686,7 @@ public final class ShapleyRunner {
             o.put("format", CHECKPOINT_FORMAT);
             o.set("config", Json.MAPPER.valueToTree(cfg.resultDefining()));
             o.put("gameFingerprint", fingerprint(game));
+            o.put("inputs", inputsHash);
             o.put("players", n);
             o.put("evaluations", evaluations);
             o.put("nextSeq", nextSeq);
@@ -591,6 +696,7 @@ public final class ShapleyRunner {
             ArrayNode s = o.putArray("settled");
             settled.stream().forEach(s::add);
             o.set("stats", stats.toJson());
+            if (marginals != null) o.set("marginalStats", marginals.toJson());
             if (round != null) {
                 ArrayNode units = o.putArray("round");
                 for (Unit u : round) {
@@ -624,6 +730,8 @@ public final class ShapleyRunner {
             }
             if (!fingerprint(game).equals(o.path("gameFingerprint").asText()) || o.path("players").asInt() != n)
                 throw new NshapException(p + " was written for a different game");
+            if (!inputsHash.equals(o.path("inputs").asText(inputsHash)))
+                throw new NshapException(p + " was written with other --surrogate/--screen values");
             evaluations = o.path("evaluations").asLong();
             nextSeq = o.path("nextSeq").asLong();
             rounds = o.path("rounds").asLong();
@@ -632,6 +740,7 @@ public final class ShapleyRunner {
             settled = new BitSet(n);
             for (JsonNode s : o.path("settled")) settled.set(s.asInt());
             stats = SufficientStats.fromJson(o.path("stats"), n, p.toString());
+            if (marginals != null) marginals = SufficientStats.fromJson(o.path("marginalStats"), n, p.toString());
             if (o.has("round")) {
                 round = new ArrayList<>();
                 for (JsonNode un : o.get("round")) {

@@ -74,13 +74,22 @@ abstract class Walk {
 
     static ObjectNode node() { return JsonNodeFactory.instance.objectNode(); }
 
-    /** Plain walk: all n+1 coalitions are known up front, so it emits ahead freely (full batches). */
+    /**
+     * Plain walk: all n+1 coalitions are known up front, so it emits ahead freely (full batches). With a trace it
+     * also keeps every value (trace[t] = v after removing t players) for estimators that use whole walks.
+     */
     static final class Plain extends Walk {
         private int emitted, applied;
         private double prev;
         private BitSet emitBits;
+        final double[] trace;
 
-        Plain(int n, int[] order, long unit, long seed, Sink sink) { super(n, order, unit, seed, sink); }
+        Plain(int n, int[] order, long unit, long seed, Sink sink) { this(n, order, unit, seed, sink, false); }
+
+        Plain(int n, int[] order, long unit, long seed, Sink sink, boolean keepTrace) {
+            super(n, order, unit, seed, sink);
+            trace = keepTrace ? new double[n + 1] : null;
+        }
 
         @Override boolean done() { return applied == n + 1; }
 
@@ -97,7 +106,8 @@ abstract class Walk {
         }
 
         @Override void apply(double v) {
-            if (applied > 0) sink.add(order[applied - 1], prev - v);
+            if (applied > 0 && sink != null) sink.add(order[applied - 1], prev - v);
+            if (trace != null) trace[applied] = v;
             prev = v;
             applied++;
         }
@@ -106,6 +116,10 @@ abstract class Walk {
             ObjectNode o = node();
             o.put("applied", applied);
             o.put("prev", prev);
+            if (trace != null) {
+                var t = o.putArray("trace");
+                for (int i = 0; i < applied; i++) t.add(trace[i]);
+            }
             return o;
         }
 
@@ -113,6 +127,7 @@ abstract class Walk {
             applied = emitted = s.path("applied").asInt();
             prev = s.path("prev").asDouble();
             emitBits = null;
+            if (trace != null) for (int i = 0; i < applied; i++) trace[i] = s.path("trace").get(i).asDouble();
         }
     }
 

@@ -14,7 +14,9 @@
  * baseline is given) and, once |v - baseline| <= tolerance for more than {@code truncationSteps} consecutive
  * evaluated steps, gives the remaining players marginal 0; {@code tmab} is tmc whose walks skip settled players
  * (re-evaluating the coalition before the next unsettled player, so its marginal stays unbiased) and which
- * re-settles players between rounds with the empirical-Bernstein bound around the (k+1)-th largest mean.
+ * re-settles players between rounds by an anytime (epsilon, delta)-PAC top-k rule ({@link dev.nshap.shapley.TopK}).
+ * {@code regression} and {@code kernelshap} use every evaluated coalition for every player
+ * ({@link dev.nshap.shapley.RegressionAdjusted}, {@link dev.nshap.shapley.KernelShap}).
  *
  * <p>Sufficient statistics are summed exactly ({@link dev.nshap.shapley.SufficientStats}), so batch size,
  * resuming and sharding never change a number.

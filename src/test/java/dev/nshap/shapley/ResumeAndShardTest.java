@@ -92,7 +92,8 @@ class ResumeAndShardTest {
     /** Stopping mid-round (walks half done, antithetic halves pending) and resuming, for every estimator. */
     @Test
     void interruptAnywhereAndResume() {
-        for (Estimator e : List.of(Estimator.PERMUTATION, Estimator.ANTITHETIC, Estimator.TMC, Estimator.TMAB)) {
+        for (Estimator e : List.of(Estimator.PERMUTATION, Estimator.ANTITHETIC, Estimator.TMC, Estimator.TMAB,
+                Estimator.REGRESSION, Estimator.KERNELSHAP)) {
             ShapleyResult want = unbroken(e);
             for (long stopAt : new long[]{1, 97, want.evaluations() / 2}) {
                 Path prefix = dir.resolve(e.id() + stopAt);
@@ -130,15 +131,27 @@ class ResumeAndShardTest {
     void mergedShardsEqualOneRun() throws Exception {
         Path game = dir.resolve("game.json");
         Files.writeString(game, SyntheticGames.randomVoting(25, 3, 10, 0.6, 9).toJson().toString());
-        for (String est : List.of("permutation", "antithetic", "tmc")) {
+        // a fixed surrogate (here: noisy exact values) makes the regression estimator shardable
+        Path sur = dir.resolve("surrogate.json");
+        StringBuilder js = new StringBuilder("{\"results\": [");
+        double[] ex = SyntheticGames.randomVoting(25, 3, 10, 0.6, 9).exactValues();
+        for (int i = 0; i < ex.length; i++) js.append(i == 0 ? "" : ",").append("{\"name\":\"").append(i)
+                .append("\",\"mean\":").append(ex[i] + 0.01 * Math.sin(i)).append('}');
+        Files.writeString(sur, js.append("]}").toString());
+        for (String est : List.of("permutation", "antithetic", "tmc", "kernelshap", "regression")) {
             Path whole = dir.resolve(est + "-whole");
-            assertEquals(0, Main.run("shapley", "--game", game.toString(), "--estimator", est, "--permutations", "23",
-                    "--batch", "9", "--seed", "5", "--out", whole.toString()));
+            String[] extra = est.equals("regression") ? new String[]{"--surrogate", sur.toString()} : new String[0];
+            List<String> w = new ArrayList<>(List.of("shapley", "--game", game.toString(), "--estimator", est,
+                    "--permutations", "23", "--batch", "9", "--seed", "5", "--out", whole.toString()));
+            w.addAll(List.of(extra));
+            assertEquals(0, Main.run(w.toArray(String[]::new)));
             List<String> merge = new ArrayList<>(List.of("shapley", "merge", "--out", dir.resolve(est + "-merged").toString()));
             for (int i = 0; i < 3; i++) {
                 Path part = dir.resolve(est + "-shard" + i);
-                assertEquals(0, Main.run("shapley", "--game", game.toString(), "--estimator", est, "--permutations", "23",
-                        "--batch", "4", "--seed", "5", "--shard", i + "/3", "--out", part.toString()));
+                List<String> sh = new ArrayList<>(List.of("shapley", "--game", game.toString(), "--estimator", est,
+                        "--permutations", "23", "--batch", "4", "--seed", "5", "--shard", i + "/3", "--out", part.toString()));
+                sh.addAll(List.of(extra));
+                assertEquals(0, Main.run(sh.toArray(String[]::new)));
                 merge.add(part + ".json");
             }
             assertEquals(0, Main.run(merge.toArray(String[]::new)));

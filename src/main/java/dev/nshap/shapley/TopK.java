@@ -1,0 +1,162 @@
+package dev.nshap.shapley;
+
+import org.apache.commons.rng.UniformRandomProvider;
+import org.apache.commons.rng.sampling.PermutationSampler;
+import org.apache.commons.rng.simple.RandomSource;
+import org.apache.commons.statistics.distribution.HypergeometricDistribution;
+import org.apache.commons.statistics.distribution.NormalDistribution;
+
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+
+/**
+ * The (epsilon, delta)-PAC top-k rule of TMAB, and the screen that restricts the bandit to a few players.
+ *
+ * <p>Bound (default, {@code --bound bernstein}). Player i's bandit interval after c samples is mean +- (sqrt(2 var L / c) + 7 R L / (3 (c - 1))) with
+ * L = ln(2 m c (c + 1) / delta), m the number of players played: empirical Bernstein at delta / (m c (c+1)), so a
+ * union over the players and over every sample count (sum over c of 1/(c(c+1)) = 1) makes all intervals hold at
+ * once, at every time, with probability 1 - delta. Checking between any rounds, stopping whenever, is covered.
+ *
+ * <p>Rule. theta is the midpoint between the k-th and (k+1)-th largest means. A player is IN when its interval
+ * lies above theta, OUT when below, AMBIGUOUS when it straddles theta but is at most epsilon/2 wide, else OPEN.
+ * Only OPEN players are sampled; the run stops when none is left. The returned set is the top k by mean (IN
+ * players are always among them, OUT never). If all intervals hold, every returned player's value is at least
+ * the true k-th largest value minus epsilon: a returned player is worth >= theta - epsilon/2; either k players are
+ * worth more than theta + epsilon/2 (then all are IN and are exactly the returned set), or the k-th value is at
+ * most theta + epsilon/2.
+ */
+public final class TopK {
+    private TopK() {}
+
+    public static final String IN = "in", OUT = "out", AMBIGUOUS = "ambiguous", OPEN = "open", SCREENED = "screened";
+
+    /**
+     * Anytime half-width of player i's bandit interval (infinite below two samples): empirical Bernstein, or with
+     * {@code normal} the Gaussian approximation z(delta') * stderr at the same per-(player, count) level delta' --
+     * no range term, so it settles far sooner on heavy-tailed marginals, but its level holds only as far as the
+     * central limit theorem does at that sample count.
+     */
+    static double halfWidth(SufficientStats st, int i, double delta, int played, double range, boolean normal) {
+        long c = st.count(i);
+        // the normal approximation needs a few samples: a heavy-tailed marginal often shows one value at first
+        if (c < (normal ? NORMAL_MIN_SAMPLES : 2)) return Double.POSITIVE_INFINITY;
+        double d = delta / (played * c * (c + 1.0));
+        if (normal) return Z.inverseSurvivalProbability(d / 2) * st.standardError(i);
+        double l = Math.log(2 / d);
+        return Math.sqrt(2 * st.variance(i) * l / c) + 7 * range * l / (3.0 * (c - 1));
+    }
+
+    private static final NormalDistribution Z = NormalDistribution.of(0, 1);
+    static final int NORMAL_MIN_SAMPLES = 10;
+
+    public static final String BERNSTEIN = "bernstein", NORMAL = "normal";
+
+    /** Epsilon in effect: the given one, or 1% of the spread of the played players' means. */
+    static double epsilon(SufficientStats st, BitSet played, double given) {
+        if (given > 0) return given;
+        double lo = Double.POSITIVE_INFINITY, hi = Double.NEGATIVE_INFINITY;
+        for (int i = played.nextSetBit(0); i >= 0; i = played.nextSetBit(i + 1)) {
+            if (st.count(i) == 0) continue;
+            lo = Math.min(lo, st.mean(i));
+            hi = Math.max(hi, st.mean(i));
+        }
+        return hi > lo ? 0.01 * (hi - lo) : 0;
+    }
+
+    /** The k-th / (k+1)-th boundary among the played players' means. */
+    static double threshold(SufficientStats st, BitSet played, int k) {
+        double[] m = new double[played.cardinality()];
+        int j = 0;
+        for (int i = played.nextSetBit(0); i >= 0; i = played.nextSetBit(i + 1)) m[j++] = st.mean(i);
+        int[] top = Metrics.topK(m, k + 1);
+        return 0.5 * (m[top[k - 1]] + m[top[k]]);
+    }
+
+    /** Each player's status (SCREENED for players outside {@code played}); all OPEN until every played one has 2 samples. */
+    static String[] classify(SufficientStats st, BitSet played, int k, double delta, double range, double eps,
+                             boolean normal) {
+        int n = st.players();
+        String[] s = new String[n];
+        boolean ready = true;
+        for (int i = 0; i < n; i++) {
+            s[i] = played.get(i) ? OPEN : SCREENED;
+            if (played.get(i) && st.count(i) < 2) ready = false;
+        }
+        if (!ready) return s;
+        double theta = threshold(st, played, k);
+        int m = played.cardinality();
+        for (int i = played.nextSetBit(0); i >= 0; i = played.nextSetBit(i + 1)) {
+            double cb = halfWidth(st, i, delta, m, range, normal), lo = st.mean(i) - cb, hi = st.mean(i) + cb;
+            if (lo > theta) s[i] = IN;
+            else if (hi < theta) s[i] = OUT;
+            else if (2 * cb <= eps / 2) s[i] = AMBIGUOUS;
+        }
+        return s;
+    }
+
+    static BitSet settled(String[] status) {
+        BitSet b = new BitSet(status.length);
+        for (int i = 0; i < status.length; i++) if (!OPEN.equals(status[i])) b.set(i);
+        return b;
+    }
+
+    // ---------------------------------------------------------------- screen
+
+    /** The players a screen plays: the top M by |a_j|, and a uniform sample of R of the rest (seeded). */
+    public record Screen(BitSet played, BitSet top, BitSet sample, int restSize) {}
+
+    public static Screen screen(double[] a, int top, int sample, long seed) {
+        int n = a.length;
+        double[] abs = new double[n];
+        for (int i = 0; i < n; i++) abs[i] = Math.abs(a[i]);
+        BitSet t = new BitSet(n);
+        for (int i : Metrics.topK(abs, Math.min(top, n))) t.set(i);
+        int[] rest = new int[n - t.cardinality()];
+        int j = 0;
+        for (int i = 0; i < n; i++) if (!t.get(i)) rest[j++] = i;
+        UniformRandomProvider rng = RandomSource.XO_RO_SHI_RO_128_PP.create(new long[]{seed ^ 0x5C12EE4L, 0x3A61L});
+        PermutationSampler.shuffle(rng, rest);
+        BitSet s = new BitSet(n);
+        for (int q = 0; q < Math.min(sample, rest.length); q++) s.set(rest[q]);
+        BitSet played = (BitSet) t.clone();
+        played.or(s);
+        return new Screen(played, t, s, rest.length);
+    }
+
+    /**
+     * Upper bound, at confidence 1 - delta, on how many true top-k players are among the never-played ones. The
+     * rest (all but the top M) holds some number K of true top-k players; the uniform sample of R drew x of them
+     * (x = sampled players that ended in the returned top k, which a true top-k player in the sample always does
+     * when the bandit is right, since the played set contains it). K_up = the largest K with
+     * P(Hypergeometric(rest, K, R) <= x) > delta; the missed ones number K - x <= K_up - x.
+     */
+    public static int missedBound(int restSize, int sampleSize, int sampledInTopK, int k, double delta) {
+        int unplayed = restSize - sampleSize;
+        if (unplayed <= 0) return 0;
+        int kMax = Math.min(restSize, sampledInTopK + Math.min(k, unplayed));
+        int up = sampledInTopK;
+        for (int K = sampledInTopK; K <= kMax; K++) {
+            double p = HypergeometricDistribution.of(restSize, K, sampleSize).cumulativeProbability(sampledInTopK);
+            if (p > delta) up = K; else break;
+        }
+        return Math.min(k, up - sampledInTopK);
+    }
+
+    /** The returned set, its certified part and the ambiguous players, for the result file. */
+    public record Certificate(List<Integer> returned, List<Integer> certified, List<Integer> ambiguous,
+                              List<Integer> open, double epsilon, double threshold) {}
+
+    static Certificate certificate(double[] mean, String[] status, BitSet played, int k, double eps, double theta) {
+        double[] m = mean.clone();
+        for (int i = 0; i < m.length; i++) if (!played.get(i)) m[i] = Double.NaN;
+        List<Integer> ret = new ArrayList<>(), cert = new ArrayList<>(), amb = new ArrayList<>(), open = new ArrayList<>();
+        for (int i : Metrics.topK(m, k)) ret.add(i);
+        for (int i = 0; i < status.length; i++) {
+            if (IN.equals(status[i])) cert.add(i);
+            else if (AMBIGUOUS.equals(status[i])) amb.add(i);
+            else if (OPEN.equals(status[i])) open.add(i);
+        }
+        return new Certificate(ret, cert, amb, open, eps, theta);
+    }
+}

@@ -1,0 +1,210 @@
+package dev.nshap.shapley;
+
+import dev.nshap.NshapException;
+import dev.nshap.cli.Main;
+import org.apache.commons.rng.UniformRandomProvider;
+import org.apache.commons.rng.simple.RandomSource;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.BitSet;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The indexed benchmark game, the surrogate-fed regression estimator, KernelSHAP and TMAB's screen. */
+class GuidedEstimatorTest {
+    @TempDir Path dir;
+
+    static ShapleyResult run(Game g, ShapleyConfig cfg) {
+        return new ShapleyRunner(g, cfg).progress(false).handleSignals(false).run();
+    }
+
+    static Path values(Path dir, Game g, double[] a, String name) {
+        return EstimatorEval.writeValues(dir, g, a, name);
+    }
+
+    /**
+     * The term index and the per-walk incremental update give exactly the values of the plain unanimity game
+     * (evaluating every term against the coalition), along walks and for KernelSHAP's random pairs.
+     */
+    @Test
+    void indexedGameEqualsThePlainUnanimityGame() {
+        IndexedUnanimity g = IndexedUnanimity.heavyTailed(120, 1.5, EstimatorEval.ORDERS, 0, 4);
+        double[] w = new double[g.terms()];
+        for (int j = 0; j < w.length; j++) w[j] = g.w[j] / IndexedUnanimity.SCALE;
+        var ref = new SyntheticGames.Unanimity(g.n, g.terms, w);
+        assertArrayEquals(ref.exactValues(), g.exactValues(), 1e-12);
+        for (Estimator e : List.of(Estimator.PERMUTATION, Estimator.ANTITHETIC, Estimator.KERNELSHAP, Estimator.TMAB)) {
+            ShapleyConfig cfg = ShapleyConfig.builder(e).seed(3).budget(30L * 121).batch(7).topK(5).build();
+            assertTrue(run(g, cfg).stats().sameAs(run(ref, cfg).stats()), e.id());
+        }
+    }
+
+    /** With noise, a value is a pure function of (members, seed): walk order and cache make no difference. */
+    @Test
+    void noisyValuesArePureFunctionsOfTheCoalition() {
+        IndexedUnanimity g = IndexedUnanimity.heavyTailed(80, 1.0, EstimatorEval.ORDERS, 0.7, 5);
+        int[] order = Walk.permutation(9, 0, 80);
+        List<Coalition> walk = new ArrayList<>();
+        BitSet b = new BitSet(80);
+        b.set(0, 80);
+        walk.add(new Coalition((BitSet) b.clone(), 0, 11));
+        for (int p : order) { b.clear(p); walk.add(new Coalition((BitSet) b.clone(), 0, 11)); }
+        double[] along = g.values(walk);
+        IndexedUnanimity fresh = g.withNoise(0.7);
+        for (int j = walk.size() - 1; j >= 0; j -= 7) {   // backwards, one at a time: from scratch each time
+            double v = fresh.values(List.of(walk.get(j)))[0];
+            assertEquals(along[j], v, 0.0, "coalition " + j);
+        }
+        double noiseless = g.withNoise(0).values(List.of(walk.get(40)))[0];
+        assertTrue(Math.abs(along[40] - noiseless) > 0, "noise is there");
+        assertFalse(along[40] == g.values(List.of(new Coalition(walk.get(40).members(), 1, 12)))[0], "fresh noise per seed");
+    }
+
+    /**
+     * f(S) = v(N) - sum_{j not in S} a_j with a = the exact values of an additive game is the game itself: the residual
+     * is 0 and the regression estimator returns the exact values from any budget; a surrogate of any quality stays
+     * unbiased, and a better one gives a lower error.
+     */
+    @Test
+    void regressionWithAFixedSurrogate() {
+        UniformRandomProvider rng = RandomSource.XO_RO_SHI_RO_128_PP.create(8);
+        double[] w = new double[40];
+        for (int i = 0; i < w.length; i++) w[i] = rng.nextDouble() * 4 - 1;
+        var additive = new SyntheticGames.Additive(w);
+        Path exactFile = values(dir, additive, w, "exact.json");
+        ShapleyResult r = run(additive, ShapleyConfig.builder(Estimator.REGRESSION).seed(2).permutations(3)
+                .surrogate(exactFile).build());
+        assertArrayEquals(w, r.means(), 1e-12);
+
+        // mostly additive: 30 singletons and five weak pairs, so a surrogate close to the values leaves little residual
+        int[][] terms = new int[35][];
+        double[] tw = new double[35];
+        for (int i = 0; i < 30; i++) { terms[i] = new int[]{i}; tw[i] = rng.nextDouble() * 3 - 1; }
+        for (int j = 0; j < 5; j++) { terms[30 + j] = new int[]{j, 10 + 3 * j}; tw[30 + j] = 0.3; }
+        var u = new SyntheticGames.Unanimity(30, terms, tw);
+        double[] exact = u.exactValues();
+        double[] good = exact.clone(), bad = exact.clone();
+        for (int i = 0; i < exact.length; i++) { good[i] += 0.02 * Math.sin(7 * i); bad[i] += 0.5 * Math.cos(3 * i); }
+        Path gf = values(dir, u, good, "good.json"), bf = values(dir, u, bad, "bad.json");
+        double mseGood = 0, mseBad = 0;
+        int covered = 0, total = 0;
+        for (int s = 0; s < 30; s++) {
+            ShapleyConfig.Builder b = ShapleyConfig.builder(Estimator.REGRESSION).seed(50 + s).permutations(40);
+            ShapleyResult rg = run(u, b.surrogate(gf).build()), rb = run(u, b.surrogate(bf).build());
+            mseGood += Metrics.mse(rg.means(), exact) / 30;
+            mseBad += Metrics.mse(rb.means(), exact) / 30;
+            for (PlayerEstimate p : rb.estimates()) {
+                total++;
+                if (p.ciLow() <= exact[p.player()] && exact[p.player()] <= p.ciHigh()) covered++;
+            }
+        }
+        assertTrue(mseGood < mseBad / 3, "good surrogate " + mseGood + " vs bad " + mseBad);
+        double coverage = (double) covered / total;
+        assertTrue(coverage > 0.88 && coverage < 0.995, "a poor surrogate still gives honest 95% intervals: " + coverage);
+    }
+
+    /** KernelSHAP's closed form on two and three players equals the Shapley values exactly for every draw. */
+    @Test
+    void kernelShapIsExactWhereEveryPairIsTheSame() {
+        // n = 2: the only pair is ({i}, {j}); n = 3: every pair is (singleton, its complement) with equal weight
+        for (int n : new int[]{2, 3}) {
+            int[][] terms = n == 2 ? new int[][]{{0}, {0, 1}} : new int[][]{{0}, {1, 2}, {0, 1, 2}};
+            double[] w = n == 2 ? new double[]{1.5, 2} : new double[]{1, 3, -2};
+            var g = new SyntheticGames.Unanimity(n, terms, w);
+            ShapleyResult r = run(g, ShapleyConfig.builder(Estimator.KERNELSHAP).seed(4).permutations(200).build());
+            double[] exact = g.exactValues();
+            for (int i = 0; i < n; i++) {
+                PlayerEstimate p = r.estimates().get(i);
+                assertTrue(Math.abs(p.mean() - exact[i]) < 4 * p.stderr() + 1e-12, "n " + n + " player " + i + ": "
+                        + p.mean() + " vs " + exact[i] + " +- " + p.stderr());
+            }
+            if (n == 2) assertArrayEquals(exact, r.means(), 1e-12);
+        }
+    }
+
+    /**
+     * The screen's bound on missed top-k players, checked by simulation: a population of 600 with K true top-k
+     * players, a uniform sample of 200; the bound holds in at least 95% of draws, and with K = 0 it is well below k
+     * (with a sample of 60 it could not be: P(none of 28 drawn) > 5%).
+     */
+    @Test
+    void screenBoundCoversTheMissedPlayers() {
+        UniformRandomProvider rng = RandomSource.XO_RO_SHI_RO_128_PP.create(3);
+        int rest = 600, sample = 200, k = 20;
+        for (int K : new int[]{0, 2, 8, 20}) {
+            int ok = 0, trials = 400;
+            double meanBound = 0;
+            for (int t = 0; t < trials; t++) {
+                int[] pop = new int[rest];
+                for (int i = 0; i < rest; i++) pop[i] = i;
+                org.apache.commons.rng.sampling.PermutationSampler.shuffle(rng, pop);
+                int x = 0;
+                for (int i = 0; i < sample; i++) if (pop[i] < K) x++;   // players 0..K-1 are the true top-k in the rest
+                int bound = TopK.missedBound(rest, sample, x, k, 0.05);
+                meanBound += (double) bound / trials;
+                if (K - x <= bound) ok++;
+            }
+            assertTrue(ok >= 0.95 * trials, "K = " + K + ": bound held " + ok + "/" + trials);
+            if (K == 0) assertTrue(meanBound < k, "informative when the screen misses nothing: " + meanBound);
+        }
+    }
+
+    /**
+     * End to end on a game: a screen whose values hide two of the true top-5 behind many decoys plays the top M, so
+     * the bandit cannot find those two; the result says so, and its bound covers them.
+     */
+    @Test
+    void tmabWithAScreenReportsWhatItMayHaveMissed() {
+        var g = SyntheticGames.topKGame(200, 5, 10, 1.0, 6);
+        double[] exact = g.exactValues(), a = exact.clone();
+        int[] top = Metrics.topK(exact, 5);
+        a[top[3]] = 0;
+        a[top[4]] = 0;                                          // the screen misses two of the true top 5
+        Path f = values(dir, g, a, "screen.json");
+        ShapleyResult r = run(g, ShapleyConfig.builder(Estimator.TMAB).seed(2).topK(5).round(4).budget(400_000)
+                .bound(TopK.NORMAL).screen(f, 15, 40).build());
+        @SuppressWarnings("unchecked") Map<String, Object> s = (Map<String, Object>) r.topK().get("screen");
+        assertEquals(55, s.get("played"));
+        int missed = 0;
+        for (int i : top) if (r.estimates().get(i).status().equals(TopK.SCREENED)) missed++;
+        assertTrue((Integer) s.get("missedAtMost") >= missed, s + " vs missed " + missed);
+        assertEquals(200 - 55, r.estimates().stream().filter(p -> p.status().equals(TopK.SCREENED)).count());
+        for (PlayerEstimate p : r.estimates()) if (p.status().equals(TopK.SCREENED)) assertEquals(0, p.samples());
+    }
+
+    /** Result files feed the surrogate by player name (JSON and CSV); mismatches are refused in one line. */
+    @Test
+    void surrogateFilesAreMatchedByName() throws Exception {
+        var g = SyntheticGames.randomVoting(12, 3, 5);
+        Path prefix = dir.resolve("pilot");
+        ShapleyResult pilot = new ShapleyRunner(g, ShapleyConfig.builder(Estimator.PERMUTATION).seed(1).permutations(30)
+                .out(prefix).build()).progress(false).handleSignals(false).run();
+        double[] fromJson = PlayerValues.load(Path.of(prefix + ".json"), g, "--surrogate");
+        double[] fromCsv = PlayerValues.load(Path.of(prefix + ".csv"), g, "--surrogate");
+        assertArrayEquals(pilot.means(), fromJson, 0.0);
+        assertArrayEquals(pilot.means(), fromCsv, 0.0);
+        Path partial = dir.resolve("partial.json");
+        Files.writeString(partial, "{\"results\": [{\"name\": \"0\", \"mean\": 1}]}");
+        NshapException e = assertThrows(NshapException.class, () -> PlayerValues.load(partial, g, "--surrogate"));
+        assertTrue(e.getMessage().contains("no value for player 1"), e.getMessage());
+        Path game = dir.resolve("g.json");
+        Files.writeString(game, g.toJson().toString());
+        assertEquals(2, Main.run("shapley", "--game", game.toString(), "--estimator", "tmab", "--budget", "100",
+                "--surrogate", prefix + ".json", "--out", dir.resolve("x").toString()));
+        assertEquals(2, Main.run("shapley", "--game", game.toString(), "--estimator", "regression", "--budget", "100",
+                "--surrogate", partial.toString(), "--out", dir.resolve("y").toString()));
+        assertEquals(2, Main.run("shapley", "--game", game.toString(), "--estimator", "regression", "--budget", "100",
+                "--shard", "0/2", "--out", dir.resolve("z").toString()));
+        assertFalse(Files.exists(dir.resolve("y.json")) || Files.exists(dir.resolve("z.json")));
+    }
+}
