@@ -32,13 +32,14 @@ N_TOXIC=${N_TOXIC:-150}            # held-out prompts per set in experiments 1 a
 N_DBPEDIA=${N_DBPEDIA:-800}        # held-out prompts per set in experiment 2 (at most; DBpedia has fewer)
 NOISE_LEVELS=${NOISE_LEVELS:-0:2:0.25}
 SCALE_LEVELS=${SCALE_LEVELS:-0:1:0.125}
+MATRIX_LEVEL=${MATRIX_LEVEL:-2}    # noise level of the specificity matrices
 if [ -n "${QUICK:-}" ]; then
   PLAYERS=blocks.3.mlp.hook_post; BUDGET=1100; SUBSAMPLE=4; BASELINE=2; SEEDS=1; N_TOXIC=12; N_DBPEDIA=12; NOISE_LEVELS=0,1,2; SCALE_LEVELS=0,0.5,1
 fi
 
 if [ ! -d "$CORPORA" ]; then echo "reproduce-experiments: no corpora at $CORPORA (see its README)" >&2; exit 2; fi
 if [ ! -f "$MODEL/config.json" ]; then echo "reproduce-experiments: no model at $MODEL" >&2; exit 2; fi
-NSHAP=./nshap
+NSHAP=${NSHAP:-./nshap}
 start=$(date +%s)
 D="$OUT/datasets"
 mkdir -p "$D" "$OUT"
@@ -82,7 +83,8 @@ wc -l "$D"/*/*.jsonl | sed 's/^/  /' >&2
 if [ "${STOP_AFTER:-}" = datasets ]; then log "prompt sets built (STOP_AFTER=datasets)"; exit 0; fi
 
 # --- clusters: Neuron Shapley on the select split -----------------------------------------------------------
-for t in toxic harmless athlete artist company; do
+# toxic and athlete are the study's clusters; the others give the specificity matrices their other rows.
+for t in ${SHAPLEY_TOPICS:-toxic harmless athlete artist company}; do
   if [ -f "$OUT/shapley/$t.json" ] && [ -z "${RERUN:-}" ]; then log "shapley $t: kept"; continue; fi
   log "shapley $t"
   $NSHAP shapley --model "$MODEL" --dataset "$D/select/$t.jsonl" --players "$PLAYERS" --metric loss --ablation mean \
@@ -90,6 +92,7 @@ for t in toxic harmless athlete artist company; do
 done
 mkdir -p "$OUT/clusters"
 for t in toxic harmless artist company; do
+  [ -f "$OUT/shapley/$t.json" ] || continue
   $NSHAP clusters export --from "$OUT/shapley/$t.json" --per-layer-fraction "$FRACTION" --model "$MODEL" \
       --out "$OUT/clusters/$t.json" > /dev/null
 done
@@ -119,11 +122,12 @@ spec() { # out dir, clusters, datasets, site, mode, level
   $NSHAP specificity --model "$MODEL" --clusters "$2" --datasets "$3" --site "$4" --mode "$5" --level "$6" \
       --metric loss --seeds "$SEEDS" --seed "$SEED" --baseline "$BASELINE" --out "$OUT/$1" > /dev/null
 }
-C1="$OUT/clusters/toxic.json,$OUT/clusters/harmless.json,$OUT/clusters/athlete.json"
-C2="$OUT/clusters/athlete.json,$OUT/clusters/artist.json,$OUT/clusters/company.json"
-spec exp1-toxic-post/specificity "$C1" "$E1" 'blocks.*.mlp.hook_post' noise 2
-spec exp2-athlete-post/specificity "$C2" "$E2" 'blocks.*.mlp.hook_post' noise 2
-spec exp3-toxic-pre/specificity "$C1" "$E1" 'blocks.*.mlp.hook_pre' noise 2
+present() { local l=""; for t in "$@"; do [ -f "$OUT/clusters/$t.json" ] && l="$l${l:+,}$OUT/clusters/$t.json"; done; echo "$l"; }
+C1=$(present toxic harmless athlete)
+C2=$(present athlete artist company)
+spec exp1-toxic-post/specificity "$C1" "$E1" 'blocks.*.mlp.hook_post' noise "$MATRIX_LEVEL"
+spec exp2-athlete-post/specificity "$C2" "$E2" 'blocks.*.mlp.hook_post' noise "$MATRIX_LEVEL"
+spec exp3-toxic-pre/specificity "$C1" "$E1" 'blocks.*.mlp.hook_pre' noise "$MATRIX_LEVEL"
 
 # --- the answers ----------------------------------------------------------------------------------------------
 elapsed=$(( $(date +%s) - start ))
