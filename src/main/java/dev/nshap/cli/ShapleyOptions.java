@@ -32,7 +32,7 @@ public final class ShapleyOptions {
     double delta;
 
     @Option(names = "--epsilon", defaultValue = "0",
-            description = "TMAB: settle players within epsilon of the top-k boundary as ambiguous (0: 1% of the spread of the means)")
+            description = "TMAB: settle players within epsilon of the top-k boundary as ambiguous (0: 1%% of the spread of the means)")
     double epsilon;
 
     @Option(names = "--surrogate", paramLabel = "RESULT",
