@@ -60,6 +60,9 @@ public final class AttributeCommand implements Callable<Integer> {
         Map<String, Object> notes = r.notes();
         System.out.printf(Locale.ROOT, "%s: %d players, %d %s in %.1f s%n", m.id(), game.players(), r.evaluations(),
                 m == Attribution.Method.LOO ? "coalitions" : "forward+backward passes", r.elapsedSeconds());
+        if (notes.containsKey("atp_over_forward"))
+            System.out.printf(Locale.ROOT, "atp %.2f s vs one clean forward of the same batches %.2f s: %.2fx%n",
+                    notes.get("atp_seconds"), notes.get("clean_forward_seconds"), notes.get("atp_over_forward"));
         if (notes.containsKey("completeness_sum"))
             System.out.printf(Locale.ROOT, "completeness: sum of attributions %.6g vs v(all) - v(none) %.6g (relative error %.3g)%n",
                     notes.get("completeness_sum"), notes.get("completeness_target"), notes.get("completeness_relative_error"));

@@ -82,8 +82,18 @@ public final class Attribution {
                 evals = game.players() + 1L;
             }
             case ATP -> {
-                v = gateGradients(game, new CpuGradients(weights), 1f, err);
+                CpuGradients cg = new CpuGradients(weights);
+                long a0 = System.nanoTime();
+                v = gateGradients(game, cg, 1f, err);
+                double atpSecs = (System.nanoTime() - a0) / 1e9;
                 evals = batches(game);
+                // the anchor of the cost: one clean forward of the same batches (v(all), which the result reports anyway)
+                long f0 = System.nanoTime();
+                game.valueOfAll();
+                double fwdSecs = (System.nanoTime() - f0) / 1e9;
+                notes.put("atp_seconds", atpSecs);
+                notes.put("clean_forward_seconds", fwdSecs);
+                notes.put("atp_over_forward", atpSecs / fwdSecs);
                 notes.put("atp", "first-order estimate of v(all) - v(all \\ j): sum (a_clean - a_ablated) * dv/da at the clean model");
             }
             case IG -> {
