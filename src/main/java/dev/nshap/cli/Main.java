@@ -18,6 +18,7 @@ import java.io.UncheckedIOException;
                 CudaInfoCommand.class,
                 BackendsCommand.class,
                 ShapleyCommand.class, WorkerCommand.class,
+                AttributeCommand.class,
                 dev.nshap.convert.ConvertCommand.class,
                 ClustersCommand.class,
                 DatasetsCommand.class,

@@ -48,6 +48,9 @@ public final class NeuronGameOptions {
             description = "tokens per forward pass: coalitions x prompts are packed up to this (default: ${DEFAULT-VALUE})")
     public int maxTokens;
 
+    /** The model the last {@link #build} loaded (attribute differentiates its weights). */
+    public Checkpoint.LoadedModel loaded;
+
     public boolean selected() { return dataset != null; }
 
     public NeuronGame build(ModelOptions mo) {
@@ -63,6 +66,7 @@ public final class NeuronGameOptions {
         Metric m = Metric.parse(metric);
         NeuronGame.Ablation ab = NeuronGame.Ablation.parse(ablation);
         if (maxTokens < 1) throw new NshapException("--max-tokens must be positive");
+        loaded = model;
         NeuronPlayers ps = NeuronPlayers.parse(players, groupSize, model.config());
         TokenizedDataset td = d.tokenize(model.tokenizer(), model.config());
         Backend backend = open.apply(model.weights());

@@ -106,7 +106,9 @@ public final class ClusterExport {
                 undefined++;
                 if (example == null) example = r;
             }
-        if (undefined > 0)
+        // attribute results (atp/ig/loo) are deterministic: no interval is the expected state, not a short run
+        boolean attribution = o.path("attribution").isObject();
+        if (undefined > 0 && !attribution)
             throw new NshapException(w + ": " + undefined + " of the " + chosen.size() + " players chosen have no standard error or"
                     + " interval (e.g. " + example.name + ", " + example.samples + " sample" + (example.samples == 1 ? "" : "s")
                     + "): the run was too short to rank them; rerun it with a larger --budget");
@@ -126,6 +128,8 @@ public final class ClusterExport {
         prov.put("players_in_run", rows.size());
         // TMAB settles a player once its interval clears the top-k threshold; other estimators settle none
         if ("tmab".equals(o.path("estimator").asText())) prov.put("players_unsettled", unsettled);
+        if (attribution) prov.put("attribution", o.path("attribution").path("method").asText("?")
+                + ": not Shapley values; members carry no interval");
         if (grouped) prov.put("groups_expanded", "each neuron of a group player carries the group's value");
         for (String k : new String[]{"estimator", "evaluations", "units", "stop_reason", "game_fingerprint", "elapsed_seconds"}) {
             String old = switch (k) { case "stop_reason" -> "stopReason"; case "game_fingerprint" -> "gameFingerprint";

@@ -43,6 +43,7 @@ public final class Evaluator {
     public Backend backend() { return backend; }
     public long forwardPasses() { return forwardPasses; }
     public long sequencesRun() { return sequencesRun; }
+    public int maxTokens() { return maxTokens; }
 
     public int[] allPrompts() { return IntStream.range(0, data.size()).toArray(); }
 

@@ -101,6 +101,12 @@ public final class NeuronGame implements Game {
     public Evaluator evaluator() { return ev; }
     public Metric metric() { return metric; }
     public long coalitionsEvaluated() { return coalitionsEvaluated; }
+    public Ablation ablation() { return ablation; }
+    /** What an ablated neuron of {@code layer} is set to: the clean mean there (mean ablation), or null for zero. */
+    public float[] ablationMean(int layer) {
+        for (int s = 0; s < layers.length; s++) if (layers[s] == layer) return means[s];
+        throw new IllegalArgumentException("layer " + layer + " is not in play");
+    }
 
     @Override public int players() { return players.size(); }
 
