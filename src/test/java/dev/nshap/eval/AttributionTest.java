@@ -24,28 +24,7 @@ class AttributionTest {
     final GPT2Config cfg = TestModels.tinyConfig(V);
     final GPT2Weights w = TestModels.random(cfg, 11, 0.5f);
 
-    /** Eight random prompts of 3..8 tokens with 1..2 answer tokens (so per-prompt means differ from batch means). */
-    TokenizedDataset data() {
-        Random rnd = new Random(3);
-        int n = 8;
-        int[][] seqs = new int[n][], pos = new int[n][], ans = new int[n][];
-        int[] foils = new int[n];
-        List<Prompt> prompts = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            int[] p = TestModels.randomTokens(rnd, 3 + rnd.nextInt(6), V);
-            int na = 1 + rnd.nextInt(2);
-            int[] a = TestModels.randomTokens(rnd, na, V);
-            int[] s = Arrays.copyOf(p, p.length + na - 1);
-            for (int k = 0; k < na - 1; k++) s[p.length + k] = a[k];
-            seqs[i] = s;
-            pos[i] = new int[na];
-            for (int k = 0; k < na; k++) pos[i][k] = p.length - 1 + k;
-            ans[i] = a;
-            foils[i] = (a[0] + 7) % V;
-            prompts.add(new Prompt("p" + i, "t", "x", "y", "z", null));
-        }
-        return TokenizedDataset.ofTokens(new Dataset("t", Path.of("t.jsonl"), prompts), seqs, pos, ans, foils);
-    }
+    TokenizedDataset data() { return TestModels.randomPromptSet("t", V); }
 
     NeuronGame game(String players, Metric m, NeuronGame.Ablation ab) {
         Evaluator ev = new Evaluator(new CpuBackend(w), data(), 37);   // several batches

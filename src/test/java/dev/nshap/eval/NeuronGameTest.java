@@ -39,28 +39,7 @@ class NeuronGameTest {
     final GPT2Weights w = TestModels.random(cfg, 11, 0.5f);
     final RefGpt2 ref = new RefGpt2(w);
 
-    /** Eight random prompts of 3..8 tokens with 1..2 answer tokens; every one has a foil. */
-    TokenizedDataset data() {
-        Random rnd = new Random(3);
-        int n = 8;
-        int[][] seqs = new int[n][], pos = new int[n][], ans = new int[n][];
-        int[] foils = new int[n];
-        List<Prompt> prompts = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            int[] p = TestModels.randomTokens(rnd, 3 + rnd.nextInt(6), V);
-            int na = 1 + rnd.nextInt(2);
-            int[] a = TestModels.randomTokens(rnd, na, V);
-            int[] s = Arrays.copyOf(p, p.length + na - 1);
-            for (int k = 0; k < na - 1; k++) s[p.length + k] = a[k];
-            seqs[i] = s;
-            pos[i] = new int[na];
-            for (int k = 0; k < na; k++) pos[i][k] = p.length - 1 + k;
-            ans[i] = a;
-            foils[i] = (a[0] + 7) % V;
-            prompts.add(new Prompt("p" + i, "t", "x", "y", "z", null));
-        }
-        return TokenizedDataset.ofTokens(new Dataset("synthetic", Path.of("synthetic.jsonl"), prompts), seqs, pos, ans, foils);
-    }
+    TokenizedDataset data() { return TestModels.randomPromptSet("synthetic", V); }
 
     /** Four neurons over both layers, one of them a group of two: five neurons in play. */
     NeuronPlayers players(Path dir) throws Exception {

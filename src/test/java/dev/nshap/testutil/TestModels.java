@@ -42,4 +42,31 @@ public final class TestModels {
         for (int i = 0; i < n; i++) t[i] = r.nextInt(vocab);
         return t;
     }
+
+    /**
+     * Eight random prompts of 3..8 tokens with 1..2 answer tokens (so per-prompt means differ from batch means),
+     * each with a foil: the shared synthetic set of the game and attribution tests.
+     */
+    public static dev.nshap.eval.TokenizedDataset randomPromptSet(String name, int vocab) {
+        Random rnd = new Random(3);
+        int n = 8;
+        int[][] seqs = new int[n][], pos = new int[n][], ans = new int[n][];
+        int[] foils = new int[n];
+        java.util.List<dev.nshap.eval.Prompt> prompts = new java.util.ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            int[] p = randomTokens(rnd, 3 + rnd.nextInt(6), vocab);
+            int na = 1 + rnd.nextInt(2);
+            int[] a = randomTokens(rnd, na, vocab);
+            int[] s = java.util.Arrays.copyOf(p, p.length + na - 1);
+            for (int k = 0; k < na - 1; k++) s[p.length + k] = a[k];
+            seqs[i] = s;
+            pos[i] = new int[na];
+            for (int k = 0; k < na; k++) pos[i][k] = p.length - 1 + k;
+            ans[i] = a;
+            foils[i] = (a[0] + 7) % vocab;
+            prompts.add(new dev.nshap.eval.Prompt("p" + i, "t", "x", "y", "z", null));
+        }
+        return dev.nshap.eval.TokenizedDataset.ofTokens(new dev.nshap.eval.Dataset(name, java.nio.file.Path.of(name + ".jsonl"), prompts),
+                seqs, pos, ans, foils);
+    }
 }

@@ -257,20 +257,10 @@ public final class CpuGradients {
         double eps = c.layerNormEpsilon();
         IntStream.range(0, chunks).parallel().forEach(q -> {
             int r0 = (int) ((long) n * q / chunks), r1 = (int) ((long) n * (q + 1) / chunks);
-            CpuKernels.layerNormRows(out, x, g, b, r0, r1, C, eps);
-            for (int i = r0; i < r1; i++) layerNormStats(x, i * C, C, eps, mean, rstd, i);
+            float[] lanes = new float[CpuKernels.L];
+            // One pass: the forward's own row kernel also leaves the statistics it used.
+            for (int i = r0; i < r1; i++) CpuKernels.layerNormRow(out, i * C, x, i * C, g, b, C, eps, lanes, mean, rstd, i);
         });
-    }
-
-    /** mean[r] and rstd[r] = 1 / sqrt(var + eps) of x[xo, xo + C), in float64. */
-    static void layerNormStats(float[] x, int xo, int C, double eps, float[] mean, float[] rstd, int r) {
-        double mu = 0;
-        for (int k = 0; k < C; k++) mu += x[xo + k];
-        mu /= C;
-        double var = 0;
-        for (int k = 0; k < C; k++) { double d = x[xo + k] - mu; var += d * d; }
-        mean[r] = (float) mu;
-        rstd[r] = (float) (1.0 / Math.sqrt(var / C + eps));
     }
 
     private void gelu(float[] h, int n) {

@@ -120,8 +120,8 @@ class GradientOpsTest {
         for (int i = 0; i < c; i++) x[c + i] += 3f; // a row with a large mean
         double[][] p = {d(x), d(g), d(b)};
         float[] out = new float[n * c], mean = new float[n], rstd = new float[n];
-        CpuKernels.layerNormRows(out, x, g, b, 0, n, c, eps);
-        for (int i = 0; i < n; i++) CpuGradients.layerNormStats(x, i * c, c, eps, mean, rstd, i);
+        float[] lanes = new float[CpuKernels.L];
+        for (int i = 0; i < n; i++) CpuKernels.layerNormRow(out, i * c, x, i * c, g, b, c, eps, lanes, mean, rstd, i);
         double[] y64 = ln64(p[0], p[1], p[2], n, c, eps);
         for (int i = 0; i < n * c; i++) assertEquals(y64[i], out[i], 1e-5 * (1 + Math.abs(y64[i])), "forward");
         float[] dx = rand(n * c, 1), dx0 = dx.clone(), dg = new float[c], db = new float[c];
