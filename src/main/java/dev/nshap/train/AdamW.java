@@ -4,6 +4,9 @@ import dev.nshap.model.Checkpoint;
 import dev.nshap.model.GPT2Weights;
 import dev.nshap.model.SafeTensors;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -27,6 +30,7 @@ public final class AdamW {
     private final List<Param> params;
     private final GPT2Weights weights, grads, m, v;
     private long t;
+    private final int[][] slices;
 
     public AdamW(GPT2Weights weights, double beta1, double beta2, double eps, double weightDecay, double clip) {
         this.beta1 = beta1;
@@ -47,7 +51,20 @@ public final class AdamW {
             boolean decay = e.getValue().shape().length == 2 && !n.endsWith("wte.weight") && !n.endsWith("wpe.weight");
             params.add(new Param(n, e.getValue().data(), pg.get(n).data(), pm.get(n).data(), pv.get(n).data(), decay));
         }
+        slices = slices();
     }
+
+    /** {param index, from, to}: the optimizer step's parallel tasks. */
+    private int[][] slices() {
+        List<int[]> out = new ArrayList<>();
+        for (int k = 0; k < params.size(); k++)
+            for (int i = 0, n = params.get(k).p.length; i < n; i += SLICE) out.add(new int[] {k, i, Math.min(n, i + SLICE)});
+        return out.toArray(new int[0][]);
+    }
+
+    private static final int SLICE = 1 << 16;
+    private static final VectorSpecies<Float> FS = FloatVector.SPECIES_PREFERRED;
+    private static final int FL = FS.length();
 
     public List<Param> params() { return params; }
 
@@ -94,10 +111,29 @@ public final class AdamW {
         // Folding the bias corrections into the step size and eps, as PyTorch does: lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
         float stepSize = (float) (lr / bc1), sqrtBc2 = (float) Math.sqrt(bc2);
         float decayMul = (float) (1 - lr * weightDecay);
-        params.parallelStream().forEach(q -> {
+        // Element-wise, so split into equal slices: wte alone is most of the parameters, one task per tensor left
+        // one core idle.
+        IntStream.range(0, slices.length).parallel().forEach(k -> {
+            Param q = params.get(slices[k][0]);
             float[] p = q.p, g = q.g, m = q.m, v = q.v;
             boolean decay = q.decay && weightDecay != 0;
-            for (int i = 0; i < p.length; i++) {
+            int i = slices[k][1], end = slices[k][2];
+            // The vector body performs exactly the scalar loop's IEEE operations in the same order (no fma), so
+            // a parameter's update does not depend on where its slice or vector boundary falls.
+            FloatVector vsc = FloatVector.broadcast(FS, sc), vb1 = FloatVector.broadcast(FS, b1), vob1 = FloatVector.broadcast(FS, ob1),
+                    vb2 = FloatVector.broadcast(FS, b2), vob2 = FloatVector.broadcast(FS, ob2), vstep = FloatVector.broadcast(FS, stepSize),
+                    vbc2 = FloatVector.broadcast(FS, sqrtBc2), ve = FloatVector.broadcast(FS, e), vdec = FloatVector.broadcast(FS, decayMul);
+            for (; i + FL <= end; i += FL) {
+                FloatVector gi = FloatVector.fromArray(FS, g, i).mul(vsc);
+                FloatVector mi = vb1.mul(FloatVector.fromArray(FS, m, i)).add(vob1.mul(gi));
+                FloatVector vi = vb2.mul(FloatVector.fromArray(FS, v, i)).add(vob2.mul(gi).mul(gi));
+                mi.intoArray(m, i);
+                vi.intoArray(v, i);
+                FloatVector pi = FloatVector.fromArray(FS, p, i);
+                if (decay) pi = pi.mul(vdec);
+                pi.sub(vstep.mul(mi).div(vi.sqrt().div(vbc2).add(ve))).intoArray(p, i);
+            }
+            for (; i < end; i++) {
                 float gi = g[i] * sc;
                 m[i] = b1 * m[i] + ob1 * gi;
                 v[i] = b2 * v[i] + ob2 * gi * gi;

@@ -184,7 +184,12 @@ public final class Trainer {
 
     /** Mean next-token NLL over every position of the windows (CPU forward, f32). */
     public static double valLoss(GPT2Weights w, List<int[]> windows) {
-        CpuBackend b = new CpuBackend(w);
+        try (CpuBackend b = new CpuBackend(w)) {
+            return valLoss(b, windows);
+        }
+    }
+
+    private static double valLoss(CpuBackend b, List<int[]> windows) {
         double sum = 0;
         long count = 0;
         for (int i = 0; i < windows.size(); i += EVAL_CHUNK) {

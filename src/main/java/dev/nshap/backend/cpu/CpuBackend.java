@@ -42,10 +42,18 @@ public final class CpuBackend implements Backend {
 
     private void gemm(float[] out, float[] x, float[] wt, float[] bias, int n, int k, int m) {
         long t0 = System.nanoTime();
-        gemmImpl.linear(out, x, wt, bias, n, k, m);
+        gemmImpl.linear(out, x, wt, bias, n, k, m, resident);
         timings.gemmNanos += System.nanoTime() - t0;
         timings.gemmFlop += 2L * n * k * m;
     }
+
+    /**
+     * The weights' native copies for OpenBLAS: the backend's contract is that its weights do not change while it
+     * is open (the trainer builds a new backend for each validation), so they are copied once, not per GEMM.
+     */
+    private final Gemm.Resident resident = new Gemm.Resident();
+
+    @Override public void close() { resident.close(); }
 
     /** activation_function "gelu" is the erf form; "gelu_new" and "gelu_pytorch_tanh" the tanh approximation. */
     private final boolean exactGelu;
@@ -191,7 +199,7 @@ public final class CpuBackend implements Backend {
         float[] normed = ws.normed;
         layerNormRows(normed, rows, w.lnfW, w.lnfB, total, C);
         long tu = System.nanoTime();
-        CpuKernels.unembed(all, normed, w.lmHead, total, C, V);
+        gemmImpl.unembed(all, normed, w.lmHead, total, C, V, resident);
         timings.unembedNanos += System.nanoTime() - tu;
         timings.unembedFlop += 2L * total * C * V;
         // max, argmax and log-sum-exp of every scored row, rows over the cores

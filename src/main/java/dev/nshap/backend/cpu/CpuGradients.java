@@ -286,23 +286,28 @@ public final class CpuGradients {
         double eps = c.layerNormEpsilon();
         IntStream.range(0, S).parallel().forEach(r -> System.arraycopy(xf, rowOf[r] * C, lnIn, r * C, C));
         layerNorm(normed, lnIn, w.lnfW, w.lnfB, meanF, rstdF, S);
-        transpose(w.lmHead, 0, headT, V, C, false);
-        if (g != null && dHeadT == null) { dHeadT = new float[headT.length]; dHeadPart = new float[headT.length]; }
-        if (g != null) Arrays.fill(dHeadT, 0f);
+        // OpenBLAS takes W^T and X^T as flags at no cost; only the Java kernels want the transposed copies.
+        boolean blas = Gemm.active() == Gemm.Impl.OPENBLAS;
+        if (!blas) transpose(w.lmHead, 0, headT, V, C, false);
+        if (!blas && g != null && dHeadT == null) { dHeadT = new float[headT.length]; dHeadPart = new float[headT.length]; }
+        if (!blas && g != null) Arrays.fill(dHeadT, 0f);
         Arrays.fill(dx, 0, N * C, 0f);
         float scale = 1f / S;
         for (int r0 = 0; r0 < S; r0 += CHUNK) {
             final int R = Math.min(CHUNK, S - r0), base = r0;
             System.arraycopy(normed, r0 * C, chunkIn, 0, R * C);
             long t0 = System.nanoTime();
-            Gemm.linear(logits, chunkIn, headT, null, R, C, V);
+            if (blas) Gemm.sgemm(false, true, R, V, C, 1f, chunkIn, 0, C, w.lmHead, 0, C, 0f, logits, 0, V);
+            else Gemm.linear(logits, chunkIn, headT, null, R, C, V);
             long t1 = System.nanoTime();
             IntStream.range(0, R).parallel().forEach(i ->
                     rowValue[base + i] = objectiveRow(kind, logits, i * V, V, targetOf[base + i], foilOf[base + i], scale));
             long t2 = System.nanoTime();
             Gemm.linear(chunkOut, logits, w.lmHead, null, R, V, C);
             long t3 = System.nanoTime();
-            if (g != null) {
+            if (g != null && blas) {
+                Gemm.sgemm(true, false, V, C, R, 1f, logits, 0, V, chunkIn, 0, C, 1f, g.lmHead, 0, C);
+            } else if (g != null) {
                 transpose(chunkIn, 0, chunkInT, R, C, false);
                 Gemm.linear(dHeadPart, chunkInT, logits, null, C, R, V);
                 CpuKernels.addInPlace(dHeadT, dHeadPart, C * V);
@@ -317,7 +322,7 @@ public final class CpuGradients {
                 if (g != null) layerNormParamGrads(g.lnfW, g.lnfB, chunkOut, i * C, lnIn, r * C, meanF[r], rstdF[r], C);
             }
         }
-        if (g != null) transpose(dHeadT, 0, g.lmHead, C, V, true);
+        if (!blas && g != null) transpose(dHeadT, 0, g.lmHead, C, V, true);
         double sum = 0;
         for (int r = 0; r < S; r++) sum += rowValue[r];
         return sum / S;
@@ -549,8 +554,15 @@ public final class CpuGradients {
         }
     }
 
+    /** y += a x over one head's D columns: whole vectors, then the tail by the scalar fma (the same rounding). */
     private static void axpy(float[] y, int yo, float a, float[] x, int xo, int n) {
-        for (int k = 0; k < n; k++) y[yo + k] += a * x[xo + k];
+        int k = 0, L = CpuKernels.L;
+        if (n >= L) {
+            FloatVector av = FloatVector.broadcast(CpuKernels.S, a);
+            for (; k + L <= n; k += L)
+                FloatVector.fromArray(CpuKernels.S, x, xo + k).fma(av, FloatVector.fromArray(CpuKernels.S, y, yo + k)).intoArray(y, yo + k);
+        }
+        for (; k < n; k++) y[yo + k] = Math.fma(a, x[xo + k], y[yo + k]);
     }
 
     /** x = wte[token] + wpe[position]: both rows receive the row's gradient. */

@@ -361,6 +361,8 @@ public final class CpuKernels {
 
     private static final float LOG2E = 1.44269504088896341f, EXP_C1 = 0.693359375f, EXP_C2 = -2.12194440e-4f;
     private static final float EXP_LO = -87f, EXP_HI = 88f;
+    private static final float ROUND_SHIFT = 12582912f; // 1.5 * 2^23
+    private static final int ROUND_SHIFT_BITS = Float.floatToRawIntBits(ROUND_SHIFT);
     private static final float P0 = 1.9875691500e-4f, P1 = 1.3981999507e-3f, P2 = 8.3334519073e-3f,
             P3 = 4.1665795894e-2f, P4 = 1.6666665459e-1f, P5 = 5.0000001201e-1f;
 
@@ -371,10 +373,12 @@ public final class CpuKernels {
      */
     static FloatVector exp(FloatVector x) {
         x = x.max(EXP_LO).min(EXP_HI);
-        FloatVector fx = x.mul(LOG2E);
-        FloatVector half = FloatVector.broadcast(S, 0.5f).blend(-0.5f, fx.lt(0f));
-        IntVector n = (IntVector) fx.add(half).convert(VectorOperators.F2I, 0);
-        FloatVector nf = (FloatVector) n.convert(VectorOperators.I2F, 0);
+        // n = round(x log2 e) by the 1.5 * 2^23 shift: the sum's low mantissa bits are n, and float add rounds to
+        // nearest. Vector casts (F2I, I2F) would do the same, but C2 on JDK 17 does not intrinsify them at every
+        // width, and their Java fallback cost a fifth of a training step.
+        FloatVector t = x.mul(LOG2E).add(ROUND_SHIFT);
+        FloatVector nf = t.sub(ROUND_SHIFT);
+        IntVector n = (IntVector) t.reinterpretAsInts().sub(ROUND_SHIFT_BITS);
         FloatVector r = nf.fma(FloatVector.broadcast(S, -EXP_C1), x);
         r = nf.fma(FloatVector.broadcast(S, -EXP_C2), r);
         FloatVector p = FloatVector.broadcast(S, P0);
@@ -390,9 +394,9 @@ public final class CpuKernels {
     /** The scalar twin of {@link #exp(FloatVector)}: the same operations in the same order, so the same bits. */
     static float exp(float x) {
         x = Math.min(Math.max(x, EXP_LO), EXP_HI);
-        float fx = x * LOG2E;
-        int n = (int) (fx + (fx < 0f ? -0.5f : 0.5f));
-        float nf = n;
+        float t = x * LOG2E + ROUND_SHIFT;
+        float nf = t - ROUND_SHIFT;
+        int n = Float.floatToRawIntBits(t) - ROUND_SHIFT_BITS;
         float r = Math.fma(nf, -EXP_C1, x);
         r = Math.fma(nf, -EXP_C2, r);
         float p = P0;

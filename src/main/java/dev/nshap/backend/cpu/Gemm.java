@@ -47,16 +47,75 @@ public final class Gemm {
 
         /** out[N,M] = x[N,K] W[K,M] + bias[M] (bias may be null) on this implementation. */
         public void linear(float[] out, float[] x, float[] w, float[] bias, int n, int k, int m) {
+            linear(out, x, w, bias, n, k, m, null);
+        }
+
+        /** As {@link #linear(float[], float[], float[], float[], int, int, int)}, W kept in {@code keep} if not null. */
+        void linear(float[] out, float[] x, float[] w, float[] bias, int n, int k, int m, Resident keep) {
             check(n, m, k);
             if (n == 0 || m == 0) return;
             if (this == OPENBLAS) loaded();
-            if (this == OPENBLAS) OpenBlas.sgemm(false, false, n, m, k, 1f, x, 0, k, w, 0, m, 0f, out, 0, m, bias);
+            if (this == OPENBLAS) OpenBlas.sgemm(false, false, n, m, k, 1f, x, 0, k, w, 0, m, 0f, out, 0, m, bias, native_(keep, w));
             else CpuKernels.matmul(out, x, w, bias, n, k, m);
         }
+
+        /** out[N,V] = x[N,C] E[V,C]^T: the unembedding (E is wte, row-major [V, C]). */
+        void unembed(float[] out, float[] x, float[] e, int n, int c, int v, Resident keep) {
+            check(n, v, c);
+            if (n == 0 || v == 0) return;
+            if (this == OPENBLAS) loaded();
+            if (this == OPENBLAS) OpenBlas.sgemm(false, true, n, v, c, 1f, x, 0, c, e, 0, c, 0f, out, 0, v, null, native_(keep, e));
+            else CpuKernels.unembed(out, x, e, n, c, v);
+        }
+
+        private OpenBlas.Resident native_(Resident keep, float[] w) { return keep == null ? null : keep.get(w); }
 
         /** The implementations that can run here: JAVA always, OPENBLAS where it loaded. */
         public static java.util.List<Impl> available() {
             return Selection.OPENBLAS_ERROR == null ? java.util.List.of(OPENBLAS, JAVA) : java.util.List.of(JAVA);
+        }
+    }
+
+    /**
+     * Native copies of weight matrices that do not change while this object lives (one per backend), so that
+     * OpenBLAS calls stop copying them in every time: for GPT-2 small that copy was ~0.5 GB per forward. Copies
+     * are made at first use and up to {@link #residentLimitBytes()} in all (-Dnshap.gemm.resident-mib, default
+     * 4096); beyond it a matrix is copied per call as before. The Java kernels read the arrays directly and
+     * ignore this.
+     */
+    public static final class Resident implements AutoCloseable {
+        private final java.util.IdentityHashMap<float[], OpenBlas.Resident> copies = new java.util.IdentityHashMap<>();
+        private long bytes;
+        private boolean closed;
+
+        synchronized OpenBlas.Resident get(float[] w) {
+            if (closed) return null;
+            OpenBlas.Resident r = copies.get(w);
+            if (r == null && bytes + 4L * w.length <= residentLimitBytes()) {
+                r = new OpenBlas.Resident(w);
+                copies.put(w, r);
+                bytes += 4L * w.length;
+            }
+            return r;
+        }
+
+        /** Bytes of native memory held. */
+        public synchronized long bytes() { return bytes; }
+
+        @Override public synchronized void close() {
+            closed = true;
+            copies.values().forEach(OpenBlas.Resident::close);
+            copies.clear();
+            bytes = 0;
+        }
+    }
+
+    static long residentLimitBytes() {
+        String s = setting("nshap.gemm.resident-mib", "NSHAP_GEMM_RESIDENT_MIB");
+        try {
+            return s == null ? 4096L << 20 : Math.max(0, Long.parseLong(s)) << 20;
+        } catch (NumberFormatException e) {
+            return 4096L << 20;
         }
     }
 

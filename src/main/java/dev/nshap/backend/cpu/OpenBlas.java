@@ -64,10 +64,37 @@ final class OpenBlas {
     private static final ThreadLocal<Buffers> BUF = ThreadLocal.withInitial(Buffers::new);
     private static final float[] ZEROS = new float[4096];
 
+    /**
+     * A whole weight matrix copied once into native memory, for a caller that multiplies by the same unchanging
+     * weights many times (a forward pass copies GPT-2 small's 124M weights per batch otherwise).
+     */
+    static final class Resident implements AutoCloseable {
+        final float[] src;
+        private FloatPointer p;
+
+        Resident(float[] w) {
+            src = w;
+            p = new FloatPointer(w.length);
+            copyRows(p, w, 0, w.length, 1, w.length, w.length);
+        }
+
+        @Override public synchronized void close() { if (p != null) { p.close(); p = null; } }
+    }
+
     /** Same contract as {@link Gemm#sgemm}; bias (may be null) is added to every row of C instead of beta C. */
     static void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
                       float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                       float beta, float[] c, int cOff, int ldc, float[] bias) {
+        sgemm(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc, bias, null);
+    }
+
+    /**
+     * As above; when {@code resident} is not null it holds b (all of it, offset 0, packed: ldb = n, or k when
+     * transposed) and its native copy is used instead of copying b in.
+     */
+    static void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
+                      float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                      float beta, float[] c, int cOff, int ldc, float[] bias, Resident resident) {
         int mp = (m + rowBlock(n, k) - 1) / rowBlock(n, k) * rowBlock(n, k);
         Buffers buf = BUF.get();
         // op(A) [mp, k]: stored [m, k] row-major, or [k, m] when transposed; pad rows (columns) are zero.
@@ -86,7 +113,12 @@ final class OpenBlas {
         }
         FloatPointer pb;
         int ldbN;
-        if (!transB) { pb = buf.b((long) k * n); ldbN = Math.max(1, n); copyRows(pb, b, bOff, ldb, k, n, n); }
+        if (resident != null) {
+            if (resident.src != b || bOff != 0 || ldb != (transB ? k : n) || (long) k * n != b.length)
+                throw new IllegalArgumentException("resident weights do not match the operand");
+            pb = resident.p;
+            ldbN = Math.max(1, ldb);
+        } else if (!transB) { pb = buf.b((long) k * n); ldbN = Math.max(1, n); copyRows(pb, b, bOff, ldb, k, n, n); }
         else { pb = buf.b((long) n * k); ldbN = Math.max(1, k); copyRows(pb, b, bOff, ldb, n, k, k); }
         FloatPointer pc = buf.c((long) mp * n);
         float betaN = beta;
