@@ -125,7 +125,7 @@ public final class ShapleyCommand implements Callable<Integer> {
     @Command(name = "eval-estimators", mixinStandardHelpOptions = true,
             description = "Benchmark every sampling estimator on heavy-tailed sum-of-unanimity games with closed-form"
                     + " values (orders 1-4, and a noisy variant) at budgets 10n, 30n, 100n: MSE, Spearman, precision@10"
-                    + " and @100, 95% coverage, evaluations to precision@k >= 0.9, estimator overhead per evaluation;"
+                    + " and @100, 95%% coverage, evaluations to precision@k >= 0.9, estimator overhead per evaluation;"
                     + " then the surrogate-guided estimators for surrogates of correlation 0.3, 0.7, 0.95."
                     + " Markdown on stdout, progress on stderr.")
     static final class EvalEstimators implements Callable<Integer> {

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# AtP-guided Shapley on the neuron game, against plain TMAB: for each layer, the AtP surrogate (one forward and one
+# backward), exact leave-one-out, a long TMAB reference run, then plain TMAB, TMAB screened by |AtP| and the
+# regression estimator with the AtP surrogate, each asked for a certified top-k. Prints a markdown table (evaluations
+# spent, precision@k against the reference, recall@k of atp against loo and against the reference).
+#
+#   scripts/atp-guided-neuron.sh                      # the default model, layers 0-3, 24 athlete prompts
+#
+# Environment: MODEL (default models/default), LAYERS ("0 1 2 3"), PROMPTS (24: the first N prompts of DATASET),
+# DATASET (datasets/athlete.jsonl), GROUP (8 neurons a player), K (10), REF_PERMS (reference permutations, 60),
+# BUDGET_X (cap of each certified run, in multiples of the player count, 60), SCREEN_TOP (2K), SCREEN_SAMPLE (K),
+# OUT (a fresh folder under results/; rerunning it reuses finished steps), NSHAP (./nshap).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+NSHAP="${NSHAP:-$root/nshap}"
+MODEL="${MODEL:-models/default}" LAYERS="${LAYERS:-0 1 2 3}" PROMPTS="${PROMPTS:-24}" DATASET="${DATASET:-datasets/athlete.jsonl}"
+GROUP="${GROUP:-8}" K="${K:-10}" REF_PERMS="${REF_PERMS:-60}" BUDGET_X="${BUDGET_X:-60}"
+SCREEN_TOP="${SCREEN_TOP:-$((2 * K))}" SCREEN_SAMPLE="${SCREEN_SAMPLE:-$K}"
+OUT="${OUT:-results/atp-guided}"
+mkdir -p "$OUT"
+start=$(date +%s)
+data="$OUT/prompts.jsonl"
+[ -s "$data" ] || head -n "$PROMPTS" "$DATASET" > "$data"
+common=(--model "$MODEL" --dataset "$data" --metric loss --ablation zero --group-size "$GROUP")
+run() {  # run NAME ARGS...: skipped when NAME.json exists
+  local name="$1"; shift
+  [ -s "$OUT/$name.json" ] && return 0
+  echo "[atp-guided] $name" >&2
+  "$@" --out "$OUT/$name" > "$OUT/$name.stdout" 2> "$OUT/$name.stderr" || { echo "[atp-guided] $name failed: $(tail -1 "$OUT/$name.stderr")" >&2; exit 1; }
+}
+for L in $LAYERS; do
+  players="blocks.$L.mlp.hook_post"
+  n=$(( 512 / GROUP ))
+  run "l$L-atp" "$NSHAP" attribute --method atp --players "$players" "${common[@]}"
+  run "l$L-loo" "$NSHAP" attribute --method loo --players "$players" "${common[@]}"
+  run "l$L-reference" "$NSHAP" shapley --estimator antithetic --permutations "$REF_PERMS" --players "$players" "${common[@]}" --seed 101
+  cap=$(( BUDGET_X * n ))
+  run "l$L-tmab" "$NSHAP" shapley --estimator tmab --top-k "$K" --budget "$cap" --players "$players" "${common[@]}" --seed 7
+  run "l$L-tmab-screen" "$NSHAP" shapley --estimator tmab --top-k "$K" --budget "$cap" --screen "$OUT/l$L-atp.json" \
+      --screen-top "$SCREEN_TOP" --screen-sample "$SCREEN_SAMPLE" --players "$players" "${common[@]}" --seed 7
+  run "l$L-regression" "$NSHAP" shapley --estimator regression --surrogate "$OUT/l$L-atp.json" --top-k "$K" --budget "$cap" \
+      --players "$players" "${common[@]}" --seed 7
+done
+python3 - "$OUT" "$K" "$LAYERS" <<'EOF'
+import json, sys
+out, k, layers = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+def load(name):
+    return json.load(open(f"{out}/{name}.json"))
+def top(r, k):
+    return [x["player"] for x in sorted(r["results"], key=lambda x: -x["mean"])[:k]]
+print(f"| layer | players | atp recall@{k} vs loo | atp recall@{k} vs reference | loo recall@{k} vs reference | "
+      f"reference evals | tmab: evals / precision@{k} | tmab + atp screen | regression + atp surrogate |")
+print("|---|---|---|---|---|---|---|---|---|")
+for L in layers:
+    atp, loo, ref = load(f"l{L}-atp"), load(f"l{L}-loo"), load(f"l{L}-reference")
+    t = set(top(ref, k))
+    rec = lambda r, truth: len(set(top(r, k)) & truth) / k
+    cells = []
+    for name in ("tmab", "tmab-screen", "regression"):
+        r = load(f"l{L}-{name}")
+        cells.append(f"{r['evaluations']:,} / {rec(r, t):.2f} ({r.get('stop_reason', '?')})")
+    print(f"| {L} | {len(ref['results'])} | {rec(atp, set(top(loo, k))):.2f} | {rec(atp, t):.2f} | {rec(loo, t):.2f} | "
+          f"{ref['evaluations']:,} | " + " | ".join(cells) + " |")
+EOF
+echo "[atp-guided] done in $(( $(date +%s) - start )) s" >&2
