@@ -119,6 +119,38 @@ class AttributionTest {
         }
     }
 
+    /**
+     * Where the value is linear in a player, atp is its leave-one-out effect. Scaling a last-layer neuron's output
+     * row by s makes its effect on the residual O(s), so v is linear in it up to O(s^2): the gap between atp and
+     * loo, relative to loo, must shrink in proportion to s (a wrong factor in atp would leave a constant gap).
+     */
+    @Test void atpEqualsLeaveOneOutWhereTheValueIsLinearInThePlayer() {
+        int last = cfg.nLayer() - 1, C = cfg.nEmbd();
+        int[] units = {3, 17, 40};
+        double[] s = {0.4, 0.1, 0.025};
+        double[][] rel = new double[s.length][units.length];
+        for (int i = 0; i < s.length; i++) {
+            GPT2Weights wi = TestModels.random(cfg, 11, 0.5f);
+            for (int u : units) for (int k = 0; k < C; k++) wi.blocks[last].projW[u * C + k] *= (float) s[i];
+            StringBuilder players = new StringBuilder();
+            for (int u : units) players.append(players.length() == 0 ? "" : ",").append("blocks.").append(last).append(".mlp.hook_post[").append(u).append(']');
+            Evaluator ev = new Evaluator(new CpuBackend(wi), data(), 37);
+            NeuronGame g = new NeuronGame(ev, NeuronPlayers.parse(players.toString(), 1, cfg), Metric.LOSS, NeuronGame.Ablation.ZERO, 0, Map.of());
+            double[] atp = Attribution.run(g, wi, Attribution.Method.ATP, 0, null).values();
+            double[] loo = Attribution.run(g, wi, Attribution.Method.LOO, 0, null).values();
+            for (int j = 0; j < units.length; j++) {
+                assertTrue(Math.abs(loo[j]) > 1e-5 * s[i], "player " + j + " should matter at s = " + s[i]);
+                rel[i][j] = Math.abs(atp[j] - loo[j]) / Math.abs(loo[j]);
+            }
+        }
+        for (int j = 0; j < units.length; j++) {
+            assertTrue(rel[0][j] > 1e-4, "at s = 0.4 the value should not be exactly linear: " + Arrays.toString(rel[0]));
+            for (int i = 1; i < s.length; i++)
+                assertTrue(rel[i][j] < 0.5 * rel[i - 1][j] + 1e-4, "atp/loo gap should shrink with s: " + Arrays.deepToString(rel));
+            assertTrue(rel[s.length - 1][j] < 0.02, "atp should equal loo in the linear limit: " + Arrays.deepToString(rel));
+        }
+    }
+
     @Test void gradientMethodsRefuseAccuracyAndKl() {
         NeuronGame g = game("blocks.1.mlp.hook_post", Metric.ACCURACY, NeuronGame.Ablation.ZERO);
         var e = assertThrows(dev.nshap.NshapException.class, () -> Attribution.run(g, w, Attribution.Method.ATP, 0, null));
