@@ -8,7 +8,8 @@
 #
 # Environment: MODEL (default models/default), LAYERS ("0 1 2 3"), PROMPTS (24: the first N prompts of DATASET),
 # DATASET (datasets/athlete.jsonl), GROUP (8 neurons a player), K (10), REF_PERMS (reference permutations, 60),
-# BUDGET_X (cap of each certified run, in multiples of the player count, 60), SCREEN_TOP (2K), SCREEN_SAMPLE (K),
+# BUDGET_X (cap of each certified run, in multiples of the player count, 60). Single-neuron atp / ig / loo come first
+# (recall@10/30/100 against loo)., SCREEN_TOP (2K), SCREEN_SAMPLE (K),
 # OUT (a fresh folder under results/; rerunning it reuses finished steps), NSHAP (./nshap).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,6 +33,12 @@ run() {  # run NAME ARGS...: skipped when NAME.json exists
 for L in $LAYERS; do
   players="blocks.$L.mlp.hook_post"
   n=$(( 512 / GROUP ))
+  # single neurons: recall@k of the first-order screens against exact leave-one-out
+  single=(--model "$MODEL" --dataset "$data" --metric loss --ablation zero --players "$players")
+  run "l$L-n-atp" "$NSHAP" attribute --method atp "${single[@]}"
+  run "l$L-n-ig" "$NSHAP" attribute --method ig --steps 16 "${single[@]}"
+  run "l$L-n-loo" "$NSHAP" attribute --method loo "${single[@]}"
+  # groups of GROUP neurons: the estimators
   run "l$L-atp" "$NSHAP" attribute --method atp --players "$players" "${common[@]}"
   run "l$L-loo" "$NSHAP" attribute --method loo --players "$players" "${common[@]}"
   run "l$L-reference" "$NSHAP" shapley --estimator antithetic --permutations "$REF_PERMS" --players "$players" "${common[@]}" --seed 101
@@ -49,6 +56,18 @@ def load(name):
     return json.load(open(f"{out}/{name}.json"))
 def top(r, k):
     return [x["player"] for x in sorted(r["results"], key=lambda x: -x["mean"])[:k]]
+print("Single neurons (512 a layer): recall@k of atp and ig (16 steps) against exact leave-one-out\n")
+print("| layer | atp @10 | @30 | @100 | ig @10 | @30 | @100 | top loo value | its atp |")
+print("|---|---|---|---|---|---|---|---|---|")
+for L in layers:
+    a, g, l = load(f"l{L}-n-atp"), load(f"l{L}-n-ig"), load(f"l{L}-n-loo")
+    r = lambda x, kk: len(set(top(x, kk)) & set(top(l, kk))) / kk
+    best = top(l, 1)[0]
+    av = {x["player"]: x["mean"] for x in a["results"]}
+    lv = {x["player"]: x["mean"] for x in l["results"]}
+    print(f"| {L} | {r(a,10):.2f} | {r(a,30):.2f} | {r(a,100):.2f} | {r(g,10):.2f} | {r(g,30):.2f} | {r(g,100):.2f} | "
+          f"{lv[best]:.4g} | {av[best]:.4g} |")
+print(f"\nGroups: certified top-{k} runs against a long antithetic reference\n")
 print(f"| layer | players | atp recall@{k} vs loo | atp recall@{k} vs reference | loo recall@{k} vs reference | "
       f"reference evals | tmab: evals / precision@{k} | tmab + atp screen | regression + atp surrogate |")
 print("|---|---|---|---|---|---|---|---|---|")
