@@ -39,9 +39,10 @@ case "$config" in
 esac
 [ -z "$shapes" ] || [ "$shapes" = x ] && shapes="${batch}x${seq}"
 stamp="$(date -u +%Y%m%d-%H%M%S)"
-dir="$root/results/bench/side-by-side-$backend-$config-$stamp"
-mkdir -p "$dir"
 cd "$root"
+# Relative to the repository root, so that the committed JSON names no path of the machine it ran on.
+dir="results/bench/side-by-side-$backend-$config-$stamp"
+mkdir -p "$dir"
 
 if [ "$backend" = cpu ] && [ "$check" = 1 ]; then
   echo "== checking the NumPy reference against nshap's logits (tiny model, clean and masked)" >&2
