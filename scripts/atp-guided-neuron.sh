@@ -19,6 +19,7 @@ MODEL="${MODEL:-models/default}" LAYERS="${LAYERS:-0 1 2 3}" PROMPTS="${PROMPTS:
 GROUP="${GROUP:-8}" K="${K:-10}" REF_PERMS="${REF_PERMS:-60}" BUDGET_X="${BUDGET_X:-60}"
 SCREEN_TOP="${SCREEN_TOP:-$((2 * K))}" SCREEN_SAMPLE="${SCREEN_SAMPLE:-$K}"
 OUT="${OUT:-results/atp-guided}"
+SWEEP="${SWEEP:-2 5 10}"      # smaller budgets, in multiples of the player count
 mkdir -p "$OUT"
 start=$(date +%s)
 data="$OUT/prompts.jsonl"
@@ -48,14 +49,22 @@ for L in $LAYERS; do
       --screen-top "$SCREEN_TOP" --screen-sample "$SCREEN_SAMPLE" --players "$players" "${common[@]}" --seed 7
   run "l$L-regression" "$NSHAP" shapley --estimator regression --surrogate "$OUT/l$L-atp.json" --top-k "$K" --budget "$cap" \
       --players "$players" "${common[@]}" --seed 7
+  # the same three at smaller budgets: precision@k as the budget grows
+  for b in $SWEEP; do
+    run "l$L-tmab-b$b" "$NSHAP" shapley --estimator tmab --top-k "$K" --budget $(( b * n )) --players "$players" "${common[@]}" --seed 7 --force
+    run "l$L-tmab-screen-b$b" "$NSHAP" shapley --estimator tmab --top-k "$K" --budget $(( b * n )) --screen "$OUT/l$L-atp.json" \
+        --screen-top "$SCREEN_TOP" --screen-sample "$SCREEN_SAMPLE" --players "$players" "${common[@]}" --seed 7 --force
+    run "l$L-regression-b$b" "$NSHAP" shapley --estimator regression --surrogate "$OUT/l$L-atp.json" --top-k "$K" --budget $(( b * n )) \
+        --players "$players" "${common[@]}" --seed 7 --force
+  done
 done
-python3 - "$OUT" "$K" "$LAYERS" <<'EOF'
+python3 - "$OUT" "$K" "$LAYERS" "$SWEEP" "$BUDGET_X" <<'EOF'
 import json, sys
-out, k, layers = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+out, k, layers, sweep, cap = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split(), sys.argv[5]
 def load(name):
     return json.load(open(f"{out}/{name}.json"))
-def top(r, k):
-    return [x["player"] for x in sorted(r["results"], key=lambda x: -x["mean"])[:k]]
+def top(r, k):  # players a screen left out have no value (null): they rank last
+    return [x["player"] for x in sorted(r["results"], key=lambda x: -x["mean"] if x["mean"] is not None else float("inf"))[:k]]
 print("Single neurons (512 a layer): recall@k of atp and ig (16 steps) against exact leave-one-out\n")
 print("| layer | atp @10 | @30 | @100 | ig @10 | @30 | @100 | top loo value | its atp |")
 print("|---|---|---|---|---|---|---|---|---|")
@@ -81,5 +90,17 @@ for L in layers:
         cells.append(f"{r['evaluations']:,} / {rec(r, t):.2f} ({r.get('stop_reason', '?')})")
     print(f"| {L} | {len(ref['results'])} | {rec(atp, set(top(loo, k))):.2f} | {rec(atp, t):.2f} | {rec(loo, t):.2f} | "
           f"{ref['evaluations']:,} | " + " | ".join(cells) + " |")
+if sweep:
+    print(f"\nprecision@{k} against the reference as the budget grows (evaluations actually used in brackets)\n")
+    print("| layer | estimator | " + " | ".join(f"{b}n" for b in sweep + [cap]) + " |")
+    print("|---|---|" + "---|" * (len(sweep) + 1))
+    for L in layers:
+        t = set(top(load(f"l{L}-reference"), k))
+        for name, label in (("tmab", "tmab"), ("tmab-screen", "tmab + atp screen"), ("regression", "regression + atp surrogate")):
+            cells = []
+            for b in sweep + [None]:
+                r = load(f"l{L}-{name}" + (f"-b{b}" if b else ""))
+                cells.append(f"{len(set(top(r, k)) & t) / k:.2f} ({r['evaluations']:,})")
+            print(f"| {L} | {label} | " + " | ".join(cells) + " |")
 EOF
 echo "[atp-guided] done in $(( $(date +%s) - start )) s" >&2
