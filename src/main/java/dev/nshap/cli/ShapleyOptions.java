@@ -51,6 +51,11 @@ public final class ShapleyOptions {
 
     @Option(names = "--screen-sample", defaultValue = "0") int screenSample;
 
+    @Option(names = "--screen-keep",
+            description = "tmab: keep the screen to the end; by default every player is played from the first round in which a"
+                    + " sampled player is in the running top-k (the screen missed one)")
+    boolean screenKeep;
+
     @Option(names = "--range", defaultValue = "0",
             description = "TMAB range R of a marginal contribution (0: the range observed so far)")
     double range;
@@ -104,6 +109,6 @@ public final class ShapleyOptions {
                 .truncationTolerance(truncationTolerance).truncationBaseline(truncationBaseline)
                 .truncationSteps(truncationSteps).round(round).confidence(confidence).checkpointEvery(checkpointEvery)
                 .resume(resume).shard(sh[0], sh[1]).out(out).epsilon(epsilon).surrogate(surrogate)
-                .screen(screen, screenTop, screenSample).bound(bound).build();
+                .screen(screen, screenTop, screenSample).screenWiden(!screenKeep).bound(bound).build();
     }
 }

@@ -43,13 +43,16 @@ import java.util.Map;
  *                            bounded marginal) or "normal" (Gaussian approximation, no range term)
  * @param screen              TMAB: a result file of first-order values a_j; only the top {@code screenTop} by
  *                            |a_j| and a uniform sample of {@code screenSample} of the rest are played; null = all
+ * @param screenWiden         TMAB with a screen: play every player from the first round whose running top-k holds a
+ *                            sampled player (the surrogate missed one there: see {@link ShapleyRunner}); false keeps
+ *                            the screen to the end
  */
 public record ShapleyConfig(Estimator estimator, long budget, long permutations, int batch, long seed,
                             double tolerance, double truncationTolerance, Double truncationBaseline,
                             int truncationSteps, double delta, int topK, double range, int round,
                             double confidence, long checkpointEvery, int shardIndex, int shardCount,
                             Path out, boolean resume, double epsilon, Path surrogate, Path screen, int screenTop,
-                            int screenSample, String bound) {
+                            int screenSample, String bound, boolean screenWiden) {
 
     public static final int MAX_BATCH = 1 << 20;
 
@@ -120,6 +123,7 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         b.confidence = confidence; b.checkpointEvery = checkpointEvery; b.shardIndex = shardIndex;
         b.shardCount = shardCount; b.out = out; b.resume = resume; b.epsilon = epsilon; b.surrogate = surrogate;
         b.screen = screen; b.screenTop = screenTop; b.screenSample = screenSample; b.bound = bound;
+        b.screenWiden = screenWiden;
         return b;
     }
 
@@ -150,6 +154,7 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
             m.put("screen", screen.toString());
             m.put("screenTop", screenTop);
             m.put("screenSample", screenSample);
+            m.put("screenWiden", screenWiden);
         }
         return m;
     }
@@ -194,6 +199,7 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         public Path surrogate, screen;
         public int screenTop, screenSample;
         public String bound = TopK.BERNSTEIN;
+        public boolean screenWiden = true;
 
         Builder(Estimator e) { this.estimator = e; }
 
@@ -218,11 +224,12 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         public Builder bound(String v) { bound = v; return this; }
         public Builder surrogate(Path v) { surrogate = v; return this; }
         public Builder screen(Path file, int top, int sample) { screen = file; screenTop = top; screenSample = sample; return this; }
+        public Builder screenWiden(boolean v) { screenWiden = v; return this; }
 
         public ShapleyConfig build() {
             return new ShapleyConfig(estimator, budget, permutations, batch, seed, tolerance, truncationTolerance,
                     truncationBaseline, truncationSteps, delta, topK, range, round, confidence, checkpointEvery,
-                    shardIndex, shardCount, out, resume, epsilon, surrogate, screen, screenTop, screenSample, bound);
+                    shardIndex, shardCount, out, resume, epsilon, surrogate, screen, screenTop, screenSample, bound, screenWiden);
         }
     }
 }

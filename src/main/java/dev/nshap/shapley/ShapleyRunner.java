@@ -93,7 +93,15 @@ public final class ShapleyRunner {
     /** Regression: the fixed surrogate a_j (null = fitted). TMAB: the screen (null = every player is played). */
     private final double[] surrogate;
     private final TopK.Screen screen;
-    private final BitSet played;
+    /**
+     * The players the bandit plays: all, or the screen's. A screen widens to all players (once, for good) at the end
+     * of the first round whose running top-k holds one of its uniformly sampled players: a sampled player that ranks
+     * there is direct evidence that |a| missed top-k players, about restSize / sampleSize of them for each one
+     * seen, and no longer screening costs only the new players' samples. Without that evidence the screen stays.
+     */
+    private BitSet played;
+    /** Evaluations spent when the screen widened; -1 = not widened. */
+    private long widenedAt = -1;
     private final KernelShap kernel;
     /** Hash of the input files' values (surrogate, screen): a checkpoint from other inputs is refused. */
     private final String inputsHash;
@@ -426,6 +434,18 @@ public final class ShapleyRunner {
             return m;
         }
 
+        /** Whether a sampled (not top-M) player of the screen is among the k played players of highest mean. */
+        boolean sampledInRunningTopK() {
+            List<Integer> ps = new ArrayList<>();
+            for (int i = played.nextSetBit(0); i >= 0; i = played.nextSetBit(i + 1)) {
+                if (stats.count(i) < 2) return false;   // no ranking yet
+                ps.add(i);
+            }
+            ps.sort((x, y) -> Double.compare(stats.mean(y), stats.mean(x)));
+            for (int j = 0; j < Math.min(cfg.topK(), ps.size()); j++) if (screen.sample().get(ps.get(j))) return true;
+            return false;
+        }
+
         int unsettled() { return n - settled.cardinality(); }
 
         long worstCost() {
@@ -536,7 +556,10 @@ public final class ShapleyRunner {
                 s.put("top", screen.top().cardinality());
                 s.put("sample", screen.sample().cardinality());
                 s.put("sampledInTopK", x);
-                s.put("missedAtMost", TopK.missedBound(screen.restSize(), screen.sample().cardinality(), x,
+                s.put("widened", widenedAt >= 0);
+                s.put("widenedAtEvaluations", widenedAt >= 0 ? widenedAt : null);
+                // widened: every player is played, so none can have been missed
+                s.put("missedAtMost", widenedAt >= 0 ? 0 : TopK.missedBound(screen.restSize(), screen.sample().cardinality(), x,
                         cfg.topK(), cfg.delta()));
                 s.put("confidence", 1 - cfg.delta());
                 m.put("screen", s);
@@ -628,6 +651,10 @@ public final class ShapleyRunner {
             rounds++;
             if (cfg.estimator() == Estimator.TMAB) {
                 double range = cfg.range() > 0 ? cfg.range() : stats.observedRange();
+                if (screen != null && cfg.screenWiden() && widenedAt < 0 && sampledInRunningTopK()) {
+                    played = allPlayers(n);
+                    widenedAt = evaluations;
+                }
                 String[] status = TopK.classify(stats, played, cfg.topK(), cfg.delta(), range,
                         TopK.epsilon(stats, played, cfg.epsilon()), TopK.NORMAL.equals(cfg.bound()));
                 settled = TopK.settled(status);
@@ -695,6 +722,7 @@ public final class ShapleyRunner {
             if (stopReason != null) o.put("stopReason", stopReason);
             ArrayNode s = o.putArray("settled");
             settled.stream().forEach(s::add);
+            if (widenedAt >= 0) o.put("screenWidenedAt", widenedAt);
             o.set("stats", stats.toJson());
             if (marginals != null) o.set("marginalStats", marginals.toJson());
             if (round != null) {
@@ -739,6 +767,10 @@ public final class ShapleyRunner {
             stopReason = o.hasNonNull("stopReason") ? o.get("stopReason").asText() : null;
             settled = new BitSet(n);
             for (JsonNode s : o.path("settled")) settled.set(s.asInt());
+            if (o.has("screenWidenedAt") && screen != null) {
+                widenedAt = o.get("screenWidenedAt").asLong();
+                played = allPlayers(n);
+            }
             stats = SufficientStats.fromJson(o.path("stats"), n, p.toString());
             if (marginals != null) marginals = SufficientStats.fromJson(o.path("marginalStats"), n, p.toString());
             if (o.has("round")) {

@@ -172,7 +172,7 @@ class GuidedEstimatorTest {
         a[top[4]] = 0;                                          // the screen misses two of the true top 5
         Path f = values(dir, g, a, "screen.json");
         ShapleyResult r = run(g, ShapleyConfig.builder(Estimator.TMAB).seed(2).topK(5).round(4).budget(400_000)
-                .bound(TopK.NORMAL).screen(f, 15, 40).build());
+                .bound(TopK.NORMAL).screen(f, 15, 40).screenWiden(false).build());
         @SuppressWarnings("unchecked") Map<String, Object> s = (Map<String, Object>) r.topK().get("screen");
         assertEquals(55, s.get("played"));
         int missed = 0;
@@ -180,6 +180,54 @@ class GuidedEstimatorTest {
         assertTrue((Integer) s.get("missedAtMost") >= missed, s + " vs missed " + missed);
         assertEquals(200 - 55, r.estimates().stream().filter(p -> p.status().equals(TopK.SCREENED)).count());
         for (PlayerEstimate p : r.estimates()) if (p.status().equals(TopK.SCREENED)) assertEquals(0, p.samples());
+    }
+
+    /**
+     * The widening screen: when a uniformly sampled player reaches the running top-k, the surrogate has missed
+     * top-k players, and the bandit then plays everyone: the same bad screen as above, with a sample large enough to
+     * catch one of the two hidden players, ends with the true top 5; kept (--screen-keep), it cannot. A screen
+     * from the exact values never sees a sampled player there and stays a screen.
+     */
+    @Test
+    void aScreenThatMissedTopPlayersWidensToEveryone() {
+        var g = SyntheticGames.topKGame(200, 5, 10, 1.0, 6);
+        double[] exact = g.exactValues(), bad = exact.clone();
+        int[] top = Metrics.topK(exact, 5);
+        bad[top[3]] = 0;
+        bad[top[4]] = 0;
+        Path f = values(dir, g, bad, "bad.json");
+        var cfg = ShapleyConfig.builder(Estimator.TMAB).seed(2).topK(5).round(4).budget(400_000).bound(TopK.NORMAL);
+        java.util.Set<Integer> truth = new java.util.HashSet<>();
+        for (int i : top) truth.add(i);
+        int widenedRuns = 0;
+        for (long seed = 1; seed <= 4; seed++) {
+            ShapleyResult wide = run(g, cfg.seed(seed).screen(f, 15, 120).screenWiden(true).build());
+            @SuppressWarnings("unchecked") Map<String, Object> s = (Map<String, Object>) wide.topK().get("screen");
+            if (!(Boolean) s.get("widened")) continue;
+            widenedRuns++;
+            assertEquals(200, s.get("played"), s.toString());
+            assertEquals(0, s.get("missedAtMost"));
+            assertTrue((Long) s.get("widenedAtEvaluations") > 0);
+            assertEquals(0, wide.estimates().stream().filter(p -> p.status().equals(TopK.SCREENED)).count());
+            java.util.Set<Integer> got = new java.util.HashSet<>();
+            for (int i : Metrics.topK(wide.means(), 5)) got.add(i);
+            assertEquals(truth, got, "seed " + seed);
+            // the same run with the screen kept misses at least the hidden players the sample did not hold
+            ShapleyResult kept = run(g, cfg.seed(seed).screen(f, 15, 120).screenWiden(false).build());
+            long screenedTop = truth.stream().filter(i -> kept.estimates().get(i).status().equals(TopK.SCREENED)).count();
+            java.util.Set<Integer> keptTop = new java.util.HashSet<>();
+            for (int i : Metrics.topK(kept.means(), 5)) keptTop.add(i);
+            assertEquals(screenedTop > 0, !keptTop.equals(truth), "seed " + seed);
+        }
+        assertTrue(widenedRuns >= 2, "a sample of 120 of the 185 unscreened players should catch a hidden top-5 player: " + widenedRuns + "/4");
+        Path good = values(dir, g, exact, "good.json");
+        ShapleyResult r = run(g, cfg.seed(1).screen(good, 15, 40).screenWiden(true).build());
+        @SuppressWarnings("unchecked") Map<String, Object> s = (Map<String, Object>) r.topK().get("screen");
+        assertFalse((Boolean) s.get("widened"), s.toString());
+        assertEquals(55, s.get("played"));
+        java.util.Set<Integer> got = new java.util.HashSet<>();
+        for (int i : Metrics.topK(r.means(), 5)) got.add(i);
+        assertEquals(truth, got);
     }
 
     /** Result files feed the surrogate by player name (JSON and CSV); mismatches are refused in one line. */
