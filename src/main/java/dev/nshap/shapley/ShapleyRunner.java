@@ -534,6 +534,13 @@ public final class ShapleyRunner {
             if (!ready) {
                 m.put("determined", false);
                 m.put("note", "some played players have fewer than 2 samples: no bound, no certified set");
+                if (screen != null) {
+                    Map<String, Object> s = new java.util.LinkedHashMap<>();
+                    s.put("played", played.cardinality());
+                    s.put("widened", widenedAt >= 0);
+                    s.put("widenedAtEvaluations", widenedAt >= 0 ? widenedAt : null);
+                    m.put("screen", s);
+                }
                 return m;
             }
             double eps = TopK.epsilon(stats, played, cfg.epsilon());
