@@ -159,18 +159,26 @@ class GuidedEstimatorTest {
         }
     }
 
+    static final Game SCREEN_GAME = SyntheticGames.topKGame(200, 5, 10, 1.0, 6);
+
+    /** Screen values: the exact ones with two of the true top 5 set to 0, so that |a| ranks them among the decoys. */
+    static double[] hidingTwoOfTheTop5(Game g) {
+        double[] a = g.exactValues().clone();
+        int[] top = Metrics.topK(g.exactValues(), 5);
+        a[top[3]] = 0;
+        a[top[4]] = 0;
+        return a;
+    }
+
     /**
      * End to end on a game: a screen whose values hide two of the true top-5 behind many decoys plays the top M, so
      * the bandit cannot find those two; the result says so, and its bound covers them.
      */
     @Test
     void tmabWithAScreenReportsWhatItMayHaveMissed() {
-        var g = SyntheticGames.topKGame(200, 5, 10, 1.0, 6);
-        double[] exact = g.exactValues(), a = exact.clone();
-        int[] top = Metrics.topK(exact, 5);
-        a[top[3]] = 0;
-        a[top[4]] = 0;                                          // the screen misses two of the true top 5
-        Path f = values(dir, g, a, "screen.json");
+        var g = SCREEN_GAME;
+        int[] top = Metrics.topK(g.exactValues(), 5);
+        Path f = values(dir, g, hidingTwoOfTheTop5(g), "screen.json");
         ShapleyResult r = run(g, ShapleyConfig.builder(Estimator.TMAB).seed(2).topK(5).round(4).budget(400_000)
                 .bound(TopK.NORMAL).screen(f, 15, 40).screenWiden(false).build());
         @SuppressWarnings("unchecked") Map<String, Object> s = (Map<String, Object>) r.topK().get("screen");
@@ -190,12 +198,10 @@ class GuidedEstimatorTest {
      */
     @Test
     void aScreenThatMissedTopPlayersWidensToEveryone() {
-        var g = SyntheticGames.topKGame(200, 5, 10, 1.0, 6);
-        double[] exact = g.exactValues(), bad = exact.clone();
+        var g = SCREEN_GAME;
+        double[] exact = g.exactValues();
         int[] top = Metrics.topK(exact, 5);
-        bad[top[3]] = 0;
-        bad[top[4]] = 0;
-        Path f = values(dir, g, bad, "bad.json");
+        Path f = values(dir, g, hidingTwoOfTheTop5(g), "bad.json");
         var cfg = ShapleyConfig.builder(Estimator.TMAB).seed(2).topK(5).round(4).budget(400_000).bound(TopK.NORMAL);
         java.util.Set<Integer> truth = new java.util.HashSet<>();
         for (int i : top) truth.add(i);
