@@ -272,7 +272,7 @@ public final class EstimatorEval {
                 .append(": evaluations until precision@k >= 0.9 for good (median of ").append(reps)
                 .append(" seeds; cap 100n = ").append(cap)
                 .append("; tmab with the normal bound; screen = top M by |a| + a sample of R = 2k of the rest)\n\n")
-                .append("| k | surrogate corr. | tmab | tmab + screen M = 3k | tmab + screen M = 10k | screen: missed bound / actually missed (3k \\| 10k) | regression + surrogate | regression, fitted | permutation |\n")
+                .append("| k | surrogate corr. | tmab | tmab + screen M = 3k | tmab + screen M = 10k | screen: missed bound / actually missed (3k; 10k; 0/0 = widened or none missed) | regression + surrogate | regression, fitted | permutation |\n")
                 .append("|---|---|---|---|---|---|---|---|---|\n");
         Path dir;
         try { dir = Files.createTempDirectory("nshap-eval"); } catch (IOException e) { throw new UncheckedIOException(e); }
@@ -301,7 +301,7 @@ public final class EstimatorEval {
                     out.clear();
                     scr10[r] = reachK(g, sc.toBuilder().screen(f, Math.min(10 * k, n / 2), 2 * k).build(), k, out);
                     s = out.get(0).topK().get("screen");
-                    bounds.append(" | ").append(s == null ? -1 : ((java.util.Map<?, ?>) s).get("missedAtMost"))
+                    bounds.append("; ").append(s == null ? -1 : ((java.util.Map<?, ?>) s).get("missedAtMost"))
                             .append('/').append(missed(g, out.get(0), k));
                     reg[r] = reachK(g, base(Estimator.REGRESSION, seed * 100 + r).round(2).batch(2).budget(cap).topK(k)
                             .surrogate(f).build(), k);
