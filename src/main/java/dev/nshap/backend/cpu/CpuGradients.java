@@ -47,7 +47,8 @@ public final class CpuGradients {
     private int[] rowOf, targetOf, foilOf;
     private double[] rowValue;
     private float[] dx, dBranch, dln, dqkv, datt, dh, lnBuf;
-    private float[] headT, logits, chunkIn, chunkInT, chunkOut, dHeadT, dHeadPart;
+    private float[] headT, logits, chunkIn, chunkOut, dHeadT;
+    private final float[][] headScratch = new float[2][];
     private long lastBytes;
     private final float[][] linScratch = new float[3][];
     private final Timings timings = new Timings();
@@ -195,7 +196,7 @@ public final class CpuGradients {
         if (headT == null) {
             headT = new float[Math.multiplyExact(V, C)];
             logits = new float[Math.multiplyExact(CHUNK, V)];
-            chunkIn = new float[CHUNK * C]; chunkInT = new float[CHUNK * C]; chunkOut = new float[CHUNK * C];
+            chunkIn = new float[CHUNK * C]; chunkOut = new float[CHUNK * C];
         }
     }
 
@@ -276,20 +277,19 @@ public final class CpuGradients {
 
     /**
      * Objective value; leaves d value / d (last hook_resid_post) in dx and adds the head's weight gradients.
-     * The products are laid out for the packed forward GEMM (Gemm.linear), which splits its columns across cores:
-     * logits = X W^T with W^T [C, V] transposed once per call (columns over V), dX = dlogits W, and
-     * dW^T = X^T dlogits (columns over V, not C), summed over chunks and added to dW at the end. Measured on
-     * 2 cores at C = 128, the dW^T form is ~5x faster than Gemm.sgemm's transposed-A path for dW.
+     * logits = X W^T, dX = dlogits W, dW += dlogits^T X. On OpenBLAS the transposes are flags (productBt, addAtB).
+     * The Java kernels want packed layouts with the columns over V, the long side, which they split across cores:
+     * W^T [C, V] transposed once per call rather than per chunk, and dW^T = X^T dlogits summed over the chunks and
+     * added to dW at the end (measured on 2 cores at C = 128: ~5x faster than Gemm.sgemm's transposed-A path).
      */
     private double head(Objective.Kind kind, int S, int N, GPT2Weights g) {
         float[] xf = xs[2 * NL];
         double eps = c.layerNormEpsilon();
         IntStream.range(0, S).parallel().forEach(r -> System.arraycopy(xf, rowOf[r] * C, lnIn, r * C, C));
         layerNorm(normed, lnIn, w.lnfW, w.lnfB, meanF, rstdF, S);
-        // OpenBLAS takes W^T and X^T as flags at no cost; only the Java kernels want the transposed copies.
         boolean blas = Gemm.active() == Gemm.Impl.OPENBLAS;
         if (!blas) transpose(w.lmHead, 0, headT, V, C, false);
-        if (!blas && g != null && dHeadT == null) { dHeadT = new float[headT.length]; dHeadPart = new float[headT.length]; }
+        if (!blas && g != null && dHeadT == null) dHeadT = new float[headT.length];
         if (!blas && g != null) Arrays.fill(dHeadT, 0f);
         Arrays.fill(dx, 0, N * C, 0f);
         float scale = 1f / S;
@@ -297,7 +297,7 @@ public final class CpuGradients {
             final int R = Math.min(CHUNK, S - r0), base = r0;
             System.arraycopy(normed, r0 * C, chunkIn, 0, R * C);
             long t0 = System.nanoTime();
-            if (blas) Gemm.sgemm(false, true, R, V, C, 1f, chunkIn, 0, C, w.lmHead, 0, C, 0f, logits, 0, V);
+            if (blas) productBt(logits, chunkIn, w.lmHead, R, C, V, headScratch, 0);
             else Gemm.linear(logits, chunkIn, headT, null, R, C, V);
             long t1 = System.nanoTime();
             IntStream.range(0, R).parallel().forEach(i ->
@@ -305,12 +305,9 @@ public final class CpuGradients {
             long t2 = System.nanoTime();
             Gemm.linear(chunkOut, logits, w.lmHead, null, R, V, C);
             long t3 = System.nanoTime();
-            if (g != null && blas) {
-                Gemm.sgemm(true, false, V, C, R, 1f, logits, 0, V, chunkIn, 0, C, 1f, g.lmHead, 0, C);
-            } else if (g != null) {
-                transpose(chunkIn, 0, chunkInT, R, C, false);
-                Gemm.linear(dHeadPart, chunkInT, logits, null, C, R, V);
-                CpuKernels.addInPlace(dHeadT, dHeadPart, C * V);
+            if (g != null) {
+                if (blas) addAtB(g.lmHead, logits, chunkIn, R, V, C, headScratch, 0);
+                else addAtB(dHeadT, chunkIn, logits, R, C, V, headScratch, 0);
             }
             timings.logitsNanos += t1 - t0;
             timings.softmaxNanos += t2 - t1;
@@ -432,23 +429,40 @@ public final class CpuGradients {
 
     /**
      * y[n,m] = x[n,k] W[k,m] + b: dx = dy W^T (overwritten); dW += x^T dy and db += column sums of dy when
-     * dW / db are not null. Both products run in the packed forward GEMM on transposed copies (W^T, x^T: cheap
-     * next to the product), which is several times faster than Gemm.sgemm's transposed paths on the Vector API.
-     * {@code scratch} holds three buffers, grown as needed.
+     * dW / db are not null. {@code scratch} holds three buffers, grown as needed (used by the Java kernels only).
      */
     static void linearBackward(float[] dx, float[] dW, float[] db, float[] dy, float[] x, float[] W, int n, int k, int m,
                                float[][] scratch) {
-        float[] wt = grow(scratch, 0, k * m);
-        transpose(W, 0, wt, k, m, false);
-        Gemm.linear(dx, dy, wt, null, n, m, k);
-        if (dW != null) {
-            float[] xt = grow(scratch, 1, n * k), part = grow(scratch, 2, k * m);
-            transpose(x, 0, xt, n, k, false);
-            Gemm.linear(part, xt, dy, null, k, n, m);
-            CpuKernels.addInPlace(dW, part, k * m);
-        }
+        productBt(dx, dy, W, n, m, k, scratch, 0);
+        if (dW != null) addAtB(dW, x, dy, n, k, m, scratch, 1);
         if (db != null)
             for (int i = 0; i < n; i++) for (int j = 0, o = i * m; j < m; j++) db[j] += dy[o + j];
+    }
+
+    /**
+     * out[n,m] = a[n,k] b[m,k]^T. OpenBLAS takes the transpose as a flag; the Java kernels run the packed forward
+     * GEMM on a transposed copy of b (scratch slot s), several times faster than Gemm.sgemm's transposed paths there.
+     */
+    static void productBt(float[] out, float[] a, float[] b, int n, int k, int m, float[][] scratch, int s) {
+        if (Gemm.active() == Gemm.Impl.OPENBLAS) {
+            Gemm.sgemm(false, true, n, m, k, 1f, a, 0, k, b, 0, k, 0f, out, 0, m);
+            return;
+        }
+        float[] bt = grow(scratch, s, k * m);
+        transpose(b, 0, bt, m, k, false);
+        Gemm.linear(out, a, bt, null, n, k, m);
+    }
+
+    /** acc[k,m] += a[n,k]^T b[n,m]; as {@link #productBt}, by flag on OpenBLAS, on a transposed copy (slots s, s + 1) otherwise. */
+    static void addAtB(float[] acc, float[] a, float[] b, int n, int k, int m, float[][] scratch, int s) {
+        if (Gemm.active() == Gemm.Impl.OPENBLAS) {
+            Gemm.sgemm(true, false, k, m, n, 1f, a, 0, k, b, 0, m, 1f, acc, 0, m);
+            return;
+        }
+        float[] at = grow(scratch, s, n * k), part = grow(scratch, s + 1, k * m);
+        transpose(a, 0, at, n, k, false);
+        Gemm.linear(part, at, b, null, k, n, m);
+        CpuKernels.addInPlace(acc, part, k * m);
     }
 
     private static float[] grow(float[][] scratch, int i, int size) {
