@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Every CPU figure the docs quote, in one run on a quiet machine (nothing else running: the numbers are wall time):
-#   1. the side-by-side against NumPy (forward 8x64 and 64x32, coalitions), bench/side_by_side.sh;
+#   1. the side-by-side against NumPy (forward 8x64 and 64x32, coalitions), bench/side_by_side.sh; then (1b) the
+#      forwards again against a reference that, like nshap, runs its last layer after the attention at the last
+#      position only;
 #   2. forward 8x64 and 64x32 again on a second Java runtime, when JAVA2 names one (the jar stays at release 17);
 #   3. the GPT-2-small layer-5 group game (96 players of 32 neurons, 4 prompts x 32 tokens): coalition
 #      evaluations/s on the Vector-API GEMM (the backend before OpenBLAS) and on OpenBLAS, back to back;
@@ -17,6 +19,8 @@ stamp=$(date -u +%Y%m%d-%H%M%S)
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== 1. side-by-side against NumPy"
 bash bench/side_by_side.sh --rounds "$ROUNDS"
+echo "== 1b. the same forwards against a NumPy reference that trims its last layer as nshap does (like for like)"
+bash bench/side_by_side.sh --rounds "$ROUNDS" --ref-trim --skip-check
 if [ -n "${JAVA2:-}" ]; then
   echo "== 2. forward on $("$JAVA2" -version 2>&1 | head -1)"
   for shape in 8x64 64x32; do

@@ -43,6 +43,8 @@ def parse_args(argv):
         if name == "forward":
             s.add_argument("--batch", type=int, default=8)
             s.add_argument("--seq", type=int, default=64)
+            s.add_argument("--trim", action="store_true",
+                           help="the last layer after its attention at the last position only, as nshap runs it")
         else:
             s.add_argument("--coalitions", type=int, default=16)
             s.add_argument("--prompts", type=int, default=64)
@@ -124,8 +126,11 @@ class Model:
         var = ((x - mu) ** 2).mean(-1, keepdims=True)
         return (x - mu) / np.sqrt(var + np.float32(self.eps)) * w + b
 
-    def forward(self, tokens, mask=None, all_positions=False, mask_layers=None):
-        """tokens [B, T] int; mask [B, L, H] of 0/1 (None: clean). Logits [B, V] at the last position, or [B, T, V]."""
+    def forward(self, tokens, mask=None, all_positions=False, mask_layers=None, trim=False):
+        """tokens [B, T] int; mask [B, L, H] of 0/1 (None: clean). Logits [B, V] at the last position, or [B, T, V].
+
+        trim: the last layer's attention output, MLP and residual at the last position only, as nshap does
+        (nothing after the last attention mixes positions); the logits are the same."""
         B, T = tokens.shape
         C, nh, H = self.C, self.nh, self.H
         d = C // nh
@@ -133,22 +138,27 @@ class Model:
         causal = np.triu(np.full((T, T), -np.inf, np.float32), 1)
         scale = np.float32(1.0 / np.sqrt(d))
         c0 = np.float32(np.sqrt(2.0 / np.pi))
+        rows = T                                                            # rows per sequence in x
         for l, b in enumerate(self.blocks):
             h = self.layer_norm(x, b["ln1w"], b["ln1b"])
             qkv = h @ b["attnw"] + b["attnb"]                               # [N, 3C]: one GEMM
             qkv = qkv.reshape(B, T, 3, nh, d).transpose(2, 0, 3, 1, 4)       # [3, B, nh, T, d]
-            s = (qkv[0] @ qkv[1].transpose(0, 1, 3, 2)) * scale + causal    # [B, nh, T, T]
+            if trim and not all_positions and l == len(self.blocks) - 1:
+                s = (qkv[0][:, :, -1:, :] @ qkv[1].transpose(0, 1, 3, 2)) * scale   # [B, nh, 1, T]: sees every key
+                x, rows = x.reshape(B, T, C)[:, -1, :], 1
+            else:
+                s = (qkv[0] @ qkv[1].transpose(0, 1, 3, 2)) * scale + causal    # [B, nh, T, T]
             s = np.exp(s - s.max(-1, keepdims=True))
             s /= s.sum(-1, keepdims=True)
-            z = (s @ qkv[2]).transpose(0, 2, 1, 3).reshape(B * T, C)
+            z = (s @ qkv[2]).transpose(0, 2, 1, 3).reshape(B * rows, C)
             x = x + (z @ b["projw"] + b["projb"])
             h = self.layer_norm(x, b["ln2w"], b["ln2b"])
             u = h @ b["fcw"] + b["fcb"]                                     # [N, H]
             u = np.float32(0.5) * u * (np.float32(1) + np.tanh(c0 * (u + np.float32(0.044715) * u * u * u)))
             if mask is not None and (mask_layers is None or l in mask_layers):
-                u = (u.reshape(B, T, H) * mask[:, l, None, :]).reshape(B * T, H)
+                u = (u.reshape(B, rows, H) * mask[:, l, None, :]).reshape(B * rows, H)
             x = x + (u @ b["mprojw"] + b["mprojb"])
-        x = x.reshape(B, T, C)
+        x = x.reshape(B, rows, C)
         if not all_positions:
             x = x[:, -1, :]
         return self.layer_norm(x, self.lnfw, self.lnfb) @ self.lm_head.T
@@ -244,7 +254,8 @@ def main():
     if args.cmd == "forward":
         toks = rng.integers(0, VOCAB, size=(args.batch, args.seq))
         out["config"].update(batch=args.batch, seq=args.seq)
-        st = timed(args.warmup, args.reps, lambda: m.forward(toks))
+        st = timed(args.warmup, args.reps, lambda: m.forward(toks, trim=args.trim))
+        out["config"].update(trim_last_layer=args.trim)
         out["time"] = st
         out["tokens_per_s"] = args.batch * args.seq / st["median_s"]
         out["model_gflops"] = flops(L, C, VOCAB, args.batch, args.seq) / st["median_s"] / 1e9
@@ -294,8 +305,10 @@ def check(d, tol):
         want = np.load(os.path.join(d, name))
         got = m.forward(toks, mk, all_positions=True)
         diff = float(np.abs(got - want).max())
-        res[name] = dict(max_abs_diff=diff, max_abs_logit=float(np.abs(want).max()))
-        ok &= diff <= tol
+        # the trimmed forward (--trim) at the last position, against the same logits
+        trimmed = float(np.abs(m.forward(toks, mk, trim=True) - want[:, -1, :]).max())
+        res[name] = dict(max_abs_diff=diff, trim_max_abs_diff=trimmed, max_abs_logit=float(np.abs(want).max()))
+        ok &= diff <= tol and trimmed <= tol
     # A mask that changes nothing would make the masked check vacuous.
     clean, masked = np.load(os.path.join(d, "logits.npy")), np.load(os.path.join(d, "logits_masked.npy"))
     res["mask_effect"] = float(np.abs(clean - masked).max())

@@ -8,13 +8,15 @@
 #          --coalitions C --prompts P --tokens T --layers L|all (coalitions; CPU default: layer 5 of 16 x 8 x 32)
 #          --reps N  --warmup N  --rounds R (each side runs R times, alternating; the best median is kept)
 #          --threads N (BLAS threads of the NumPy reference; default all cores, as nshap uses)  --skip-check
+#          --ref-trim (CPU forward: the reference also runs its last layer after the attention at the last position
+#          only, as nshap does: like for like, where the default compares with a plain NumPy forward)
 # Writes every run's JSON and the joined table to results/bench/; prints the table.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NSHAP="${NSHAP:-$root/nshap}"
 PY="${PYTHON:-python3}"
 backend=cpu config=small batch=8 seq=64 shapes="" coalitions=16 prompts="" tokens=32 layers="" reps="" warmup="" rounds=2
-threads="$(nproc)" check=1
+threads="$(nproc)" check=1 reftrim=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --backend) backend="$2"; shift 2 ;; --config) config="$2"; shift 2 ;;
@@ -22,8 +24,8 @@ while [ $# -gt 0 ]; do
     --shapes) shapes="$2"; shift 2 ;; --layers) layers="$2"; shift 2 ;;
     --coalitions) coalitions="$2"; shift 2 ;; --prompts) prompts="$2"; shift 2 ;; --tokens) tokens="$2"; shift 2 ;;
     --reps) reps="$2"; shift 2 ;; --warmup) warmup="$2"; shift 2 ;; --rounds) rounds="$2"; shift 2 ;;
-    --threads) threads="$2"; shift 2 ;; --skip-check) check=0; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    --threads) threads="$2"; shift 2 ;; --skip-check) check=0; shift ;; --ref-trim) reftrim=--trim; shift ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "side_by_side.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -75,7 +77,7 @@ ref_run() { # kind round
   if [ "$ref" = numpy ]; then
     case "$kind" in
       forward-*) batch="${kind#forward-}"; seq="${batch#*x}"; batch="${batch%x*}"
-                 "${NUMPY_ENV[@]}" "$PY" bench/reference_numpy.py --threads "$threads" forward --config "$config" --batch "$batch" --seq "$seq" --warmup "$warmup" --reps "$reps" ;;
+                 "${NUMPY_ENV[@]}" "$PY" bench/reference_numpy.py --threads "$threads" forward --config "$config" --batch "$batch" --seq "$seq" --warmup "$warmup" --reps "$reps" $reftrim ;;
       coalitions) "${NUMPY_ENV[@]}" "$PY" bench/reference_numpy.py --threads "$threads" coalitions --config "$config" --coalitions "$coalitions" \
                     --prompts "$prompts" --tokens "$tokens" --layers "$layers" --warmup "$warmup" --reps "$reps" ;;
     esac > "$out"
@@ -93,7 +95,8 @@ ref_run() { # kind round
 
 kinds=""
 for sh in $shapes; do kinds="$kinds forward-$sh"; done
-kinds="$kinds coalitions"
+# --ref-trim changes only the reference's forward, so the coalitions would only repeat the default run
+[ -z "$reftrim" ] && kinds="$kinds coalitions"
 [ "$backend" = cuda ] && kinds="$kinds gemm"
 pairs=()
 for kind in $kinds; do
@@ -106,4 +109,5 @@ for kind in $kinds; do
   pairs+=("$kind:$nf:$rf")
 done
 title="side-by-side, $backend, GPT-2 $config ($precision): forward $shapes (batch x tokens); coalitions $coalitions x $prompts prompts x $tokens tokens, layers $layers masked"
+[ -n "$reftrim" ] && title="side-by-side, $backend, GPT-2 $config ($precision): forward $shapes (batch x tokens), the reference's last layer trimmed to the last position as nshap's is"
 "$PY" bench/compare.py --ref-name "$ref" --title "$title" --out "$dir/side-by-side.json" "${pairs[@]}"

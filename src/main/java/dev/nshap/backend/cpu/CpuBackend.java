@@ -117,8 +117,39 @@ public final class CpuBackend implements Backend {
 
         float[] ln = ws.ln, qkv = ws.qkv, att = ws.att, proj = ws.proj, h = ws.h;
         Hooks hooks = new Hooks(byHook, req.cache, cache, len, row0, nSeq);
+        int last = c.nLayer() - 1;
+        // After the last layer's attention every op is row-local, so only the scored rows need the attention
+        // output, the MLP and the residual: 3/4 of that layer's GEMM work for last-position scoring. Not when a
+        // post-attention hook of that layer is cached (the caller wants every row).
+        int[][] pos = new int[nSeq][];
+        int[] crow0 = new int[nSeq];
+        int total = RequestChecks.scoredRows(req, len, c);
+        for (int s = 0, r = 0; s < nSeq; s++) {
+            pos[s] = RequestChecks.scorePositions(req, s);
+            crow0[s] = r;
+            if (pos[s] != null) r += pos[s].length;
+        }
+        boolean trim = start <= last && total > 0 && total < N && !hooks.cachesAfterAttention(last);
         for (int l = start; l < c.nLayer(); l++) {
             GPT2Weights.Block b = w.blocks[l];
+            if (trim && l == last) {
+                hooks.at(l, HookPoint.Kind.RESID_PRE, x, C);
+                layerNormRows(ln, x, b.ln1W, b.ln1B, N, C);
+                gemm(qkv, ln, b.attnW, b.attnB, N, C, 3 * C);
+                long ta = System.nanoTime();
+                IntStream.range(0, nSeq * c.nHead()).parallel().forEach(task -> {
+                    int s = task / c.nHead(), head = task % c.nHead();
+                    if (pos[s] != null && pos[s].length > 0)
+                        CpuKernels.attentionHead(att, qkv, row0[s], len[s], C, c.nHead(), head, new float[len[s]], pos[s], crow0[s]);
+                });
+                timings.attentionNanos += System.nanoTime() - ta;
+                float[] xs = ws.compact(total, C);
+                int r = 0;
+                for (int s = 0; s < nSeq; s++) if (pos[s] != null) for (int p : pos[s]) System.arraycopy(x, (row0[s] + p) * C, xs, (r++) * C, C);
+                Hooks rows = new Hooks(byHook, req.cache, cache, len, row0, nSeq, pos, crow0);
+                mlpHalf(l, b, rows, xs, total, ln, att, proj, h);
+                return score(req, ws, xs, len, crow0, nSeq, cache, true);
+            }
             hooks.at(l, HookPoint.Kind.RESID_PRE, x, C);
             layerNormRows(ln, x, b.ln1W, b.ln1B, N, C);
             gemm(qkv, ln, b.attnW, b.attnB, N, C, 3 * C);
@@ -128,21 +159,27 @@ public final class CpuBackend implements Backend {
                 CpuKernels.attentionHead(att, qkv, row0[s], len[s], C, c.nHead(), head, new float[len[s]]);
             });
             timings.attentionNanos += System.nanoTime() - ta;
-            gemm(proj, att, b.attnProjW, b.attnProjB, N, C, C);
-            hooks.at(l, HookPoint.Kind.ATTN_OUT, proj, C);
-            CpuKernels.addInPlace(x, proj, N * C);
-            hooks.at(l, HookPoint.Kind.RESID_MID, x, C);
-            layerNormRows(ln, x, b.ln2W, b.ln2B, N, C);
-            gemm(h, ln, b.fcW, b.fcB, N, C, H);
-            hooks.at(l, HookPoint.Kind.MLP_PRE, h, H);
-            geluRows(h, N, H, exactGelu);
-            hooks.at(l, HookPoint.Kind.MLP_POST, h, H);
-            gemm(proj, h, b.projW, b.projB, N, H, C);
-            hooks.at(l, HookPoint.Kind.MLP_OUT, proj, C);
-            CpuKernels.addInPlace(x, proj, N * C);
-            hooks.at(l, HookPoint.Kind.RESID_POST, x, C);
+            mlpHalf(l, b, hooks, x, N, ln, att, proj, h);
         }
-        return score(req, ws, x, len, row0, nSeq, cache);
+        return score(req, ws, x, len, row0, nSeq, cache, false);
+    }
+
+    /** A layer from its attention output on: projection, residual, LayerNorm, MLP, residual, over n rows of x. */
+    private void mlpHalf(int l, GPT2Weights.Block b, Hooks hooks, float[] x, int n, float[] ln, float[] att, float[] proj, float[] h) {
+        final int C = c.nEmbd(), H = c.nInner();
+        gemm(proj, att, b.attnProjW, b.attnProjB, n, C, C);
+        hooks.at(l, HookPoint.Kind.ATTN_OUT, proj, C);
+        CpuKernels.addInPlace(x, proj, n * C);
+        hooks.at(l, HookPoint.Kind.RESID_MID, x, C);
+        layerNormRows(ln, x, b.ln2W, b.ln2B, n, C);
+        gemm(h, ln, b.fcW, b.fcB, n, C, H);
+        hooks.at(l, HookPoint.Kind.MLP_PRE, h, H);
+        geluRows(h, n, H, exactGelu);
+        hooks.at(l, HookPoint.Kind.MLP_POST, h, H);
+        gemm(proj, h, b.projW, b.projB, n, H, C);
+        hooks.at(l, HookPoint.Kind.MLP_OUT, proj, C);
+        CpuKernels.addInPlace(x, proj, n * C);
+        hooks.at(l, HookPoint.Kind.RESID_POST, x, C);
     }
 
     /**
@@ -151,7 +188,13 @@ public final class CpuBackend implements Backend {
      */
     private static final class Workspace {
         int rows, scoredRows;
-        float[] x, ln, qkv, att, proj, h, scored, normed, all, lse;
+        float[] x, ln, qkv, att, proj, h, scored, normed, all, lse, compact;
+
+        /** The last layer's residual rows at the scored positions only. */
+        float[] compact(int total, int cc) {
+            if (compact == null || compact.length < total * cc) compact = new float[Math.multiplyExact(total, cc)];
+            return compact;
+        }
 
         void ensure(int n, int cc, int hh) {
             if (n <= rows) return;
@@ -182,16 +225,18 @@ public final class CpuBackend implements Backend {
         return ws;
     }
 
-    private ForwardResult score(ForwardRequest req, Workspace ws, float[] x, int[] len, int[] row0, int nSeq, Map<HookPoint, float[][]> cache) {
+    /** Logits at the scored rows of x; {@code compact}: x already holds just those rows, in scoring order. */
+    private ForwardResult score(ForwardRequest req, Workspace ws, float[] x, int[] len, int[] row0, int nSeq, Map<HookPoint, float[][]> cache,
+                                boolean compact) {
         final int C = c.nEmbd(), V = c.vocabSize();
         int total = RequestChecks.scoredRows(req, len, c);
         float[][] logits = new float[nSeq][], targetLp = new float[nSeq][];
         int[][] top1 = new int[nSeq][];
         if (total == 0) return new ForwardResult(logits, targetLp, top1, cache);
         float[] all = ws.ensureScored(total, C, V);
-        float[] rows = ws.scored;
+        float[] rows = compact ? x : ws.scored;
         int r = 0;
-        for (int s = 0; s < nSeq; s++) {
+        for (int s = 0; s < nSeq && !compact; s++) {
             int[] pos = RequestChecks.scorePositions(req, s);
             if (pos == null) continue;
             for (int p : pos) System.arraycopy(x, (row0[s] + p) * C, rows, (r++) * C, C);
@@ -250,10 +295,24 @@ public final class CpuBackend implements Backend {
         final Map<HookPoint, float[][]> cache;
         final int[] len, row0;
         final int nSeq;
+        /** Null: a sequence's rows are all its positions, from row0. Else only positions scored[s], from row0[s]. */
+        final int[][] scored;
 
         Hooks(Map<HookPoint, List<Intervention>> byHook, java.util.Set<HookPoint> wanted, Map<HookPoint, float[][]> cache,
               int[] len, int[] row0, int nSeq) {
-            this.byHook = byHook; this.wanted = wanted; this.cache = cache; this.len = len; this.row0 = row0; this.nSeq = nSeq;
+            this(byHook, wanted, cache, len, row0, nSeq, null, null);
+        }
+
+        Hooks(Map<HookPoint, List<Intervention>> byHook, java.util.Set<HookPoint> wanted, Map<HookPoint, float[][]> cache,
+              int[] len, int[] row0, int nSeq, int[][] scored, int[] scoredRow0) {
+            this.byHook = byHook; this.wanted = wanted; this.cache = cache; this.len = len; this.nSeq = nSeq;
+            this.scored = scored;
+            this.row0 = scored == null ? row0 : scoredRow0;
+        }
+
+        boolean cachesAfterAttention(int layer) {
+            for (HookPoint hp : wanted) if (hp.layer() == layer && hp.kind() != HookPoint.Kind.RESID_PRE) return true;
+            return false;
         }
 
         void at(int layer, HookPoint.Kind kind, float[] a, int width) {
@@ -261,6 +320,7 @@ public final class CpuBackend implements Backend {
             List<Intervention> ivs = byHook.get(hp);
             if (ivs != null) for (Intervention iv : ivs) apply(iv, a, width);
             if (wanted.contains(hp)) {
+                if (scored != null) throw new IllegalStateException("cached hook " + hp + " on the scored rows only");
                 float[][] per = new float[nSeq][];
                 for (int s = 0; s < nSeq; s++) {
                     per[s] = new float[len[s] * width];
@@ -278,32 +338,42 @@ public final class CpuBackend implements Backend {
             float[] z = iv.op() == Intervention.Op.NEGATIVE_NOISE ? new float[nu] : null;
             for (int si = 0; si < count; si++) {
                 int s = seqs == null ? si : seqs[si];
-                for (int t = iv.firstPosition(len[s]), end = iv.endPosition(len[s]); t < end; t++) {
-                    int base = (row0[s] + t) * width;
-                    switch (iv.op()) {
-                        case ZERO -> { for (int i = 0; i < nu; i++) a[base + (units == null ? i : units[i])] = 0f; }
-                        case REPLACE -> {
-                            for (int i = 0; i < nu; i++) { int u = units == null ? i : units[i]; a[base + u] = iv.vector()[u]; }
-                        }
-                        case SCALE -> { for (int i = 0; i < nu; i++) a[base + (units == null ? i : units[i])] *= iv.amount(); }
-                        case NOISE -> {
-                            for (int i = 0; i < nu; i++) {
-                                int u = units == null ? i : units[i];
-                                a[base + u] += iv.amount() * CounterRng.gaussian(iv.seed(), t, u);
-                            }
-                        }
-                        case NEGATIVE_NOISE -> {
-                            float max = Float.NEGATIVE_INFINITY;
-                            for (int i = 0; i < nu; i++) {
-                                z[i] = CounterRng.gaussian(iv.seed(), t, units == null ? i : units[i]);
-                                if (z[i] > max) max = z[i];
-                            }
-                            for (int i = 0; i < nu; i++) a[base + (units == null ? i : units[i])] += iv.amount() * (z[i] - max);
-                        }
-                        case ADD -> {
-                            for (int i = 0; i < nu; i++) { int u = units == null ? i : units[i]; a[base + u] += iv.amount() * iv.vector()[u]; }
-                        }
+                int first = iv.firstPosition(len[s]), end = iv.endPosition(len[s]);
+                if (scored == null) {
+                    for (int t = first; t < end; t++) applyAt(iv, a, (row0[s] + t) * width, t, units, nu, z);
+                } else if (scored[s] != null) {
+                    for (int i = 0; i < scored[s].length; i++) {
+                        int t = scored[s][i];
+                        if (t >= first && t < end) applyAt(iv, a, (row0[s] + i) * width, t, units, nu, z);
                     }
+                }
+            }
+        }
+
+        /** One intervention at one row (position t of its sequence, which seeds the noise ops). */
+        private void applyAt(Intervention iv, float[] a, int base, int t, int[] units, int nu, float[] z) {
+            switch (iv.op()) {
+                case ZERO -> { for (int i = 0; i < nu; i++) a[base + (units == null ? i : units[i])] = 0f; }
+                case REPLACE -> {
+                    for (int i = 0; i < nu; i++) { int u = units == null ? i : units[i]; a[base + u] = iv.vector()[u]; }
+                }
+                case SCALE -> { for (int i = 0; i < nu; i++) a[base + (units == null ? i : units[i])] *= iv.amount(); }
+                case NOISE -> {
+                    for (int i = 0; i < nu; i++) {
+                        int u = units == null ? i : units[i];
+                        a[base + u] += iv.amount() * CounterRng.gaussian(iv.seed(), t, u);
+                    }
+                }
+                case NEGATIVE_NOISE -> {
+                    float max = Float.NEGATIVE_INFINITY;
+                    for (int i = 0; i < nu; i++) {
+                        z[i] = CounterRng.gaussian(iv.seed(), t, units == null ? i : units[i]);
+                        if (z[i] > max) max = z[i];
+                    }
+                    for (int i = 0; i < nu; i++) a[base + (units == null ? i : units[i])] += iv.amount() * (z[i] - max);
+                }
+                case ADD -> {
+                    for (int i = 0; i < nu; i++) { int u = units == null ? i : units[i]; a[base + u] += iv.amount() * iv.vector()[u]; }
                 }
             }
         }

@@ -438,6 +438,16 @@ public final class CpuKernels {
      * horizontal reductions; the weighted sum of V keeps one output vector in a register across all keys.
      */
     public static void attentionHead(float[] out, float[] qkv, int row0, int t, int c, int nHead, int h, float[] scratch) {
+        attentionHead(out, qkv, row0, t, c, nHead, h, scratch, null, row0);
+    }
+
+    /**
+     * As above for the query positions {@code queries} only (null: all t of them), the i-th one's output written to
+     * row {@code outRow0 + i} of out. Each query's output is the same sequence of operations as in the full call,
+     * so its bits do not change: the forward uses this for the last layer, where only scored rows matter.
+     */
+    public static void attentionHead(float[] out, float[] qkv, int row0, int t, int c, int nHead, int h, float[] scratch,
+                                     int[] queries, int outRow0) {
         int d = c / nHead;
         float scale = (float) (1.0 / Math.sqrt(d));
         int c3 = 3 * c;
@@ -449,12 +459,13 @@ public final class CpuKernels {
             for (int k = 0; k < d; k++) kt[k * tp + j] = qkv[ko + k];
         }
         int kv = d / L * L;
-        for (int i = 0; i < t; i++) {
+        for (int qi = 0, nq = queries == null ? t : queries.length; qi < nq; qi++) {
+            int i = queries == null ? qi : queries[qi];
             int nj = i + 1, njv = (nj + L - 1) / L * L;
             int qo = (row0 + i) * c3 + h * d;
             for (int j0 = 0; j0 < njv; j0 += L) scoreBlock(s, kt, qkv, qo, d, tp, j0, scale);
             float inv = softmaxInPlace(s, nj, njv);
-            int oo = (row0 + i) * c + h * d;
+            int oo = (outRow0 + qi) * c + h * d;
             int vo0 = row0 * c3 + 2 * c + h * d;
             for (int k = 0; k < kv; k += L) weightedV(out, oo + k, qkv, vo0 + k, c3, s, nj, inv);
             for (int k = kv; k < d; k++) {

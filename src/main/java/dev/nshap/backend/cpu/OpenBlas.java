@@ -139,9 +139,23 @@ final class OpenBlas {
             for (int i = 0; i < m; i++) for (int j = 0; j < n; j++) c[cOff + i * ldc + j] = beta == 0f ? 0f : beta * c[cOff + i * ldc + j];
             return;
         }
-        if (ldc == n) pc.position(0).get(c, cOff, m * n);
-        else for (int i = 0; i < m; i++) pc.position((long) i * n).get(c, cOff + i * ldc, n);
-        pc.position(0);
+        copyOut(c, cOff, ldc, pc, m, n);
+    }
+
+    /** rows x width floats of the packed native C back into dst (row stride ld); large copies on all cores. */
+    private static void copyOut(float[] dst, int off, int ld, FloatPointer src, int rows, int width) {
+        if (ld == width && ((long) rows * width >= (1 << 20) && THREADS > 1)) {
+            int parts = THREADS;
+            IntStream.range(0, parts).parallel().forEach(q -> {
+                int r0 = (int) ((long) rows * q / parts), r1 = (int) ((long) rows * (q + 1) / parts);
+                new FloatPointer(src).position((long) r0 * width).get(dst, off + r0 * width, (r1 - r0) * width);
+            });
+        } else if (ld == width) {
+            src.position(0).get(dst, off, rows * width);
+        } else {
+            for (int i = 0; i < rows; i++) src.position((long) i * width).get(dst, off + i * ld, width);
+        }
+        src.position(0);
     }
 
     /** rows x width floats from src (row stride ld) into dst packed with row stride dstLd; large copies on all cores. */

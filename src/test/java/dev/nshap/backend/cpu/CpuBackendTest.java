@@ -241,6 +241,52 @@ class CpuBackendTest {
     }
 
     /**
+     * The last layer runs its post-attention half on the scored rows only. With interventions at every hook of
+     * that layer, some at unscored positions and some seeded by position, scoring a few positions gives the same
+     * bits as scoring every position (where nothing is trimmed), and the float64 reference's values.
+     */
+    @Test void scoringSomePositionsGivesTheBitsOfScoringEveryPosition() {
+        List<int[]> seqs = batch(9, 12, 5);
+        int last = cfg.nLayer() - 1, C = cfg.nEmbd();
+        float[] dir = new float[C];
+        for (int i = 0; i < C; i++) dir[i] = (float) rnd.nextGaussian();
+        List<Intervention> ivs = List.of(
+                Intervention.zero(HookPoint.mlpPost(0), new int[]{1, 9}, null),
+                Intervention.scale(new HookPoint(last, HookPoint.Kind.ATTN_OUT), null, new int[]{0}, 0.5f),
+                Intervention.noise(new HookPoint(last, HookPoint.Kind.RESID_MID), new int[]{0, 3, 30}, null, 0.7f, 42),
+                Intervention.negativeNoise(new HookPoint(last, HookPoint.Kind.MLP_PRE), null, new int[]{1, 2}, 0.4f, 9),
+                Intervention.zero(HookPoint.mlpPost(last), new int[]{4, 8, 15, 16, 23, 42}, null),
+                Intervention.add(new HookPoint(last, HookPoint.Kind.MLP_OUT), null, null, dir, 1.5f, 4),
+                Intervention.noise(new HookPoint(last, HookPoint.Kind.RESID_POST), null, new int[]{2}, 0.2f, 5));
+        int[][] pos = {{8, 3}, {11}, {0, 4, 2}};
+        ForwardRequest some = new ForwardRequest(), every = new ForwardRequest();
+        for (int s = 0; s < seqs.size(); s++) {
+            some.add(seqs.get(s), pos[s], null);
+            every.add(seqs.get(s), all(seqs.get(s).length), null);
+        }
+        some.interventions.addAll(ivs);
+        every.interventions.addAll(ivs);
+        ForwardResult a = cpu.forward(some), b = cpu.forward(every);
+        RefGpt2 ref = new RefGpt2(w);
+        for (int s = 0; s < seqs.size(); s++) {
+            double[][] want = ref.logSoftmax(seqs.get(s), ivs, s);
+            for (int i = 0; i < pos[s].length; i++) {
+                int t = pos[s][i];
+                double max = Double.NEGATIVE_INFINITY, sum = 0;
+                for (int k = 0; k < V; k++) {
+                    float got = a.logits()[s][i * V + k];
+                    assertEquals(Float.floatToRawIntBits(b.logits()[s][t * V + k]), Float.floatToRawIntBits(got),
+                            gemm() + ": sequence " + s + ", position " + t + ", logit " + k);
+                    max = Math.max(max, got);
+                }
+                for (int k = 0; k < V; k++) sum += Math.exp(a.logits()[s][i * V + k] - max);
+                for (int k = 0; k < V; k++)
+                    assertEquals(want[t][k], a.logits()[s][i * V + k] - max - Math.log(sum), 1e-4, "sequence " + s + ", position " + t);
+            }
+        }
+    }
+
+    /**
      * Batch invariance, bit for bit: a sequence's logits at every position do not depend on which sequences share
      * its batch, how many rows the batch has, or where in it the sequence sits. On the tiny model and on one whose
      * widths give OpenBLAS both padded row blocks of 16 and of 48 rows.
