@@ -94,14 +94,16 @@ public final class ShapleyRunner {
     private final double[] surrogate;
     private final TopK.Screen screen;
     /**
-     * The players the bandit plays: all, or the screen's. A screen widens to all players (once, for good) at the end
-     * of the first round whose running top-k holds one of its uniformly sampled players: a sampled player that ranks
-     * there is direct evidence that |a| missed top-k players, about restSize / sampleSize of them for each one
-     * seen, and no longer screening costs only the new players' samples. Without that evidence the screen stays.
+     * The players the bandit plays: all, or the screen's, which widens after every round by what its uniform sample
+     * says of the surrogate's quality ({@link TopK#widen}): players once played stay played.
      */
     private BitSet played;
-    /** Evaluations spent when the screen widened; -1 = not widened. */
+    /** The screen's surrogate values a_j (null without a screen). */
+    private final double[] screenValues;
+    /** Evaluations spent when the screen first widened; -1 = not widened. */
     private long widenedAt = -1;
+    /** The last widening decision (null before the first). */
+    private TopK.Widening widening;
     private final KernelShap kernel;
     /** Hash of the input files' values (surrogate, screen): a checkpoint from other inputs is refused. */
     private final String inputsHash;
@@ -115,9 +117,9 @@ public final class ShapleyRunner {
         if (n < 1) throw new NshapException("the game has no players");
         if (n > MAX_PLAYERS) throw new NshapException("the game has " + n + " players; at most " + MAX_PLAYERS + " are supported");
         surrogate = cfg.surrogate() == null ? null : PlayerValues.load(cfg.surrogate(), game, "--surrogate");
-        double[] screenValues = cfg.screen() == null ? null : PlayerValues.load(cfg.screen(), game, "--screen");
+        screenValues = cfg.screen() == null ? null : PlayerValues.load(cfg.screen(), game, "--screen");
         screen = screenValues == null ? null : TopK.screen(screenValues, cfg.screenTop(), cfg.screenSample(), cfg.seed());
-        played = screen == null ? allPlayers(n) : screen.played();
+        played = screen == null ? allPlayers(n) : (BitSet) screen.played().clone();   // widening adds to it
         if (cfg.estimator() == Estimator.TMAB && cfg.topK() >= played.cardinality())
             throw new NshapException("--top-k must be smaller than the number of players played (" + played.cardinality()
                     + ") for tmab");
@@ -434,18 +436,6 @@ public final class ShapleyRunner {
             return m;
         }
 
-        /** Whether a sampled (not top-M) player of the screen is among the k played players of highest mean. */
-        boolean sampledInRunningTopK() {
-            List<Integer> ps = new ArrayList<>();
-            for (int i = played.nextSetBit(0); i >= 0; i = played.nextSetBit(i + 1)) {
-                if (stats.count(i) < 2) return false;   // no ranking yet
-                ps.add(i);
-            }
-            ps.sort((x, y) -> Double.compare(stats.mean(y), stats.mean(x)));
-            for (int j = 0; j < Math.min(cfg.topK(), ps.size()); j++) if (screen.sample().get(ps.get(j))) return true;
-            return false;
-        }
-
         int unsettled() { return n - settled.cardinality(); }
 
         long worstCost() {
@@ -539,6 +529,7 @@ public final class ShapleyRunner {
                     s.put("played", played.cardinality());
                     s.put("widened", widenedAt >= 0);
                     s.put("widenedAtEvaluations", widenedAt >= 0 ? widenedAt : null);
+                    putWidening(s);
                     m.put("screen", s);
                 }
                 return m;
@@ -565,13 +556,28 @@ public final class ShapleyRunner {
                 s.put("sampledInTopK", x);
                 s.put("widened", widenedAt >= 0);
                 s.put("widenedAtEvaluations", widenedAt >= 0 ? widenedAt : null);
-                // widened: every player is played, so none can have been missed
-                s.put("missedAtMost", widenedAt >= 0 ? 0 : TopK.missedBound(screen.restSize(), screen.sample().cardinality(), x,
+                // Every player played: none can have been missed. Else the hypergeometric bound on the rest, which the
+                // players added by the widening can only make conservative.
+                s.put("missedAtMost", played.cardinality() == n ? 0 : TopK.missedBound(screen.restSize(), screen.sample().cardinality(), x,
                         cfg.topK(), cfg.delta()));
+                putWidening(s);
                 s.put("confidence", 1 - cfg.delta());
                 m.put("screen", s);
             }
             return m;
+        }
+
+        /** The calibrated widening's model (a model's expectation, not a bound), once it has run. */
+        void putWidening(Map<String, Object> s) {
+            s.put("added", played.cardinality() - screen.played().cardinality());
+            if (widening == null) return;
+            Map<String, Object> w = new java.util.LinkedHashMap<>();
+            w.put("expectedMissed", played.cardinality() == n ? 0.0 : widening.expectedMissed());
+            w.put("target", TopK.WIDEN_TARGET);
+            w.put("slope", widening.slope());
+            w.put("intercept", widening.intercept());
+            w.put("residualSd", widening.sigma());
+            s.put("calibration", w);
         }
 
         List<String> names(List<Integer> ps) { return ps.stream().map(game::playerName).toList(); }
@@ -658,9 +664,13 @@ public final class ShapleyRunner {
             rounds++;
             if (cfg.estimator() == Estimator.TMAB) {
                 double range = cfg.range() > 0 ? cfg.range() : stats.observedRange();
-                if (screen != null && cfg.screenWiden() && widenedAt < 0 && sampledInRunningTopK()) {
-                    played = allPlayers(n);
-                    widenedAt = evaluations;
+                if (screen != null && cfg.screenWiden() && played.cardinality() < n) {
+                    TopK.Widening wd = TopK.widen(screenValues, stats, played, screen.sample(), cfg.topK(), TopK.WIDEN_TARGET);
+                    if (wd != null) {
+                        widening = wd;
+                        for (int i : wd.add()) played.set(i);
+                        if (wd.add().length > 0 && widenedAt < 0) widenedAt = evaluations;
+                    }
                 }
                 String[] status = TopK.classify(stats, played, cfg.topK(), cfg.delta(), range,
                         TopK.epsilon(stats, played, cfg.epsilon()), TopK.NORMAL.equals(cfg.bound()));
@@ -729,7 +739,15 @@ public final class ShapleyRunner {
             if (stopReason != null) o.put("stopReason", stopReason);
             ArrayNode s = o.putArray("settled");
             settled.stream().forEach(s::add);
-            if (widenedAt >= 0) o.put("screenWidenedAt", widenedAt);
+            if (widenedAt >= 0) {
+                o.put("screenWidenedAt", widenedAt);
+                ArrayNode added = o.putArray("screenAdded");
+                for (int i = played.nextSetBit(0); i >= 0; i = played.nextSetBit(i + 1)) if (!screen.played().get(i)) added.add(i);
+            }
+            if (widening != null) {
+                ArrayNode w = o.putArray("screenWidening");
+                w.add(widening.expectedMissed()).add(widening.slope()).add(widening.intercept()).add(widening.sigma());
+            }
             o.set("stats", stats.toJson());
             if (marginals != null) o.set("marginalStats", marginals.toJson());
             if (round != null) {
@@ -776,8 +794,18 @@ public final class ShapleyRunner {
             for (JsonNode s : o.path("settled")) settled.set(s.asInt());
             if (o.has("screenWidenedAt") && screen != null) {
                 widenedAt = o.get("screenWidenedAt").asLong();
-                played = allPlayers(n);
+                if (o.has("screenAdded")) {   // else a checkpoint from before calibrated widening: it had widened to all
+                    played = (BitSet) screen.played().clone();
+                    for (JsonNode i : o.get("screenAdded")) {
+                        int q = i.asInt(-1);
+                        if (q < 0 || q >= n) throw new NshapException("checkpoint " + p + ": screenAdded holds " + i + ", not a player");
+                        played.set(q);
+                    }
+                } else played = allPlayers(n);
             }
+            JsonNode wd = o.path("screenWidening");
+            if (screen != null && wd.isArray() && wd.size() == 4)
+                widening = new TopK.Widening(new int[0], wd.get(0).asDouble(), wd.get(1).asDouble(), wd.get(2).asDouble(), wd.get(3).asDouble());
             stats = SufficientStats.fromJson(o.path("stats"), n, p.toString());
             if (marginals != null) marginals = SufficientStats.fromJson(o.path("marginalStats"), n, p.toString());
             if (o.has("round")) {

@@ -191,41 +191,94 @@ class GuidedEstimatorTest {
     }
 
     /**
-     * The widening screen: when a uniformly sampled player reaches the running top-k, the surrogate has missed
-     * top-k players, and the bandit then plays everyone: the same bad screen as above, with a sample large enough to
-     * catch one of the two hidden players, ends with the true top 5; kept (--screen-keep), it cannot. A screen
-     * from the exact values never sees a sampled player there and stays a screen.
+     * The calibrated widening on its own, where its model is true: phi = a + sigma0 Z, the played players' means
+     * exact. A perfect surrogate adds nobody; a useless one (a unrelated to phi) adds nearly everyone; in between,
+     * the true top-k players it leaves unplayed number about what it expects (at most its target), over many draws.
      */
     @Test
-    void aScreenThatMissedTopPlayersWidensToEveryone() {
+    void calibratedWideningLeavesAboutTheExpectedNumberOfTopPlayersUnplayed() {
+        int n = 1000, k = 10, m = 30, r = 20, trials = 200;
+        UniformRandomProvider rng = RandomSource.XO_RO_SHI_RO_128_PP.create(17);
+        for (double sigma0 : new double[]{0, 0.5, -1}) {
+            double missed = 0, expected = 0, added = 0;
+            for (int t = 0; t < trials; t++) {
+                double[] a = new double[n], phi = new double[n];
+                for (int i = 0; i < n; i++) {
+                    a[i] = gaussian(rng);
+                    phi[i] = sigma0 >= 0 ? a[i] + sigma0 * gaussian(rng) : gaussian(rng);   // -1: a says nothing
+                }
+                TopK.Screen sc = TopK.screen(a, m, r, t);
+                SufficientStats st = new SufficientStats(n);
+                for (int i = sc.played().nextSetBit(0); i >= 0; i = sc.played().nextSetBit(i + 1)) { st.add(i, phi[i]); st.add(i, phi[i]); }
+                TopK.Widening w = TopK.widen(a, st, sc.played(), sc.sample(), k, TopK.WIDEN_TARGET);
+                BitSet played = (BitSet) sc.played().clone();
+                for (int i : w.add()) played.set(i);
+                for (int i : Metrics.topK(phi, k)) if (!played.get(i)) missed++;
+                expected += w.expectedMissed();
+                added += w.add().length;
+            }
+            missed /= trials; expected /= trials; added /= trials;
+            String what = "sigma0 " + sigma0 + ": missed " + missed + ", expected " + expected + ", added " + added;
+            if (sigma0 == 0) {
+                // adds only players whose a beats the running k-th value (when M held fewer than k + 1 high ones)
+                assertTrue(added < 5, what);
+                assertEquals(0, missed, 1e-9, what);
+                assertEquals(0, expected, 1e-9, what);
+            } else if (sigma0 < 0) {
+                assertTrue(added > 0.9 * (n - m - r), what);
+            } else {
+                assertTrue(expected <= TopK.WIDEN_TARGET + 1e-9, what);
+                assertTrue(missed <= TopK.WIDEN_TARGET + 0.3, what);
+                assertTrue(added > 10 && added < 0.8 * (n - m - r), what);
+            }
+        }
+    }
+
+    static double gaussian(UniformRandomProvider rng) {
+        return Math.sqrt(-2 * Math.log(1 - rng.nextDouble())) * Math.cos(2 * Math.PI * rng.nextDouble());
+    }
+
+    /**
+     * The widening screen end to end. A surrogate unrelated to the values (so the true top 5 sit anywhere) widens
+     * after the first round to nearly every player, its model then expects at most the target missed, every true
+     * top-5 player it plays is returned, and it misses far fewer than the same screen kept (--screen-keep). A screen from the exact
+     * values adds nobody and finds them too. (Where |a| hides a couple of players perfectly among hundreds of
+     * well-predicted ones, the model, fitted to the typical residual, does not widen: the hypergeometric bound of
+     * the test above is what covers that case.)
+     */
+    @Test
+    void aUselessScreenWidensToNearlyEveryoneAndFindsTheTop() {
         var g = SCREEN_GAME;
         double[] exact = g.exactValues();
-        int[] top = Metrics.topK(exact, 5);
-        Path f = values(dir, g, hidingTwoOfTheTop5(g), "bad.json");
-        var cfg = ShapleyConfig.builder(Estimator.TMAB).seed(2).topK(5).round(4).budget(400_000).bound(TopK.NORMAL);
         java.util.Set<Integer> truth = new java.util.HashSet<>();
-        for (int i : top) truth.add(i);
-        int widenedRuns = 0;
-        for (long seed = 1; seed <= 4; seed++) {
-            ShapleyResult wide = run(g, cfg.seed(seed).screen(f, 15, 120).screenWiden(true).build());
+        for (int i : Metrics.topK(exact, 5)) truth.add(i);
+        var cfg = ShapleyConfig.builder(Estimator.TMAB).topK(5).round(4).budget(400_000).bound(TopK.NORMAL);
+        UniformRandomProvider rng = RandomSource.XO_RO_SHI_RO_128_PP.create(23);
+        int wideMissed = 0;
+        long keptMissed = 0;
+        for (long seed = 1; seed <= 3; seed++) {
+            double[] noise = new double[exact.length];
+            for (int i = 0; i < noise.length; i++) noise[i] = gaussian(rng);
+            Path f = values(dir, g, noise, "useless-" + seed + ".json");
+            ShapleyResult wide = run(g, cfg.seed(seed).screen(f, 15, 40).screenWiden(true).build());
             @SuppressWarnings("unchecked") Map<String, Object> s = (Map<String, Object>) wide.topK().get("screen");
-            if (!(Boolean) s.get("widened")) continue;
-            widenedRuns++;
-            assertEquals(200, s.get("played"), s.toString());
-            assertEquals(0, s.get("missedAtMost"));
-            assertTrue((Long) s.get("widenedAtEvaluations") > 0);
-            assertEquals(0, wide.estimates().stream().filter(p -> p.status().equals(TopK.SCREENED)).count());
+            assertTrue((Boolean) s.get("widened"), s.toString());
+            assertTrue((Integer) s.get("played") > 180, s.toString());
+            assertEquals((Integer) s.get("played") - 55, s.get("added"));
+            @SuppressWarnings("unchecked") Map<String, Object> cal = (Map<String, Object>) s.get("calibration");
+            assertTrue((Double) cal.get("expectedMissed") <= TopK.WIDEN_TARGET, cal.toString());
             java.util.Set<Integer> got = new java.util.HashSet<>();
             for (int i : Metrics.topK(wide.means(), 5)) got.add(i);
-            assertEquals(truth, got, "seed " + seed);
-            // the same run with the screen kept misses at least the hidden players the sample did not hold
-            ShapleyResult kept = run(g, cfg.seed(seed).screen(f, 15, 120).screenWiden(false).build());
-            long screenedTop = truth.stream().filter(i -> kept.estimates().get(i).status().equals(TopK.SCREENED)).count();
-            java.util.Set<Integer> keptTop = new java.util.HashSet<>();
-            for (int i : Metrics.topK(kept.means(), 5)) keptTop.add(i);
-            assertEquals(screenedTop > 0, !keptTop.equals(truth), "seed " + seed);
+            for (int i : truth) {
+                boolean unplayed = wide.estimates().get(i).status().equals(TopK.SCREENED);
+                if (unplayed) wideMissed++;
+                else assertTrue(got.contains(i), "seed " + seed + ": played top-5 player " + i + " not returned");
+            }
+            ShapleyResult kept = run(g, cfg.seed(seed).screen(f, 15, 40).screenWiden(false).build());
+            keptMissed += truth.stream().filter(i -> kept.estimates().get(i).status().equals(TopK.SCREENED)).count();
         }
-        assertTrue(widenedRuns >= 2, "a sample of 120 of the 185 unscreened players should catch a hidden top-5 player: " + widenedRuns + "/4");
+        // The model expects at most 0.5 missed per run; kept, 55 random players of 200 miss about 3.6 of the 5.
+        assertTrue(wideMissed <= 2 && keptMissed >= 6, "missed over 3 runs: widening " + wideMissed + ", kept " + keptMissed);
         Path good = values(dir, g, exact, "good.json");
         ShapleyResult r = run(g, cfg.seed(1).screen(good, 15, 40).screenWiden(true).build());
         @SuppressWarnings("unchecked") Map<String, Object> s = (Map<String, Object>) r.topK().get("screen");
