@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # AtP-guided Shapley on the neuron game, against plain TMAB: for each layer, the AtP surrogate (one forward and one
-# backward), exact leave-one-out, a long TMAB reference run, then plain TMAB, TMAB screened by |AtP| and the
+# backward), exact leave-one-out, a long TMAB reference run, then plain TMAB, TMAB screened by AtP and the
 # regression estimator with the AtP surrogate, each asked for a certified top-k. Prints a markdown table (evaluations
 # spent, precision@k against the reference, recall@k of atp against loo and against the reference).
 #

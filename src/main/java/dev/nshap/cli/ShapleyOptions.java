@@ -40,7 +40,7 @@ public final class ShapleyOptions {
     Path surrogate;
 
     @Option(names = "--screen", paramLabel = "RESULT",
-            description = "tmab: play only the top --screen-top players by |value| in this result file plus --screen-sample random others")
+            description = "tmab: play only the top --screen-top players by value in this result file plus --screen-sample random others")
     Path screen;
 
     @Option(names = "--bound", defaultValue = "bernstein",
@@ -52,8 +52,8 @@ public final class ShapleyOptions {
     @Option(names = "--screen-sample", defaultValue = "0") int screenSample;
 
     @Option(names = "--screen-keep",
-            description = "tmab: keep the screen to the end; by default every player is played from the first round in which a"
-                    + " sampled player is in the running top-k (the screen missed one)")
+            description = "tmab: keep the screen to the end; by default, after every round, the sampled players' fit of value"
+                    + " against the screen's adds the unplayed players likely to reach the top-k (docs/shapley.md)")
     boolean screenKeep;
 
     @Option(names = "--range", defaultValue = "0",

@@ -42,10 +42,10 @@ import java.util.Map;
  * @param bound               TMAB: the bandit's interval, "bernstein" (empirical Bernstein, valid for any
  *                            bounded marginal) or "normal" (Gaussian approximation, no range term)
  * @param screen              TMAB: a result file of first-order values a_j; only the top {@code screenTop} by
- *                            |a_j| and a uniform sample of {@code screenSample} of the rest are played; null = all
- * @param screenWiden         TMAB with a screen: play every player from the first round whose running top-k holds a
- *                            sampled player (the surrogate missed one there: see {@link ShapleyRunner}); false keeps
- *                            the screen to the end
+ *                            a_j and a uniform sample of {@code screenSample} of the rest are played; null = all
+ * @param screenWiden         TMAB with a screen: after every round, add the unplayed players that the sampled
+ *                            players' calibration says are likely to reach the top-k ({@link TopK#widen}); false
+ *                            keeps the screen to the end
  */
 public record ShapleyConfig(Estimator estimator, long budget, long permutations, int batch, long seed,
                             double tolerance, double truncationTolerance, Double truncationBaseline,

@@ -572,11 +572,12 @@ public final class ShapleyRunner {
             s.put("added", played.cardinality() - screen.played().cardinality());
             if (widening == null) return;
             Map<String, Object> w = new java.util.LinkedHashMap<>();
-            w.put("expectedMissed", played.cardinality() == n ? 0.0 : widening.expectedMissed());
+            // snake_case here: the output converts only the screen block's own keys
+            w.put("expected_missed", played.cardinality() == n ? 0.0 : widening.expectedMissed());
             w.put("target", TopK.WIDEN_TARGET);
             w.put("slope", widening.slope());
             w.put("intercept", widening.intercept());
-            w.put("residualSd", widening.sigma());
+            w.put("residual_sd", widening.sigma());
             s.put("calibration", w);
         }
 

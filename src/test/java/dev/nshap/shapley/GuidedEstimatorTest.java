@@ -266,7 +266,7 @@ class GuidedEstimatorTest {
             assertTrue((Integer) s.get("played") > 180, s.toString());
             assertEquals((Integer) s.get("played") - 55, s.get("added"));
             @SuppressWarnings("unchecked") Map<String, Object> cal = (Map<String, Object>) s.get("calibration");
-            assertTrue((Double) cal.get("expectedMissed") <= TopK.WIDEN_TARGET, cal.toString());
+            assertTrue((Double) cal.get("expected_missed") <= TopK.WIDEN_TARGET, cal.toString());
             java.util.Set<Integer> got = new java.util.HashSet<>();
             for (int i : Metrics.topK(wide.means(), 5)) got.add(i);
             for (int i : truth) {
