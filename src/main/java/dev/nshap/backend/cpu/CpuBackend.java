@@ -132,34 +132,27 @@ public final class CpuBackend implements Backend {
         boolean trim = start <= last && total > 0 && total < N && !hooks.cachesAfterAttention(last);
         for (int l = start; l < c.nLayer(); l++) {
             GPT2Weights.Block b = w.blocks[l];
-            if (trim && l == last) {
-                hooks.at(l, HookPoint.Kind.RESID_PRE, x, C);
-                layerNormRows(ln, x, b.ln1W, b.ln1B, N, C);
-                gemm(qkv, ln, b.attnW, b.attnB, N, C, 3 * C);
-                long ta = System.nanoTime();
-                IntStream.range(0, nSeq * c.nHead()).parallel().forEach(task -> {
-                    int s = task / c.nHead(), head = task % c.nHead();
-                    if (pos[s] != null && pos[s].length > 0)
-                        CpuKernels.attentionHead(att, qkv, row0[s], len[s], C, c.nHead(), head, new float[len[s]], pos[s], crow0[s]);
-                });
-                timings.attentionNanos += System.nanoTime() - ta;
-                float[] xs = ws.compact(total, C);
-                int r = 0;
-                for (int s = 0; s < nSeq; s++) if (pos[s] != null) for (int p : pos[s]) System.arraycopy(x, (row0[s] + p) * C, xs, (r++) * C, C);
-                Hooks rows = new Hooks(byHook, req.cache, cache, len, row0, nSeq, pos, crow0);
-                mlpHalf(l, b, rows, xs, total, ln, att, proj, h);
-                return score(req, ws, xs, len, crow0, nSeq, cache, true);
-            }
+            boolean trimmed = trim && l == last;
             hooks.at(l, HookPoint.Kind.RESID_PRE, x, C);
             layerNormRows(ln, x, b.ln1W, b.ln1B, N, C);
             gemm(qkv, ln, b.attnW, b.attnB, N, C, 3 * C);
             long ta = System.nanoTime();
             IntStream.range(0, nSeq * c.nHead()).parallel().forEach(task -> {
                 int s = task / c.nHead(), head = task % c.nHead();
-                CpuKernels.attentionHead(att, qkv, row0[s], len[s], C, c.nHead(), head, new float[len[s]]);
+                if (!trimmed) CpuKernels.attentionHead(att, qkv, row0[s], len[s], C, c.nHead(), head, new float[len[s]]);
+                else if (pos[s] != null && pos[s].length > 0)
+                    CpuKernels.attentionHead(att, qkv, row0[s], len[s], C, c.nHead(), head, new float[len[s]], pos[s], crow0[s]);
             });
             timings.attentionNanos += System.nanoTime() - ta;
-            mlpHalf(l, b, hooks, x, N, ln, att, proj, h);
+            if (!trimmed) {
+                mlpHalf(l, b, hooks, x, N, ln, att, proj, h);
+                continue;
+            }
+            float[] xs = ws.compact(total, C);
+            int r = 0;
+            for (int s = 0; s < nSeq; s++) if (pos[s] != null) for (int p : pos[s]) System.arraycopy(x, (row0[s] + p) * C, xs, (r++) * C, C);
+            mlpHalf(l, b, new Hooks(byHook, req.cache, cache, len, row0, nSeq, pos, crow0), xs, total, ln, att, proj, h);
+            return score(req, ws, xs, len, crow0, nSeq, cache, true);
         }
         return score(req, ws, x, len, row0, nSeq, cache, false);
     }
