@@ -139,13 +139,17 @@ public final class IndexedUnanimity extends SyntheticGames.Synthetic {
             State[] states = cache.get(co.unit());
             State st = null;
             BitSet diff = null;
-            if (states != null && s.cardinality() != n)
+            int size = s.cardinality();
+            if (states != null && size != n)
                 for (State cand : states) {
                     if (cand == null) continue;
                     BitSet d = (BitSet) cand.members.clone();
                     d.xor(s);
-                    // far from the unit's last coalitions: from scratch is cheaper
-                    if (d.cardinality() <= 64 && (diff == null || d.cardinality() < diff.cardinality())) { diff = d; st = cand; }
+                    // From scratch walks the smaller side of the coalition, so moving a cached state costs no more
+                    // while at most that many players differ (and at equal cost moving wins: the state follows the
+                    // walk). TMAB's walks skip settled players, so its successive coalitions can differ by thousands
+                    // and still be far cheaper to reach than to rebuild.
+                    if (d.cardinality() <= Math.min(size, n - size) && (diff == null || d.cardinality() < diff.cardinality())) { diff = d; st = cand; }
                 }
             if (diff != null) {
                 for (int p = diff.nextSetBit(0); p >= 0; p = diff.nextSetBit(p + 1)) {
