@@ -83,8 +83,12 @@ public final class EstimatorEval {
         Timed timed = new Timed(game);
         long t0 = System.nanoTime();
         long[] listening = new long[1];   // the metrics computed here are not the estimator's cost
+        SufficientStats[] last = new SufficientStats[1];
+        long[] lastEvals = new long[1];
         ShapleyResult res = new ShapleyRunner(timed, cfg).progress(false).handleSignals(false).listener((evals, st, settled) -> {
             long l0 = System.nanoTime();
+            last[0] = st;
+            lastEvals[0] = evals;
             double[] m = means(st);
             reached.add(new long[]{evals, Metrics.precisionAtK(m, exact, 10) >= 0.9 ? 1 : 0,
                     Metrics.precisionAtK(m, exact, Math.min(100, n - 1)) >= 0.9 ? 1 : 0});
@@ -98,6 +102,9 @@ public final class EstimatorEval {
             listening[0] += System.nanoTime() - l0;
         }).run();
         double total = (System.nanoTime() - t0 - listening[0]) / 1e9;
+        // A run that stopped early (TMAB with its top-k determined) is at every later budget what it was at the stop.
+        for (int b = 0; b < budgets.length; b++)
+            if (at[b] == null && last[0] != null && lastEvals[0] < budgets[b]) at[b] = row(lastEvals[0], means(last[0]), last[0], exact);
         double bandit = Double.NaN;
         if (cfg.estimator() == Estimator.TMAB) {
             int cov = 0, tot = 0;
@@ -195,7 +202,8 @@ public final class EstimatorEval {
                                 label(g), v.label(), r, t.totalSeconds());
                     }
                     for (int b = 0; b < budgets.length; b++)
-                        sb.append(String.format(Locale.ROOT, "| %s | %dn | %s | %s | %s | %s | %s |%n", v.label(), budgetFactors[b],
+                        sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %s |%n", v.label(),
+                                evals / reps[si] < budgets[b] ? budgetFactors[b] + "n (stopped at " + Math.round(evals / reps[si]) + ")" : budgetFactors[b] + "n",
                                 fmt(sum[b][1], "%.3g"), fmt(sum[b][2], "%.3f"), fmt(sum[b][3], "%.2f"),
                                 fmt(sum[b][4], "%.2f"), fmt(sum[b][5], "%.3f")
                                         + (e == Estimator.TMAB && b == budgets.length - 1 && !Double.isNaN(bandit)
