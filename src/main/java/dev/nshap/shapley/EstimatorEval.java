@@ -52,8 +52,9 @@ public final class EstimatorEval {
     }
 
     /** What one run shows at each budget, and when precision@10 / @100 reached 0.9 for good. */
+    /** {@code stopped[b]}: the run ended (top-k determined) before budget b, so {@code at[b]} is its state at the stop. */
     record Trace(double[][] at, long[] reach, long evaluations, double gameSeconds, double totalSeconds,
-                 double banditCoverage) {}
+                 double banditCoverage, boolean[] stopped) {}
 
     /** A game that times its own evaluations (to tell them from the estimator's overhead). */
     static final class Timed implements Game {
@@ -103,8 +104,12 @@ public final class EstimatorEval {
         }).run();
         double total = (System.nanoTime() - t0 - listening[0]) / 1e9;
         // A run that stopped early (TMAB with its top-k determined) is at every later budget what it was at the stop.
+        boolean[] stopped = new boolean[budgets.length];
         for (int b = 0; b < budgets.length; b++)
-            if (at[b] == null && last[0] != null && lastEvals[0] < budgets[b]) at[b] = row(lastEvals[0], means(last[0]), last[0], exact);
+            if (at[b] == null && last[0] != null && lastEvals[0] < budgets[b]) {
+                at[b] = row(lastEvals[0], means(last[0]), last[0], exact);
+                stopped[b] = true;
+            }
         double bandit = Double.NaN;
         if (cfg.estimator() == Estimator.TMAB) {
             int cov = 0, tot = 0;
@@ -124,7 +129,7 @@ public final class EstimatorEval {
             }
             reach[c] = first;
         }
-        return new Trace(at, reach, res.evaluations(), timed.nanos / 1e9, total, bandit);
+        return new Trace(at, reach, res.evaluations(), timed.nanos / 1e9, total, bandit, stopped);
     }
 
     static double[] means(SufficientStats st) {
@@ -184,6 +189,7 @@ public final class EstimatorEval {
                     double[][] sum = new double[budgets.length][6];
                     long[][] rch = new long[2][reps[si]];
                     double gameS = 0, totalS = 0, evals = 0, bandit = 0;
+                    boolean[] stoppedBefore = new boolean[budgets.length];
                     for (int r = 0; r < reps[si]; r++) {
                         // round 2: the listener sees the state every 2 units; TMAB decides between rounds of 4
                         // TMAB: rounds of 8 walks (its decisions cost O(n log n) each)
@@ -192,6 +198,7 @@ public final class EstimatorEval {
                         Trace t = trace(g, cfg, budgets);
                         for (int b = 0; b < budgets.length; b++)
                             if (t.at()[b] != null) for (int c = 0; c < 6; c++) sum[b][c] += t.at()[b][c] / reps[si];
+                        for (int b = 0; b < budgets.length; b++) stoppedBefore[b] |= t.stopped()[b];
                         rch[0][r] = t.reach()[0];
                         rch[1][r] = t.reach()[1];
                         gameS += t.gameSeconds();
@@ -203,7 +210,7 @@ public final class EstimatorEval {
                     }
                     for (int b = 0; b < budgets.length; b++)
                         sb.append(String.format(Locale.ROOT, "| %s | %s | %s | %s | %s | %s | %s |%n", v.label(),
-                                evals / reps[si] < budgets[b] ? budgetFactors[b] + "n (stopped at " + Math.round(evals / reps[si]) + ")" : budgetFactors[b] + "n",
+                                stoppedBefore[b] ? budgetFactors[b] + "n (stopped at " + Math.round(evals / reps[si]) + ")" : budgetFactors[b] + "n",
                                 fmt(sum[b][1], "%.3g"), fmt(sum[b][2], "%.3f"), fmt(sum[b][3], "%.2f"),
                                 fmt(sum[b][4], "%.2f"), fmt(sum[b][5], "%.3f")
                                         + (e == Estimator.TMAB && b == budgets.length - 1 && !Double.isNaN(bandit)
