@@ -289,6 +289,24 @@ class GuidedEstimatorTest {
         assertEquals(truth, got);
     }
 
+    /**
+     * eval-estimators' trace: a TMAB run that certifies its top-k and stops before a budget is reported at that
+     * budget as it was at the stop (it used to be left empty, printed as zeros), and flagged as stopped.
+     */
+    @Test
+    void aRunThatStopsEarlyIsReportedAtItsStopForLaterBudgets() {
+        var g = SCREEN_GAME;
+        ShapleyConfig cfg = ShapleyConfig.builder(Estimator.TMAB).seed(3).topK(5).round(4).batch(4).budget(4_000_000)
+                .bound(TopK.NORMAL).build();
+        EstimatorEval.Trace t = EstimatorEval.trace(g, cfg, new long[]{1_000, 4_000_000});
+        assertTrue(t.evaluations() < 4_000_000, "the run should certify its top 5 and stop: " + t.evaluations());
+        assertFalse(t.stopped()[0]);
+        assertTrue(t.stopped()[1]);
+        assertEquals(t.evaluations(), (long) t.at()[1][0], "the row is the state at the stop");
+        // a real state, not the empty row printed as zeros: an MSE, a rank correlation, interval coverage
+        assertTrue(t.at()[1][1] > 0 && t.at()[1][2] > 0.5 && t.at()[1][5] > 0.5, java.util.Arrays.toString(t.at()[1]));
+    }
+
     /** Result files feed the surrogate by player name (JSON and CSV); mismatches are refused in one line. */
     @Test
     void surrogateFilesAreMatchedByName() throws Exception {
