@@ -51,8 +51,10 @@ public final class EstimatorEval {
         return g.noise == 0 ? "orders 1-4" : String.format(Locale.ROOT, "orders 1-4, noise sd %.3g", g.noise);
     }
 
-    /** What one run shows at each budget, and when precision@10 / @100 reached 0.9 for good. */
-    /** {@code stopped[b]}: the run ended (top-k determined) before budget b, so {@code at[b]} is its state at the stop. */
+    /**
+     * What one run shows at each budget, and when precision@10 / @100 reached 0.9 for good. {@code stopped[b]}: the
+     * run ended (top-k determined) before budget b, so {@code at[b]} is its state at the stop.
+     */
     record Trace(double[][] at, long[] reach, long evaluations, double gameSeconds, double totalSeconds,
                  double banditCoverage, boolean[] stopped) {}
 

@@ -139,7 +139,7 @@ public final class IndexedUnanimity extends SyntheticGames.Synthetic {
             State[] states = cache.get(co.unit());
             State st = null;
             BitSet diff = null;
-            int size = s.cardinality();
+            int size = s.cardinality(), best = Math.min(size, n - size) + 1;
             if (states != null && size != n)
                 for (State cand : states) {
                     if (cand == null) continue;
@@ -149,7 +149,8 @@ public final class IndexedUnanimity extends SyntheticGames.Synthetic {
                     // while at most that many players differ (and at equal cost moving wins: the state follows the
                     // walk). TMAB's walks skip settled players, so its successive coalitions can differ by thousands
                     // and still be far cheaper to reach than to rebuild.
-                    if (d.cardinality() <= Math.min(size, n - size) && (diff == null || d.cardinality() < diff.cardinality())) { diff = d; st = cand; }
+                    int dc = d.cardinality();
+                    if (dc < best) { diff = d; st = cand; best = dc; }
                 }
             if (diff != null) {
                 for (int p = diff.nextSetBit(0); p >= 0; p = diff.nextSetBit(p + 1)) {

@@ -524,14 +524,7 @@ public final class ShapleyRunner {
             if (!ready) {
                 m.put("determined", false);
                 m.put("note", "some played players have fewer than 2 samples: no bound, no certified set");
-                if (screen != null) {
-                    Map<String, Object> s = new java.util.LinkedHashMap<>();
-                    s.put("played", played.cardinality());
-                    s.put("widened", widenedAt >= 0);
-                    s.put("widenedAtEvaluations", widenedAt >= 0 ? widenedAt : null);
-                    putWidening(s);
-                    m.put("screen", s);
-                }
+                if (screen != null) m.put("screen", screenState());
                 return m;
             }
             double eps = TopK.epsilon(stats, played, cfg.epsilon());
@@ -549,28 +542,31 @@ public final class ShapleyRunner {
             if (screen != null) {
                 int x = 0;
                 for (int i : c.returned()) if (screen.sample().get(i)) x++;
-                Map<String, Object> s = new java.util.LinkedHashMap<>();
-                s.put("played", played.cardinality());
+                Map<String, Object> s = screenState();
                 s.put("top", screen.top().cardinality());
                 s.put("sample", screen.sample().cardinality());
                 s.put("sampledInTopK", x);
-                s.put("widened", widenedAt >= 0);
-                s.put("widenedAtEvaluations", widenedAt >= 0 ? widenedAt : null);
                 // Every player played: none can have been missed. Else the hypergeometric bound on the rest, which the
                 // players added by the widening can only make conservative.
                 s.put("missedAtMost", played.cardinality() == n ? 0 : TopK.missedBound(screen.restSize(), screen.sample().cardinality(), x,
                         cfg.topK(), cfg.delta()));
-                putWidening(s);
                 s.put("confidence", 1 - cfg.delta());
                 m.put("screen", s);
             }
             return m;
         }
 
-        /** The calibrated widening's model (a model's expectation, not a bound), once it has run. */
-        void putWidening(Map<String, Object> s) {
+        /**
+         * What the screen plays now and how it got there: played, widened, widenedAtEvaluations, added, and the
+         * calibrated widening's model (a model's expectation, not a bound) once it has run.
+         */
+        Map<String, Object> screenState() {
+            Map<String, Object> s = new java.util.LinkedHashMap<>();
+            s.put("played", played.cardinality());
+            s.put("widened", widenedAt >= 0);
+            s.put("widenedAtEvaluations", widenedAt >= 0 ? widenedAt : null);
             s.put("added", played.cardinality() - screen.played().cardinality());
-            if (widening == null) return;
+            if (widening == null) return s;
             Map<String, Object> w = new java.util.LinkedHashMap<>();
             // snake_case here: the output converts only the screen block's own keys
             w.put("expected_missed", played.cardinality() == n ? 0.0 : widening.expectedMissed());
@@ -579,6 +575,7 @@ public final class ShapleyRunner {
             w.put("intercept", widening.intercept());
             w.put("residual_sd", widening.sigma());
             s.put("calibration", w);
+            return s;
         }
 
         List<String> names(List<Integer> ps) { return ps.stream().map(game::playerName).toList(); }

@@ -139,7 +139,7 @@ public final class TopK {
     public record Widening(int[] add, double expectedMissed, double slope, double intercept, double sigma) {}
 
     /**
-     * The screen's calibrated widening, after a round. The uniformly sampled players say how well |a| ranks the rest:
+     * The screen's calibrated widening, after a round. The uniformly sampled players say how well a ranks the rest:
      * fit phi = alpha + beta a (least squares over every played player's running mean), take the residual spread
      * sigma from the sampled players alone (they stand for the unplayed ones, and their residuals include their
      * estimates' own noise, which only widens more), and give each unplayed player j the probability
@@ -164,47 +164,43 @@ public final class TopK {
             sa += x; sp += y; saa += x * x; sap += x * y;
         }
         double va = saa - sa * sa / m, beta = va > 0 ? (sap - sa * sp / m) / va : 0, alpha = (sp - beta * sa) / m;
+        BitSet sampledPlayed = (BitSet) sample.clone();
+        sampledPlayed.and(played);
+        // too few sampled players to say anything about the rest: every played one's residual instead
+        double sigma = residualSd(a, st, sampledPlayed.cardinality() >= 2 ? sampledPlayed : played, alpha, beta);
+        NormalDistribution z = NormalDistribution.of(0, 1);
+        double[] p = new double[n];
+        List<Integer> order = new ArrayList<>();
+        for (int i = played.nextClearBit(0); i < n; i = played.nextClearBit(i + 1)) {
+            double mu = alpha + beta * a[i];
+            p[i] = sigma > 0 ? z.survivalProbability((tau - mu) / sigma) : (mu > tau ? 1 : 0);
+            order.add(i);
+        }
+        order.sort((x, y) -> p[x] != p[y] ? Double.compare(p[y], p[x]) : Integer.compare(x, y));
+        // rest[q]: the expected misses if only the first q of the order are added, summed from the small end
+        int u = order.size();
+        double[] rest = new double[u + 1];
+        for (int q = u - 1; q >= 0; q--) rest[q] = rest[q + 1] + p[order.get(q)];
+        int add = 0;
+        while (add < u && rest[add] > target) add++;
+        return new Widening(order.subList(0, add).stream().mapToInt(Integer::intValue).toArray(), rest[add], beta, alpha, sigma);
+    }
+
+    /**
+     * The residual spread of phi = alpha + beta a over the players in {@code over}: the point estimate, not an upper
+     * confidence bound. Widening late costs more than widening little (players added in a later round need as many
+     * samples as everyone, a round or more behind), and the upper 90% bound made the n = 300 benchmark of
+     * docs/shapley.md 1.5x costlier at correlation 0.7 for no fewer misses.
+     */
+    private static double residualSd(double[] a, SufficientStats st, BitSet over, double alpha, double beta) {
         double rss = 0;
         int r = 0;
-        for (int i = sample.nextSetBit(0); i >= 0; i = sample.nextSetBit(i + 1)) {
-            if (!played.get(i)) continue;
+        for (int i = over.nextSetBit(0); i >= 0; i = over.nextSetBit(i + 1)) {
             double e = st.mean(i) - alpha - beta * a[i];
             rss += e * e;
             r++;
         }
-        if (r < 2) {   // too few sampled players to say anything about the rest: use every played one
-            rss = 0; r = 0;
-            for (int i = played.nextSetBit(0); i >= 0; i = played.nextSetBit(i + 1)) {
-                double e = st.mean(i) - alpha - beta * a[i];
-                rss += e * e;
-                r++;
-            }
-        }
-        // The point estimate, not an upper confidence bound: widening late costs more than widening little (players
-        // added in a later round need as many samples as everyone, a round or more behind), and the upper 90% bound
-        // made the n = 300 benchmark of docs/shapley.md 1.5x costlier at correlation 0.7 for no fewer misses.
-        double sigma = Math.sqrt(rss / Math.max(1, r - 1));
-        NormalDistribution z = NormalDistribution.of(0, 1);
-        int u = n - played.cardinality();
-        int[] idx = new int[u];
-        double[] p = new double[n];
-        double total = 0;
-        int j = 0;
-        for (int i = 0; i < n; i++) {
-            if (played.get(i)) continue;
-            double mu = alpha + beta * a[i];
-            p[i] = sigma > 0 ? z.survivalProbability((tau - mu) / sigma) : (mu > tau ? 1 : 0);
-            total += p[i];
-            idx[j++] = i;
-        }
-        Integer[] order = new Integer[u];
-        for (int q = 0; q < u; q++) order[q] = idx[q];
-        java.util.Arrays.sort(order, (x, y) -> p[x] != p[y] ? Double.compare(p[y], p[x]) : Integer.compare(x, y));
-        int add = 0;
-        while (add < u && total > target) total -= p[order[add++]];
-        int[] out = new int[add];
-        for (int q = 0; q < add; q++) out[q] = order[q];
-        return new Widening(out, Math.max(0, total), beta, alpha, sigma);
+        return Math.sqrt(rss / Math.max(1, r - 1));
     }
 
     /**

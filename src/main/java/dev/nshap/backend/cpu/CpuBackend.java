@@ -148,13 +148,19 @@ public final class CpuBackend implements Backend {
                 mlpHalf(l, b, hooks, x, N, ln, att, proj, h);
                 continue;
             }
-            float[] xs = ws.compact(total, C);
-            int r = 0;
-            for (int s = 0; s < nSeq; s++) if (pos[s] != null) for (int p : pos[s]) System.arraycopy(x, (row0[s] + p) * C, xs, (r++) * C, C);
+            float[] xs = gatherScored(x, row0, pos, ws.scored(total, C));
             mlpHalf(l, b, new Hooks(byHook, req.cache, cache, len, row0, nSeq, pos, crow0), xs, total, ln, att, proj, h);
-            return score(req, ws, xs, len, crow0, nSeq, cache, true);
+            return score(req, ws, xs, total, pos, cache);
         }
-        return score(req, ws, x, len, row0, nSeq, cache, false);
+        return score(req, ws, gatherScored(x, row0, pos, ws.scored(total, C)), total, pos, cache);
+    }
+
+    /** The scored rows of x (sequence by sequence, positions in request order) packed into dst. */
+    private float[] gatherScored(float[] x, int[] row0, int[][] pos, float[] dst) {
+        final int C = c.nEmbd();
+        int r = 0;
+        for (int s = 0; s < pos.length; s++) if (pos[s] != null) for (int p : pos[s]) System.arraycopy(x, (row0[s] + p) * C, dst, (r++) * C, C);
+        return dst;
     }
 
     /** A layer from its attention output on: projection, residual, LayerNorm, MLP, residual, over n rows of x. */
@@ -180,14 +186,8 @@ public final class CpuBackend implements Backend {
      * per forward (a 2048-token GPT-2 small batch needs about 60 MB). Two forwards running at once get one each.
      */
     private static final class Workspace {
-        int rows, scoredRows;
-        float[] x, ln, qkv, att, proj, h, scored, normed, all, lse, compact;
-
-        /** The last layer's residual rows at the scored positions only. */
-        float[] compact(int total, int cc) {
-            if (compact == null || compact.length < total * cc) compact = new float[Math.multiplyExact(total, cc)];
-            return compact;
-        }
+        int rows, scoredCap, logitsCap;
+        float[] x, ln, qkv, att, proj, h, scored, normed, all, lse;
 
         void ensure(int n, int cc, int hh) {
             if (n <= rows) return;
@@ -196,15 +196,20 @@ public final class CpuBackend implements Backend {
             qkv = new float[Math.multiplyExact(rows, 3 * cc)]; h = new float[Math.multiplyExact(rows, hh)];
         }
 
-        /** The logits of every scored row are kept only up to 64 MB: all-position scoring of big batches allocates. */
-        float[] ensureScored(int total, int cc, int v) {
-            if (total > scoredRows) {
-                scored = new float[total * cc]; normed = new float[total * cc]; lse = new float[2 * total];
-                long logits = (long) total * v;
-                all = logits <= (16 << 20) ? new float[(int) logits] : null;
-                scoredRows = all == null ? 0 : total;
-                if (all == null) return new float[Math.multiplyExact(total, v)];
+        /** The scored rows' residual (and its final LayerNorm and log-sum-exp buffers), total rows. */
+        float[] scored(int total, int cc) {
+            if (total > scoredCap) {
+                scored = new float[Math.multiplyExact(total, cc)]; normed = new float[total * cc]; lse = new float[2 * total];
+                scoredCap = total;
             }
+            return scored;
+        }
+
+        /** The logits of every scored row are kept only up to 64 MB: all-position scoring of big batches allocates. */
+        float[] logits(int total, int v) {
+            long n = (long) total * v;
+            if (n > (16 << 20)) return new float[Math.multiplyExact(total, v)];
+            if (total > logitsCap) { all = new float[(int) n]; logitsCap = total; }
             return all;
         }
     }
@@ -218,22 +223,13 @@ public final class CpuBackend implements Backend {
         return ws;
     }
 
-    /** Logits at the scored rows of x; {@code compact}: x already holds just those rows, in scoring order. */
-    private ForwardResult score(ForwardRequest req, Workspace ws, float[] x, int[] len, int[] row0, int nSeq, Map<HookPoint, float[][]> cache,
-                                boolean compact) {
-        final int C = c.nEmbd(), V = c.vocabSize();
-        int total = RequestChecks.scoredRows(req, len, c);
+    /** Logits at the total scored rows, packed in {@code rows} in scoring order ({@code pos}: each sequence's positions). */
+    private ForwardResult score(ForwardRequest req, Workspace ws, float[] rows, int total, int[][] pos, Map<HookPoint, float[][]> cache) {
+        final int C = c.nEmbd(), V = c.vocabSize(), nSeq = pos.length;
         float[][] logits = new float[nSeq][], targetLp = new float[nSeq][];
         int[][] top1 = new int[nSeq][];
         if (total == 0) return new ForwardResult(logits, targetLp, top1, cache);
-        float[] all = ws.ensureScored(total, C, V);
-        float[] rows = compact ? x : ws.scored;
-        int r = 0;
-        for (int s = 0; s < nSeq && !compact; s++) {
-            int[] pos = RequestChecks.scorePositions(req, s);
-            if (pos == null) continue;
-            for (int p : pos) System.arraycopy(x, (row0[s] + p) * C, rows, (r++) * C, C);
-        }
+        float[] all = ws.logits(total, V);
         float[] normed = ws.normed;
         layerNormRows(normed, rows, w.lnfW, w.lnfB, total, C);
         long tu = System.nanoTime();
@@ -244,22 +240,22 @@ public final class CpuBackend implements Backend {
         float[] lse = ws.lse;
         int[] best = new int[total];
         IntStream.range(0, total).parallel().forEach(i -> best[i] = CpuKernels.logSoftmaxRow(all, i * V, V, lse, i));
-        r = 0;
+        int r = 0;
         for (int s = 0; s < nSeq; s++) {
-            int[] pos = RequestChecks.scorePositions(req, s);
-            if (pos == null) continue;
+            if (pos[s] == null) continue;
+            int np = pos[s].length;
             int[] tg = RequestChecks.targets(req, s);
-            top1[s] = new int[pos.length];
-            if (tg != null) targetLp[s] = new float[pos.length];
-            for (int i = 0; i < pos.length; i++) {
+            top1[s] = new int[np];
+            if (tg != null) targetLp[s] = new float[np];
+            for (int i = 0; i < np; i++) {
                 top1[s][i] = best[r + i];
                 if (tg != null) targetLp[s][i] = all[(r + i) * V + tg[i]] - lse[2 * (r + i)] - lse[2 * (r + i) + 1];
             }
             if (req.wantLogits) {
-                logits[s] = new float[pos.length * V];
-                System.arraycopy(all, r * V, logits[s], 0, pos.length * V);
+                logits[s] = new float[np * V];
+                System.arraycopy(all, r * V, logits[s], 0, np * V);
             }
-            r += pos.length;
+            r += np;
         }
         return new ForwardResult(logits, targetLp, top1, cache);
     }

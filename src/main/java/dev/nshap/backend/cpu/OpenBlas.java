@@ -144,12 +144,8 @@ final class OpenBlas {
 
     /** rows x width floats of the packed native C back into dst (row stride ld); large copies on all cores. */
     private static void copyOut(float[] dst, int off, int ld, FloatPointer src, int rows, int width) {
-        if (ld == width && ((long) rows * width >= (1 << 20) && THREADS > 1)) {
-            int parts = THREADS;
-            IntStream.range(0, parts).parallel().forEach(q -> {
-                int r0 = (int) ((long) rows * q / parts), r1 = (int) ((long) rows * (q + 1) / parts);
-                new FloatPointer(src).position((long) r0 * width).get(dst, off + r0 * width, (r1 - r0) * width);
-            });
+        if (ld == width && parallelCopy(rows, width)) {
+            inRowParts(rows, (r0, r1) -> new FloatPointer(src).position((long) r0 * width).get(dst, off + r0 * width, (r1 - r0) * width));
         } else if (ld == width) {
             src.position(0).get(dst, off, rows * width);
         } else {
@@ -162,18 +158,24 @@ final class OpenBlas {
     private static void copyRows(FloatPointer dst, float[] src, int off, int ld, int rows, int width, int dstLd) {
         if (rows == 0 || width == 0) return;
         if (ld == width && dstLd == width) {
-            long total = (long) rows * width;
-            if (total < (1 << 20) || THREADS < 2) { dst.position(0).put(src, off, (int) total); dst.position(0); return; }
-            int parts = THREADS;
-            IntStream.range(0, parts).parallel().forEach(q -> {
-                int r0 = (int) ((long) rows * q / parts), r1 = (int) ((long) rows * (q + 1) / parts);
-                FloatPointer view = new FloatPointer(dst).position((long) r0 * width);
-                view.put(src, off + r0 * width, (r1 - r0) * width);
-            });
+            if (!parallelCopy(rows, width)) { dst.position(0).put(src, off, rows * width); dst.position(0); return; }
+            inRowParts(rows, (r0, r1) -> new FloatPointer(dst).position((long) r0 * width).put(src, off + r0 * width, (r1 - r0) * width));
             return;
         }
         for (int i = 0; i < rows; i++) dst.position((long) i * dstLd).put(src, off + i * ld, width);
         dst.position(0);
+    }
+
+    /** Whether a packed copy between the heap and native memory is large enough (4 MB) to split over the threads. */
+    private static boolean parallelCopy(int rows, int width) {
+        return (long) rows * width >= (1 << 20) && THREADS > 1;
+    }
+
+    /** Runs part(r0, r1) over THREADS contiguous row ranges of [0, rows), in parallel. */
+    private static void inRowParts(int rows, java.util.function.BiConsumer<Integer, Integer> part) {
+        int parts = THREADS;
+        IntStream.range(0, parts).parallel().forEach(q ->
+                part.accept((int) ((long) rows * q / parts), (int) ((long) rows * (q + 1) / parts)));
     }
 
     private static void zero(FloatPointer p, long from, long count) {
