@@ -459,7 +459,14 @@ public final class CpuKernels {
             for (int k = 0; k < d; k++) kt[k * tp + j] = qkv[ko + k];
         }
         int kv = d / L * L;
-        for (int qi = 0, nq = queries == null ? t : queries.length; qi < nq; qi++) {
+        int qi = 0, nq = queries == null ? t : queries.length;
+        // Four consecutive queries at a time share every load of K and V (four FMAs per load instead of one); each
+        // query's own chains and their order are those of the one-query loop below, so the bits do not change.
+        if (queries == null && kv == d && d % 4 == 0) {
+            float[] s4 = new float[4 * tp];
+            for (; qi + 4 <= nq; qi += 4) attentionFour(out, qkv, row0, qi, c, h, d, tp, kt, s4, scale, outRow0);
+        }
+        for (; qi < nq; qi++) {
             int i = queries == null ? qi : queries[qi];
             int nj = i + 1, njv = (nj + L - 1) / L * L;
             int qo = (row0 + i) * c3 + h * d;
@@ -474,6 +481,111 @@ public final class CpuKernels {
                 out[oo + k] = o * inv;
             }
         }
+    }
+
+    /**
+     * Queries i0 .. i0 + 3 of one head (keys 0 .. i0 + 3, causal): the one-query loop of attentionHead for four
+     * queries at once. Scores: every key block's K^T vectors are loaded once for the four. Weighted V: the key
+     * blocks of four that every one of the four queries has are summed jointly; each query then finishes its own
+     * remaining keys exactly as the one-query loop would.
+     */
+    private static void attentionFour(float[] out, float[] qkv, int row0, int i0, int c, int h, int d, int tp, float[] kt,
+                                      float[] s4, float scale, int outRow0) {
+        int c3 = 3 * c;
+        int njv = (i0 + 4 + L - 1) / L * L;
+        int q0 = (row0 + i0) * c3 + h * d;
+        for (int j0 = 0; j0 < njv; j0 += L) scoreBlockFour(s4, kt, qkv, q0, c3, d, tp, j0, scale);
+        float[] inv = new float[4];
+        for (int q = 0; q < 4; q++) {
+            int nj = i0 + q + 1;
+            inv[q] = softmaxAt(s4, q * tp, nj, (nj + L - 1) / L * L);
+        }
+        int vo0 = row0 * c3 + 2 * c + h * d;
+        int shared = (i0 + 1) / 4 * 4;          // full blocks of four keys that the first (shortest) query has
+        float[] acc = new float[16 * L];
+        for (int k = 0; k < d; k += L) {
+            // the joint part's sixteen chains go through acc (a store and a load do not change a value)
+            weightedVFour(acc, qkv, vo0 + k, c3, s4, tp, shared);
+            for (int q = 0; q < 4; q++) {
+                int nj = i0 + q + 1;
+                FloatVector a0 = FloatVector.fromArray(S, acc, (4 * q) * L), a1 = FloatVector.fromArray(S, acc, (4 * q + 1) * L),
+                        a2 = FloatVector.fromArray(S, acc, (4 * q + 2) * L), a3 = FloatVector.fromArray(S, acc, (4 * q + 3) * L);
+                int j = shared, vo = vo0 + k + shared * c3, so = q * tp;
+                for (; j + 4 <= nj; j += 4, vo += 4 * c3) {
+                    a0 = FloatVector.fromArray(S, qkv, vo).fma(FloatVector.broadcast(S, s4[so + j]), a0);
+                    a1 = FloatVector.fromArray(S, qkv, vo + c3).fma(FloatVector.broadcast(S, s4[so + j + 1]), a1);
+                    a2 = FloatVector.fromArray(S, qkv, vo + 2 * c3).fma(FloatVector.broadcast(S, s4[so + j + 2]), a2);
+                    a3 = FloatVector.fromArray(S, qkv, vo + 3 * c3).fma(FloatVector.broadcast(S, s4[so + j + 3]), a3);
+                }
+                for (; j < nj; j++, vo += c3) a0 = FloatVector.fromArray(S, qkv, vo).fma(FloatVector.broadcast(S, s4[so + j]), a0);
+                a0.add(a1).add(a2.add(a3)).mul(inv[q]).intoArray(out, (outRow0 + i0 + q) * c + h * d + k);
+            }
+        }
+    }
+
+    /** scoreBlock for four consecutive query rows (c3 apart), into s4's rows q * tp. */
+    private static void scoreBlockFour(float[] s4, float[] kt, float[] qkv, int q0, int c3, int d, int tp, int j0, float scale) {
+        FloatVector z = FloatVector.zero(S);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+        FloatVector e0 = z, e1 = z, e2 = z, e3 = z, f0 = z, f1 = z, f2 = z, f3 = z;
+        int qa = q0, qb = q0 + c3, qe = q0 + 2 * c3, qf = q0 + 3 * c3;
+        for (int k = 0; k + 4 <= d; k += 4) {
+            int ko = k * tp + j0;
+            FloatVector k0 = FloatVector.fromArray(S, kt, ko), k1 = FloatVector.fromArray(S, kt, ko + tp),
+                    k2 = FloatVector.fromArray(S, kt, ko + 2 * tp), k3 = FloatVector.fromArray(S, kt, ko + 3 * tp);
+            a0 = k0.fma(FloatVector.broadcast(S, qkv[qa + k]), a0);
+            a1 = k1.fma(FloatVector.broadcast(S, qkv[qa + k + 1]), a1);
+            a2 = k2.fma(FloatVector.broadcast(S, qkv[qa + k + 2]), a2);
+            a3 = k3.fma(FloatVector.broadcast(S, qkv[qa + k + 3]), a3);
+            b0 = k0.fma(FloatVector.broadcast(S, qkv[qb + k]), b0);
+            b1 = k1.fma(FloatVector.broadcast(S, qkv[qb + k + 1]), b1);
+            b2 = k2.fma(FloatVector.broadcast(S, qkv[qb + k + 2]), b2);
+            b3 = k3.fma(FloatVector.broadcast(S, qkv[qb + k + 3]), b3);
+            e0 = k0.fma(FloatVector.broadcast(S, qkv[qe + k]), e0);
+            e1 = k1.fma(FloatVector.broadcast(S, qkv[qe + k + 1]), e1);
+            e2 = k2.fma(FloatVector.broadcast(S, qkv[qe + k + 2]), e2);
+            e3 = k3.fma(FloatVector.broadcast(S, qkv[qe + k + 3]), e3);
+            f0 = k0.fma(FloatVector.broadcast(S, qkv[qf + k]), f0);
+            f1 = k1.fma(FloatVector.broadcast(S, qkv[qf + k + 1]), f1);
+            f2 = k2.fma(FloatVector.broadcast(S, qkv[qf + k + 2]), f2);
+            f3 = k3.fma(FloatVector.broadcast(S, qkv[qf + k + 3]), f3);
+        }
+        a0.add(a1).add(a2.add(a3)).mul(scale).intoArray(s4, j0);
+        b0.add(b1).add(b2.add(b3)).mul(scale).intoArray(s4, tp + j0);
+        e0.add(e1).add(e2.add(e3)).mul(scale).intoArray(s4, 2 * tp + j0);
+        f0.add(f1).add(f2.add(f3)).mul(scale).intoArray(s4, 3 * tp + j0);
+    }
+
+    /** The four chains of weightedV for four queries over keys [0, n), n a multiple of 4, into acc[(4q + chain) L]. */
+    private static void weightedVFour(float[] acc, float[] qkv, int vo, int c3, float[] s4, int tp, int n) {
+        FloatVector z = FloatVector.zero(S);
+        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
+        FloatVector e0 = z, e1 = z, e2 = z, e3 = z, f0 = z, f1 = z, f2 = z, f3 = z;
+        int sb = tp, se = 2 * tp, sf = 3 * tp;
+        for (int j = 0; j < n; j += 4, vo += 4 * c3) {
+            FloatVector v0 = FloatVector.fromArray(S, qkv, vo), v1 = FloatVector.fromArray(S, qkv, vo + c3),
+                    v2 = FloatVector.fromArray(S, qkv, vo + 2 * c3), v3 = FloatVector.fromArray(S, qkv, vo + 3 * c3);
+            a0 = v0.fma(FloatVector.broadcast(S, s4[j]), a0);
+            a1 = v1.fma(FloatVector.broadcast(S, s4[j + 1]), a1);
+            a2 = v2.fma(FloatVector.broadcast(S, s4[j + 2]), a2);
+            a3 = v3.fma(FloatVector.broadcast(S, s4[j + 3]), a3);
+            b0 = v0.fma(FloatVector.broadcast(S, s4[sb + j]), b0);
+            b1 = v1.fma(FloatVector.broadcast(S, s4[sb + j + 1]), b1);
+            b2 = v2.fma(FloatVector.broadcast(S, s4[sb + j + 2]), b2);
+            b3 = v3.fma(FloatVector.broadcast(S, s4[sb + j + 3]), b3);
+            e0 = v0.fma(FloatVector.broadcast(S, s4[se + j]), e0);
+            e1 = v1.fma(FloatVector.broadcast(S, s4[se + j + 1]), e1);
+            e2 = v2.fma(FloatVector.broadcast(S, s4[se + j + 2]), e2);
+            e3 = v3.fma(FloatVector.broadcast(S, s4[se + j + 3]), e3);
+            f0 = v0.fma(FloatVector.broadcast(S, s4[sf + j]), f0);
+            f1 = v1.fma(FloatVector.broadcast(S, s4[sf + j + 1]), f1);
+            f2 = v2.fma(FloatVector.broadcast(S, s4[sf + j + 2]), f2);
+            f3 = v3.fma(FloatVector.broadcast(S, s4[sf + j + 3]), f3);
+        }
+        a0.intoArray(acc, 0); a1.intoArray(acc, L); a2.intoArray(acc, 2 * L); a3.intoArray(acc, 3 * L);
+        b0.intoArray(acc, 4 * L); b1.intoArray(acc, 5 * L); b2.intoArray(acc, 6 * L); b3.intoArray(acc, 7 * L);
+        e0.intoArray(acc, 8 * L); e1.intoArray(acc, 9 * L); e2.intoArray(acc, 10 * L); e3.intoArray(acc, 11 * L);
+        f0.intoArray(acc, 12 * L); f1.intoArray(acc, 13 * L); f2.intoArray(acc, 14 * L); f3.intoArray(acc, 15 * L);
     }
 
     /** s[j0, j0 + L) = scale * q . k_j for L keys: four independent FMA chains over the head dimension. */
@@ -492,14 +604,17 @@ public final class CpuKernels {
     }
 
     /** s[0, n) = exp(s - max) with lanes [n, nv) zeroed; returns 1 / sum. */
-    private static float softmaxInPlace(float[] s, int n, int nv) {
+    private static float softmaxInPlace(float[] s, int n, int nv) { return softmaxAt(s, 0, n, nv); }
+
+    /** softmaxInPlace on s[off, off + nv). */
+    private static float softmaxAt(float[] s, int off, int n, int nv) {
         float max = Float.NEGATIVE_INFINITY;
-        for (int j = 0; j < n; j++) if (s[j] > max) max = s[j];
+        for (int j = 0; j < n; j++) if (s[off + j] > max) max = s[off + j];
         FloatVector mv = FloatVector.broadcast(S, max), sumv = FloatVector.zero(S);
         for (int j0 = 0; j0 < nv; j0 += L) {
-            FloatVector p = exp(FloatVector.fromArray(S, s, j0).sub(mv));
+            FloatVector p = exp(FloatVector.fromArray(S, s, off + j0).sub(mv));
             if (j0 + L > n) p = FloatVector.zero(S).blend(p, S.indexInRange(j0, n));
-            p.intoArray(s, j0);
+            p.intoArray(s, off + j0);
             sumv = sumv.add(p);
         }
         return 1f / sumv.reduceLanes(VectorOperators.ADD);
@@ -517,6 +632,14 @@ public final class CpuKernels {
         }
         for (; j < n; j++, vo += c3) a0 = FloatVector.fromArray(S, qkv, vo).fma(FloatVector.broadcast(S, s[j]), a0);
         a0.add(a1).add(a2.add(a3)).mul(inv).intoArray(out, o);
+    }
+
+    /** a[off, off + n) += b[0, n). */
+    static void addInPlace(float[] a, int off, float[] b, int n) {
+        int nv = n / L * L;
+        for (int i = 0; i < nv; i += L)
+            FloatVector.fromArray(S, a, off + i).add(FloatVector.fromArray(S, b, i)).intoArray(a, off + i);
+        for (int i = nv; i < n; i++) a[off + i] += b[i];
     }
 
     /** a += b, element-wise over n. */

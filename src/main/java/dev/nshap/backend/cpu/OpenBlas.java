@@ -121,11 +121,10 @@ final class OpenBlas {
         } else if (!transB) { pb = buf.b((long) k * n); ldbN = Math.max(1, n); copyRows(pb, b, bOff, ldb, k, n, n); }
         else { pb = buf.b((long) n * k); ldbN = Math.max(1, k); copyRows(pb, b, bOff, ldb, n, k, k); }
         FloatPointer pc = buf.c((long) mp * n);
-        float betaN = beta;
-        if (bias != null) {
-            for (int i = 0; i < m; i++) pc.position((long) i * n).put(bias, 0, n);
-            betaN = 1f;
-        } else if (beta != 0f) {
+        // A bias is added on the way out (copyOut), where each row of C is in cache anyway, not preloaded into C
+        // for beta = 1: that preload wrote all of C once more and made the kernel read it back.
+        float betaN = bias != null ? 0f : beta;
+        if (bias == null && beta != 0f) {
             copyRows(pc, c, cOff, ldc, m, n, n);
         }
         pa.position(0); pb.position(0); pc.position(0);
@@ -139,19 +138,29 @@ final class OpenBlas {
             for (int i = 0; i < m; i++) for (int j = 0; j < n; j++) c[cOff + i * ldc + j] = beta == 0f ? 0f : beta * c[cOff + i * ldc + j];
             return;
         }
-        copyOut(c, cOff, ldc, pc, m, n);
+        copyOut(c, cOff, ldc, pc, m, n, bias);
     }
 
-    /** rows x width floats of the packed native C back into dst (row stride ld); large copies on all cores. */
-    private static void copyOut(float[] dst, int off, int ld, FloatPointer src, int rows, int width) {
-        if (ld == width && parallelCopy(rows, width)) {
-            inRowParts(rows, (r0, r1) -> new FloatPointer(src).position((long) r0 * width).get(dst, off + r0 * width, (r1 - r0) * width));
-        } else if (ld == width) {
-            src.position(0).get(dst, off, rows * width);
-        } else {
-            for (int i = 0; i < rows; i++) src.position((long) i * width).get(dst, off + i * ld, width);
-        }
+    /**
+     * rows x width floats of the packed native C back into dst (row stride ld), plus bias on every row when it is
+     * not null; large copies on all cores.
+     */
+    private static void copyOut(float[] dst, int off, int ld, FloatPointer src, int rows, int width, float[] bias) {
+        if (ld == width && parallelCopy(rows, width)) inRowParts(rows, (r0, r1) -> copyOut(dst, off, ld, new FloatPointer(src), r0, r1, width, bias));
+        else copyOut(dst, off, ld, src, 0, rows, width, bias);
         src.position(0);
+    }
+
+    /** Rows [r0, r1) of copyOut: one bulk copy when nothing is added, else row by row while each row is in cache. */
+    private static void copyOut(float[] dst, int off, int ld, FloatPointer src, int r0, int r1, int width, float[] bias) {
+        if (bias == null && ld == width) {
+            src.position((long) r0 * width).get(dst, off + r0 * width, (r1 - r0) * width);
+            return;
+        }
+        for (int i = r0; i < r1; i++) {
+            src.position((long) i * width).get(dst, off + i * ld, width);
+            if (bias != null) CpuKernels.addInPlace(dst, off + i * ld, bias, width);
+        }
     }
 
     /** rows x width floats from src (row stride ld) into dst packed with row stride dstLd; large copies on all cores. */
@@ -166,9 +175,9 @@ final class OpenBlas {
         dst.position(0);
     }
 
-    /** Whether a packed copy between the heap and native memory is large enough (4 MB) to split over the threads. */
+    /** Whether a packed copy between the heap and native memory is large enough (1 MB) to split over the threads. */
     private static boolean parallelCopy(int rows, int width) {
-        return (long) rows * width >= (1 << 20) && THREADS > 1;
+        return (long) rows * width >= (1 << 18) && THREADS > 1;
     }
 
     /** Runs part(r0, r1) over THREADS contiguous row ranges of [0, rows), in parallel. */

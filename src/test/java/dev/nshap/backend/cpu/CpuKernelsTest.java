@@ -132,6 +132,7 @@ class CpuKernelsTest {
         attentionCase(9, 24, 3);
         attentionCase(37, 128, 2);
         attentionCase(13, 60, 3);
+        attentionCase(70, 128, 2);     // four queries at a time over more than one vector of keys
     }
 
     void attentionCase(int t, int c, int nh) {
@@ -155,6 +156,16 @@ class CpuKernelsTest {
                 }
             }
         for (int k = 0; k < row0 * c; k++) assertTrue(out[k] == 0f, "rows before row0 untouched");
+        // One query at a time (the scored-rows path, queries in reverse) gives every query the bits of the whole
+        // call, which takes full heads four queries at a time.
+        int[] queries = new int[t];
+        for (int i = 0; i < t; i++) queries[i] = t - 1 - i;
+        float[] one = new float[t * c];
+        for (int h = 0; h < nh; h++) CpuKernels.attentionHead(one, qkv, row0, t, c, nh, h, new float[t], queries, 0);
+        for (int q = 0; q < t; q++)
+            for (int k = 0; k < c; k++)
+                assertEquals(Float.floatToIntBits(out[(row0 + queries[q]) * c + k]), Float.floatToIntBits(one[q * c + k]),
+                        "query " + queries[q] + " alone, lane " + k + ", t=" + t + " d=" + d);
     }
 
     @Test void expIsAccurateAndItsVectorAndScalarFormsAgreeBitForBit() {
