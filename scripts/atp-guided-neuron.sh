@@ -10,7 +10,8 @@
 # DATASET (datasets/athlete.jsonl), GROUP (8 neurons a player), K (10), REF_PERMS (reference permutations, 60),
 # BUDGET_X (cap of each certified run, in multiples of the player count, 60). Single-neuron atp / ig / loo come first
 # (recall@10/30/100 against loo)., SCREEN_TOP (2K), SCREEN_SAMPLE (K),
-# OUT (a fresh folder under results/; rerunning it reuses finished steps), NSHAP (./nshap).
+# OUT (a fresh folder under results/; rerunning it reuses finished steps), NSHAP (./nshap), RUNS (which certified
+# runs: "tmab tmab-screen regression").
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -20,6 +21,8 @@ GROUP="${GROUP:-8}" K="${K:-10}" REF_PERMS="${REF_PERMS:-60}" BUDGET_X="${BUDGET
 SCREEN_TOP="${SCREEN_TOP:-$((2 * K))}" SCREEN_SAMPLE="${SCREEN_SAMPLE:-$K}"
 OUT="${OUT:-results/atp-guided}"
 SWEEP="${SWEEP:-2 5 10}"      # smaller budgets, in multiples of the player count
+RUNS="${RUNS:-tmab tmab-screen regression}"
+wants() { case " $RUNS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 mkdir -p "$OUT"
 start=$(date +%s)
 data="$OUT/prompts.jsonl"
@@ -31,9 +34,11 @@ run() {  # run NAME ARGS...: skipped when NAME.json exists
   echo "[atp-guided] $name" >&2
   "$@" --out "$OUT/$name" > "$OUT/$name.stdout" 2> "$OUT/$name.stderr" || { echo "[atp-guided] $name failed: $(tail -1 "$OUT/$name.stderr")" >&2; exit 1; }
 }
+# neurons a layer: n_inner, or 4 n_embd when the config leaves it out (GPT-2's convention)
+width=$(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c.get("n_inner") or 4*c["n_embd"])' "$MODEL/config.json")
 for L in $LAYERS; do
   players="blocks.$L.mlp.hook_post"
-  n=$(( 512 / GROUP ))
+  n=$(( width / GROUP ))
   # single neurons: recall@k of the first-order screens against exact leave-one-out
   single=(--model "$MODEL" --dataset "$data" --metric loss --ablation zero --players "$players")
   run "l$L-n-atp" "$NSHAP" attribute --method atp "${single[@]}"
@@ -44,28 +49,28 @@ for L in $LAYERS; do
   run "l$L-loo" "$NSHAP" attribute --method loo --players "$players" "${common[@]}"
   run "l$L-reference" "$NSHAP" shapley --estimator antithetic --permutations "$REF_PERMS" --players "$players" "${common[@]}" --seed 101
   cap=$(( BUDGET_X * n ))
-  run "l$L-tmab" "$NSHAP" shapley --estimator tmab --top-k "$K" --budget "$cap" --players "$players" "${common[@]}" --seed 7
-  run "l$L-tmab-screen" "$NSHAP" shapley --estimator tmab --top-k "$K" --budget "$cap" --screen "$OUT/l$L-atp.json" \
-      --screen-top "$SCREEN_TOP" --screen-sample "$SCREEN_SAMPLE" --players "$players" "${common[@]}" --seed 7
-  run "l$L-regression" "$NSHAP" shapley --estimator regression --surrogate "$OUT/l$L-atp.json" --top-k "$K" --budget "$cap" \
-      --players "$players" "${common[@]}" --seed 7
-  # the same three at smaller budgets: precision@k as the budget grows
-  for b in $SWEEP; do
-    run "l$L-tmab-b$b" "$NSHAP" shapley --estimator tmab --top-k "$K" --budget $(( b * n )) --players "$players" "${common[@]}" --seed 7 --force
-    run "l$L-tmab-screen-b$b" "$NSHAP" shapley --estimator tmab --top-k "$K" --budget $(( b * n )) --screen "$OUT/l$L-atp.json" \
-        --screen-top "$SCREEN_TOP" --screen-sample "$SCREEN_SAMPLE" --players "$players" "${common[@]}" --seed 7 --force
-    run "l$L-regression-b$b" "$NSHAP" shapley --estimator regression --surrogate "$OUT/l$L-atp.json" --top-k "$K" --budget $(( b * n )) \
-        --players "$players" "${common[@]}" --seed 7 --force
+  # the certified runs at the cap, then at smaller budgets: precision@k as the budget grows
+  for b in "" $SWEEP; do
+    budget=$(( ${b:-$BUDGET_X} * n )) suffix=${b:+-b$b} force=${b:+--force}
+    wants tmab && run "l$L-tmab$suffix" "$NSHAP" shapley --estimator tmab --top-k "$K" --budget "$budget" \
+        --players "$players" "${common[@]}" --seed 7 $force
+    wants tmab-screen && run "l$L-tmab-screen$suffix" "$NSHAP" shapley --estimator tmab --top-k "$K" --budget "$budget" \
+        --screen "$OUT/l$L-atp.json" --screen-top "$SCREEN_TOP" --screen-sample "$SCREEN_SAMPLE" --players "$players" \
+        "${common[@]}" --seed 7 $force
+    wants regression && run "l$L-regression$suffix" "$NSHAP" shapley --estimator regression --surrogate "$OUT/l$L-atp.json" \
+        --top-k "$K" --budget "$budget" --players "$players" "${common[@]}" --seed 7 $force
   done
 done
-python3 - "$OUT" "$K" "$LAYERS" "$SWEEP" "$BUDGET_X" <<'EOF'
+python3 - "$OUT" "$K" "$LAYERS" "$SWEEP" "$BUDGET_X" "$RUNS" "$GROUP" <<'EOF'
 import json, sys
 out, k, layers, sweep, cap = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split(), sys.argv[5]
+runs, group = sys.argv[6].split(), int(sys.argv[7])
+labels = {"tmab": "tmab", "tmab-screen": "tmab + atp screen", "regression": "regression + atp surrogate"}
 def load(name):
     return json.load(open(f"{out}/{name}.json"))
 def top(r, k):  # players a screen left out have no value (null): they rank last
     return [x["player"] for x in sorted(r["results"], key=lambda x: -x["mean"] if x["mean"] is not None else float("inf"))[:k]]
-print("Single neurons (512 a layer): recall@k of atp and ig (16 steps) against exact leave-one-out\n")
+print("Single neurons: recall@k of atp and ig (16 steps) against exact leave-one-out\n")
 print("| layer | atp @10 | @30 | @100 | ig @10 | @30 | @100 | top loo value | its atp |")
 print("|---|---|---|---|---|---|---|---|---|")
 for L in layers:
@@ -76,16 +81,16 @@ for L in layers:
     lv = {x["player"]: x["mean"] for x in l["results"]}
     print(f"| {L} | {r(a,10):.2f} | {r(a,30):.2f} | {r(a,100):.2f} | {r(g,10):.2f} | {r(g,30):.2f} | {r(g,100):.2f} | "
           f"{lv[best]:.4g} | {av[best]:.4g} |")
-print(f"\nGroups: certified top-{k} runs against a long antithetic reference\n")
+print(f"\n{'Groups of ' + str(group) if group > 1 else 'Single neurons'}: certified top-{k} runs against a long antithetic reference\n")
 print(f"| layer | players | atp recall@{k} vs loo | atp recall@{k} vs reference | loo recall@{k} vs reference | "
-      f"reference evals | tmab: evals / precision@{k} | tmab + atp screen | regression + atp surrogate |")
-print("|---|---|---|---|---|---|---|---|---|")
+      f"reference evals | " + " | ".join(f"{labels[x]}: evals / precision@{k}" for x in runs) + " |")
+print("|---|---|---|---|---|---|" + "---|" * len(runs))
 for L in layers:
     atp, loo, ref = load(f"l{L}-atp"), load(f"l{L}-loo"), load(f"l{L}-reference")
     t = set(top(ref, k))
     rec = lambda r, truth: len(set(top(r, k)) & truth) / k
     cells = []
-    for name in ("tmab", "tmab-screen", "regression"):
+    for name in runs:
         r = load(f"l{L}-{name}")
         cells.append(f"{r['evaluations']:,} / {rec(r, t):.2f} ({r.get('stop_reason', '?')})")
     print(f"| {L} | {len(ref['results'])} | {rec(atp, set(top(loo, k))):.2f} | {rec(atp, t):.2f} | {rec(loo, t):.2f} | "
@@ -96,7 +101,7 @@ if sweep:
     print("|---|---|" + "---|" * (len(sweep) + 1))
     for L in layers:
         t = set(top(load(f"l{L}-reference"), k))
-        for name, label in (("tmab", "tmab"), ("tmab-screen", "tmab + atp screen"), ("regression", "regression + atp surrogate")):
+        for name, label in ((x, labels[x]) for x in runs):
             cells = []
             for b in sweep + [None]:
                 r = load(f"l{L}-{name}" + (f"-b{b}" if b else ""))

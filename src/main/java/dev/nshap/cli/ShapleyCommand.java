@@ -140,6 +140,9 @@ public final class ShapleyCommand implements Callable<Integer> {
                 description = "players of the surrogate-guided comparison (0: skip it)")
         int surrogateSize;
         @Option(names = "--surrogate-reps", defaultValue = "3") int surrogateReps;
+        @Option(names = "--surrogate-k", defaultValue = "10,100", split = ",",
+                description = "top-k sizes of the surrogate-guided comparison (default: ${DEFAULT-VALUE})")
+        int[] surrogateK;
         @Option(names = "--budgets", defaultValue = "10,30,100", split = ",",
                 description = "budgets in multiples of n (default: ${DEFAULT-VALUE})")
         int[] budgets;
@@ -156,13 +159,17 @@ public final class ShapleyCommand implements Callable<Integer> {
             for (int i = 0; i < sizes.length; i++)
                 if (sizes[i] < 200 || reps[i] < 1) throw new NshapException("--sizes must be >= 200 and --reps >= 1");
             if (surrogateSize != 0 && surrogateSize < 200) throw new NshapException("--surrogate-size must be 0 or >= 200");
+            for (int k : surrogateK)
+                if (k < 1 || (surrogateSize > 0 && k >= surrogateSize))
+                    throw new NshapException("--surrogate-k must be between 1 and --surrogate-size - 1, got " + k);
+            if (surrogateReps < 1) throw new NshapException("--surrogate-reps must be >= 1");
             for (int b : budgets) if (b < 1) throw new NshapException("--budgets must be positive multiples of n");
             for (String v : variants)
                 if (!v.equals("noiseless") && !v.equals("noisy")) throw new NshapException("--variants: noiseless or noisy, got " + v);
             EstimatorEval.run(sizes, reps, seed, budgets, estimators, variants.contains("noiseless"),
                     variants.contains("noisy"), System.out, System.err);
             if (surrogateSize > 0)
-                System.out.print(EstimatorEval.surrogates(surrogateSize, new int[]{10, 100}, surrogateReps, seed, System.err));
+                System.out.print(EstimatorEval.surrogates(surrogateSize, surrogateK, surrogateReps, seed, System.err));
             return 0;
         }
     }

@@ -229,11 +229,16 @@ public final class ShapleyRunner {
     /** Players left with fewer than two samples have no interval; say so loudly rather than hand over a quiet ranking. */
     private void warnUndersampled(ShapleyResult r) {
         if (cfg.estimator() == Estimator.EXACT) return;
-        long few = 0;
-        for (PlayerEstimate e : r.estimates()) if (e.samples() < 2) few++;
+        long few = 0, played = 0;
+        for (PlayerEstimate e : r.estimates()) {
+            // a screen leaves players unplayed on purpose; the result's screen block bounds what that may miss
+            if (TopK.SCREENED.equals(e.status())) continue;
+            played++;
+            if (e.samples() < 2) few++;
+        }
         if (few > 0)
-            err.println("nshap: WARNING: " + few + " of " + n + " players have fewer than two samples: their standard errors"
-                    + " and intervals are undefined and their ranks are noise (raise --budget)");
+            err.println("nshap: WARNING: " + few + " of " + played + (played < n ? " played" : "") + " players have fewer"
+                    + " than two samples: their standard errors and intervals are undefined and their ranks are noise (raise --budget)");
     }
 
     private double[] evaluate(List<Coalition> batch) {

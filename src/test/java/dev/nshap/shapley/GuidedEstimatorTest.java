@@ -191,6 +191,28 @@ class GuidedEstimatorTest {
     }
 
     /**
+     * Players a screen leaves out on purpose are not "undersampled": no warning when every played player has its
+     * two samples, and a warning that counts played players only when some have not.
+     */
+    @Test
+    void screenedPlayersDoNotCountAsUndersampled() {
+        var g = SCREEN_GAME;
+        Path f = values(dir, g, g.exactValues(), "exact.json");
+        ShapleyConfig cfg = ShapleyConfig.builder(Estimator.TMAB).seed(2).topK(5).round(4).bound(TopK.NORMAL)
+                .screen(f, 15, 40).screenWiden(false).budget(400_000).build();
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        ShapleyResult r = new ShapleyRunner(g, cfg).progress(false).handleSignals(false)
+                .progressStream(new java.io.PrintStream(err, true)).run();
+        assertTrue(r.estimates().stream().anyMatch(p -> p.status().equals(TopK.SCREENED)));
+        assertEquals("", err.toString(), "a screened run whose played players all have samples warns of nothing");
+        // one walk over the 55 played players: each has one sample, and only they are counted
+        err.reset();
+        new ShapleyRunner(g, cfg.toBuilder().budget(56).build()).progress(false).handleSignals(false).force(true)
+                .progressStream(new java.io.PrintStream(err, true)).run();
+        assertTrue(err.toString().contains("55 of 55 played players have fewer than two samples"), err.toString());
+    }
+
+    /**
      * The calibrated widening on its own, where its model is true: phi = a + sigma0 Z, the played players' means
      * exact. A perfect surrogate adds nobody; a useless one (a unrelated to phi) adds nearly everyone; in between,
      * the true top-k players it leaves unplayed number about what it expects (at most its target), over many draws.
