@@ -55,7 +55,8 @@ public final class Gemm {
             check(n, m, k);
             if (n == 0 || m == 0) return;
             if (this == OPENBLAS) loaded();
-            if (this == OPENBLAS) OpenBlas.sgemm(false, false, n, m, k, 1f, x, 0, k, w, 0, m, 0f, out, 0, m, bias, native_(keep, w));
+            if (this == OPENBLAS) OpenBlas.sgemm(false, false, n, m, k, 1f, x, 0, k, w, 0, m, 0f, out, 0, m, bias,
+                    keep == null ? null : keep.get(w, k, m, true));
             else CpuKernels.matmul(out, x, w, bias, n, k, m);
         }
 
@@ -64,11 +65,10 @@ public final class Gemm {
             check(n, v, c);
             if (n == 0 || v == 0) return;
             if (this == OPENBLAS) loaded();
-            if (this == OPENBLAS) OpenBlas.sgemm(false, true, n, v, c, 1f, x, 0, c, e, 0, c, 0f, out, 0, v, null, native_(keep, e));
+            if (this == OPENBLAS) OpenBlas.sgemm(false, true, n, v, c, 1f, x, 0, c, e, 0, c, 0f, out, 0, v, null,
+                    keep == null ? null : keep.get(e, v, c, false));
             else CpuKernels.unembed(out, x, e, n, c, v);
         }
-
-        private OpenBlas.Resident native_(Resident keep, float[] w) { return keep == null ? null : keep.get(w); }
 
         /** The implementations that can run here: JAVA always, OPENBLAS where it loaded. */
         public static java.util.List<Impl> available() {
@@ -88,15 +88,20 @@ public final class Gemm {
         private long bytes;
         private boolean closed;
 
-        synchronized OpenBlas.Resident get(float[] w) {
+        /**
+         * The native copy of w ([rows, cols] row-major), made at first use: held transposed when asked (the linear
+         * layers' weights), as is otherwise. A matrix is always used the same way; null past the limit.
+         */
+        synchronized OpenBlas.Resident get(float[] w, int rows, int cols, boolean transposed) {
             if (closed) return null;
             OpenBlas.Resident r = copies.get(w);
             if (r == null && bytes + 4L * w.length <= residentLimitBytes()) {
-                r = new OpenBlas.Resident(w);
+                r = new OpenBlas.Resident(w, rows, cols, transposed);
                 copies.put(w, r);
                 bytes += 4L * w.length;
             }
-            return r;
+            // the same array asked for in the other layout (a tied matrix used both ways): copy it per call
+            return r == null || r.transposed != transposed ? null : r;
         }
 
         /** Bytes of native memory held. */

@@ -91,15 +91,17 @@ class GemmTest {
         for (int[] s : new int[][]{{1, 64, 64}, {7, 96, 200}, {40, 33, 129}, {288, 40, 1000}}) {
             int n = s[0], k = s[1], m = s[2];
             float[] x = rand(r, n * k), w = rand(r, k * m), bias = rand(r, m);
-            for (float[] bb : new float[][]{null, bias}) {
+            // with its weights copied per call, and held native (transposed, for OpenBLAS) as the forward holds them
+            for (float[] bb : new float[][]{null, bias}) for (Gemm.Resident keep : new Gemm.Resident[]{null, new Gemm.Resident()}) {
                 float[] out = new float[n * m];
-                g.linear(out, x, w, bb, n, k, m);
+                g.linear(out, x, w, bb, n, k, m, keep);
                 for (int i = 0; i < n; i++)
                     for (int j = 0; j < m; j++) {
                         double acc = bb == null ? 0 : bb[j];
                         for (int p = 0; p < k; p++) acc += (double) x[i * k + p] * w[p * m + j];
-                        assertEquals(acc, out[i * m + j], 1e-4 * (1 + Math.abs(acc)), g + " " + n + "x" + k + "x" + m);
+                        assertEquals(acc, out[i * m + j], 1e-4 * (1 + Math.abs(acc)), g + " " + n + "x" + k + "x" + m + (keep == null ? "" : " resident"));
                     }
+                if (keep != null) keep.close();
             }
         }
     }
@@ -112,19 +114,24 @@ class GemmTest {
     @ParameterizedTest @MethodSource("impls")
     void linearRowsAreBitIdenticalWhateverTheBatch(Gemm.Impl g) {
         Random r = new Random(13);
-        int[][] shapes = {{768, 768}, {64, 256}, {256, 64}};
-        for (int[] s : shapes) {
+        // GPT-2 small's four linear shapes (the forward's weights are held natively and transposed: its own kernel
+        // path), and a tiny model's
+        int[][] shapes = {{768, 768}, {768, 2304}, {768, 3072}, {3072, 768}, {64, 256}, {256, 64}};
+        for (int[] s : shapes) for (boolean resident : new boolean[]{false, true}) {
             int k = s[0], m = s[1], rows = 70;
             float[] x = rand(r, rows * k), w = rand(r, k * m), bias = rand(r, m);
             float[] full = new float[rows * m];
-            g.linear(full, x, w, bias, rows, k, m);
-            for (int n : new int[]{1, 2, 5, 16, 17, 33, 64}) {
-                for (int off : new int[]{0, 3, rows - n}) {
-                    float[] xs = java.util.Arrays.copyOfRange(x, off * k, (off + n) * k), out = new float[n * m];
-                    g.linear(out, xs, w, bias, n, k, m);
-                    for (int i = 0; i < n * m; i++)
-                        assertEquals(Float.floatToRawIntBits(full[off * m + i]), Float.floatToRawIntBits(out[i]),
-                                g + " k=" + k + " m=" + m + ": row " + (off + i / m) + " computed among " + n + " rows from " + off);
+            try (Gemm.Resident keep = resident ? new Gemm.Resident() : null) {
+                g.linear(full, x, w, bias, rows, k, m, keep);
+                for (int n : new int[]{1, 2, 5, 16, 17, 33, 64}) {
+                    for (int off : new int[]{0, 3, rows - n}) {
+                        float[] xs = java.util.Arrays.copyOfRange(x, off * k, (off + n) * k), out = new float[n * m];
+                        g.linear(out, xs, w, bias, n, k, m, keep);
+                        for (int i = 0; i < n * m; i++)
+                            assertEquals(Float.floatToRawIntBits(full[off * m + i]), Float.floatToRawIntBits(out[i]),
+                                    g + " k=" + k + " m=" + m + (resident ? " resident" : "") + ": row " + (off + i / m)
+                                            + " computed among " + n + " rows from " + off);
+                    }
                 }
             }
         }
