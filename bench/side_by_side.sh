@@ -30,7 +30,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$backend" in
-  cpu) prompts="${prompts:-8}" reps="${reps:-3}" warmup="${warmup:-1}" precision=fp32 ref=numpy layers="${layers:-5}"
+  # three warm-up forwards: the JIT compiles the Vector-API kernels over the first few, and a Shapley run does
+  # thousands (with one, a timed forward could still run partly interpreted code)
+  cpu) prompts="${prompts:-8}" reps="${reps:-3}" warmup="${warmup:-3}" precision=fp32 ref=numpy layers="${layers:-5}"
        [ -z "$shapes" ] && shapes="8x64 64x32" ;;
   cuda) prompts="${prompts:-64}" reps="${reps:-20}" warmup="${warmup:-3}" precision=bf16 ref=torch layers="${layers:-all}" ;;
   *) echo "side_by_side.sh: --backend must be cpu or cuda" >&2; exit 2 ;;
