@@ -494,7 +494,8 @@ public final class CpuKernels {
         int c3 = 3 * c;
         int njv = (i0 + 4 + L - 1) / L * L;
         int q0 = (row0 + i0) * c3 + h * d;
-        for (int j0 = 0; j0 < njv; j0 += L) scoreBlockFour(s4, kt, qkv, q0, c3, d, tp, j0, scale);
+        float[] acc = new float[16 * L];
+        for (int j0 = 0; j0 < njv; j0 += L) scoreBlockFour(s4, kt, qkv, q0, c3, d, tp, j0, scale, acc);
         float[] inv = new float[4];
         for (int q = 0; q < 4; q++) {
             int nj = i0 + q + 1;
@@ -502,10 +503,8 @@ public final class CpuKernels {
         }
         int vo0 = row0 * c3 + 2 * c + h * d;
         int shared = (i0 + 1) / 4 * 4;          // full blocks of four keys that the first (shortest) query has
-        float[] acc = new float[16 * L];
         for (int k = 0; k < d; k += L) {
-            // the joint part's sixteen chains go through acc (a store and a load do not change a value)
-            weightedVFour(acc, qkv, vo0 + k, c3, s4, tp, shared);
+            fourByFour(acc, qkv, vo0 + k, c3, s4, 0, tp, 2 * tp, 3 * tp, shared);
             for (int q = 0; q < 4; q++) {
                 int nj = i0 + q + 1;
                 FloatVector a0 = FloatVector.fromArray(S, acc, (4 * q) * L), a1 = FloatVector.fromArray(S, acc, (4 * q + 1) * L),
@@ -524,63 +523,46 @@ public final class CpuKernels {
     }
 
     /** scoreBlock for four consecutive query rows (c3 apart), into s4's rows q * tp. */
-    private static void scoreBlockFour(float[] s4, float[] kt, float[] qkv, int q0, int c3, int d, int tp, int j0, float scale) {
-        FloatVector z = FloatVector.zero(S);
-        FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
-        FloatVector e0 = z, e1 = z, e2 = z, e3 = z, f0 = z, f1 = z, f2 = z, f3 = z;
-        int qa = q0, qb = q0 + c3, qe = q0 + 2 * c3, qf = q0 + 3 * c3;
-        for (int k = 0; k + 4 <= d; k += 4) {
-            int ko = k * tp + j0;
-            FloatVector k0 = FloatVector.fromArray(S, kt, ko), k1 = FloatVector.fromArray(S, kt, ko + tp),
-                    k2 = FloatVector.fromArray(S, kt, ko + 2 * tp), k3 = FloatVector.fromArray(S, kt, ko + 3 * tp);
-            a0 = k0.fma(FloatVector.broadcast(S, qkv[qa + k]), a0);
-            a1 = k1.fma(FloatVector.broadcast(S, qkv[qa + k + 1]), a1);
-            a2 = k2.fma(FloatVector.broadcast(S, qkv[qa + k + 2]), a2);
-            a3 = k3.fma(FloatVector.broadcast(S, qkv[qa + k + 3]), a3);
-            b0 = k0.fma(FloatVector.broadcast(S, qkv[qb + k]), b0);
-            b1 = k1.fma(FloatVector.broadcast(S, qkv[qb + k + 1]), b1);
-            b2 = k2.fma(FloatVector.broadcast(S, qkv[qb + k + 2]), b2);
-            b3 = k3.fma(FloatVector.broadcast(S, qkv[qb + k + 3]), b3);
-            e0 = k0.fma(FloatVector.broadcast(S, qkv[qe + k]), e0);
-            e1 = k1.fma(FloatVector.broadcast(S, qkv[qe + k + 1]), e1);
-            e2 = k2.fma(FloatVector.broadcast(S, qkv[qe + k + 2]), e2);
-            e3 = k3.fma(FloatVector.broadcast(S, qkv[qe + k + 3]), e3);
-            f0 = k0.fma(FloatVector.broadcast(S, qkv[qf + k]), f0);
-            f1 = k1.fma(FloatVector.broadcast(S, qkv[qf + k + 1]), f1);
-            f2 = k2.fma(FloatVector.broadcast(S, qkv[qf + k + 2]), f2);
-            f3 = k3.fma(FloatVector.broadcast(S, qkv[qf + k + 3]), f3);
+    private static void scoreBlockFour(float[] s4, float[] kt, float[] qkv, int q0, int c3, int d, int tp, int j0, float scale,
+                                       float[] acc) {
+        fourByFour(acc, kt, j0, tp, qkv, q0, q0 + c3, q0 + 2 * c3, q0 + 3 * c3, d);
+        for (int q = 0; q < 4; q++) {
+            int o = 4 * q * L;
+            FloatVector.fromArray(S, acc, o).add(FloatVector.fromArray(S, acc, o + L))
+                    .add(FloatVector.fromArray(S, acc, o + 2 * L).add(FloatVector.fromArray(S, acc, o + 3 * L)))
+                    .mul(scale).intoArray(s4, q * tp + j0);
         }
-        a0.add(a1).add(a2.add(a3)).mul(scale).intoArray(s4, j0);
-        b0.add(b1).add(b2.add(b3)).mul(scale).intoArray(s4, tp + j0);
-        e0.add(e1).add(e2.add(e3)).mul(scale).intoArray(s4, 2 * tp + j0);
-        f0.add(f1).add(f2.add(f3)).mul(scale).intoArray(s4, 3 * tp + j0);
     }
 
-    /** The four chains of weightedV for four queries over keys [0, n), n a multiple of 4, into acc[(4q + chain) L]. */
-    private static void weightedVFour(float[] acc, float[] qkv, int vo, int c3, float[] s4, int tp, int n) {
+    /**
+     * The four-query kernel of both halves of attention: for r = 0, 4, .., n - 4 and chain c = 0..3, query q's chain
+     * c accumulates x[xo + (r + c) xs, + L) * w[wq + r + c], the one-query loops' FMAs in their order. Scores: x is
+     * K^T (rows of keys' dimension k), w the four query rows. Weighted V: x is V (rows of keys j), w the four queries'
+     * softmax weights. The sixteen chains go to acc[(4q + c) L] (a store and a load do not change a value).
+     */
+    private static void fourByFour(float[] acc, float[] x, int xo, int xs, float[] w, int w0, int w1, int w2, int w3, int n) {
         FloatVector z = FloatVector.zero(S);
         FloatVector a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z;
         FloatVector e0 = z, e1 = z, e2 = z, e3 = z, f0 = z, f1 = z, f2 = z, f3 = z;
-        int sb = tp, se = 2 * tp, sf = 3 * tp;
-        for (int j = 0; j < n; j += 4, vo += 4 * c3) {
-            FloatVector v0 = FloatVector.fromArray(S, qkv, vo), v1 = FloatVector.fromArray(S, qkv, vo + c3),
-                    v2 = FloatVector.fromArray(S, qkv, vo + 2 * c3), v3 = FloatVector.fromArray(S, qkv, vo + 3 * c3);
-            a0 = v0.fma(FloatVector.broadcast(S, s4[j]), a0);
-            a1 = v1.fma(FloatVector.broadcast(S, s4[j + 1]), a1);
-            a2 = v2.fma(FloatVector.broadcast(S, s4[j + 2]), a2);
-            a3 = v3.fma(FloatVector.broadcast(S, s4[j + 3]), a3);
-            b0 = v0.fma(FloatVector.broadcast(S, s4[sb + j]), b0);
-            b1 = v1.fma(FloatVector.broadcast(S, s4[sb + j + 1]), b1);
-            b2 = v2.fma(FloatVector.broadcast(S, s4[sb + j + 2]), b2);
-            b3 = v3.fma(FloatVector.broadcast(S, s4[sb + j + 3]), b3);
-            e0 = v0.fma(FloatVector.broadcast(S, s4[se + j]), e0);
-            e1 = v1.fma(FloatVector.broadcast(S, s4[se + j + 1]), e1);
-            e2 = v2.fma(FloatVector.broadcast(S, s4[se + j + 2]), e2);
-            e3 = v3.fma(FloatVector.broadcast(S, s4[se + j + 3]), e3);
-            f0 = v0.fma(FloatVector.broadcast(S, s4[sf + j]), f0);
-            f1 = v1.fma(FloatVector.broadcast(S, s4[sf + j + 1]), f1);
-            f2 = v2.fma(FloatVector.broadcast(S, s4[sf + j + 2]), f2);
-            f3 = v3.fma(FloatVector.broadcast(S, s4[sf + j + 3]), f3);
+        for (int r = 0; r + 4 <= n; r += 4, xo += 4 * xs) {
+            FloatVector x0 = FloatVector.fromArray(S, x, xo), x1 = FloatVector.fromArray(S, x, xo + xs),
+                    x2 = FloatVector.fromArray(S, x, xo + 2 * xs), x3 = FloatVector.fromArray(S, x, xo + 3 * xs);
+            a0 = x0.fma(FloatVector.broadcast(S, w[w0 + r]), a0);
+            a1 = x1.fma(FloatVector.broadcast(S, w[w0 + r + 1]), a1);
+            a2 = x2.fma(FloatVector.broadcast(S, w[w0 + r + 2]), a2);
+            a3 = x3.fma(FloatVector.broadcast(S, w[w0 + r + 3]), a3);
+            b0 = x0.fma(FloatVector.broadcast(S, w[w1 + r]), b0);
+            b1 = x1.fma(FloatVector.broadcast(S, w[w1 + r + 1]), b1);
+            b2 = x2.fma(FloatVector.broadcast(S, w[w1 + r + 2]), b2);
+            b3 = x3.fma(FloatVector.broadcast(S, w[w1 + r + 3]), b3);
+            e0 = x0.fma(FloatVector.broadcast(S, w[w2 + r]), e0);
+            e1 = x1.fma(FloatVector.broadcast(S, w[w2 + r + 1]), e1);
+            e2 = x2.fma(FloatVector.broadcast(S, w[w2 + r + 2]), e2);
+            e3 = x3.fma(FloatVector.broadcast(S, w[w2 + r + 3]), e3);
+            f0 = x0.fma(FloatVector.broadcast(S, w[w3 + r]), f0);
+            f1 = x1.fma(FloatVector.broadcast(S, w[w3 + r + 1]), f1);
+            f2 = x2.fma(FloatVector.broadcast(S, w[w3 + r + 2]), f2);
+            f3 = x3.fma(FloatVector.broadcast(S, w[w3 + r + 3]), f3);
         }
         a0.intoArray(acc, 0); a1.intoArray(acc, L); a2.intoArray(acc, 2 * L); a3.intoArray(acc, 3 * L);
         b0.intoArray(acc, 4 * L); b1.intoArray(acc, 5 * L); b2.intoArray(acc, 6 * L); b3.intoArray(acc, 7 * L);
