@@ -8,8 +8,8 @@
 #
 # Environment: MODEL (default models/default), LAYERS ("0 1 2 3"), PROMPTS (24: the first N prompts of DATASET),
 # DATASET (datasets/athlete.jsonl), GROUP (8 neurons a player), K (10), REF_PERMS (reference permutations, 60),
-# BUDGET_X (cap of each certified run, in multiples of the player count, 60). Single-neuron atp / ig / loo come first
-# (recall@10/30/100 against loo)., SCREEN_TOP (2K), SCREEN_SAMPLE (K),
+# BUDGET_X (cap of each certified run, in multiples of the player count, 60), SCREEN_TOP (2K), SCREEN_SAMPLE (K),
+# SINGLE (1: single-neuron atp / ig / loo come first, recall@10/30/100 against loo; 0 skips them, for a wide layer),
 # OUT (a fresh folder under results/; rerunning it reuses finished steps), NSHAP (./nshap), RUNS (which certified
 # runs: "tmab tmab-screen regression").
 set -euo pipefail
@@ -21,7 +21,7 @@ GROUP="${GROUP:-8}" K="${K:-10}" REF_PERMS="${REF_PERMS:-60}" BUDGET_X="${BUDGET
 SCREEN_TOP="${SCREEN_TOP:-$((2 * K))}" SCREEN_SAMPLE="${SCREEN_SAMPLE:-$K}"
 OUT="${OUT:-results/atp-guided}"
 SWEEP="${SWEEP:-2 5 10}"      # smaller budgets, in multiples of the player count
-RUNS="${RUNS:-tmab tmab-screen regression}"
+RUNS="${RUNS:-tmab tmab-screen regression}" SINGLE="${SINGLE:-1}"
 wants() { case " $RUNS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 mkdir -p "$OUT"
 start=$(date +%s)
@@ -41,9 +41,11 @@ for L in $LAYERS; do
   n=$(( width / GROUP ))
   # single neurons: recall@k of the first-order screens against exact leave-one-out
   single=(--model "$MODEL" --dataset "$data" --metric loss --ablation zero --players "$players")
-  run "l$L-n-atp" "$NSHAP" attribute --method atp "${single[@]}"
-  run "l$L-n-ig" "$NSHAP" attribute --method ig --steps 16 "${single[@]}"
-  run "l$L-n-loo" "$NSHAP" attribute --method loo "${single[@]}"
+  if [ "$SINGLE" = 1 ]; then
+    run "l$L-n-atp" "$NSHAP" attribute --method atp "${single[@]}"
+    run "l$L-n-ig" "$NSHAP" attribute --method ig --steps 16 "${single[@]}"
+    run "l$L-n-loo" "$NSHAP" attribute --method loo "${single[@]}"
+  fi
   # groups of GROUP neurons: the estimators
   run "l$L-atp" "$NSHAP" attribute --method atp --players "$players" "${common[@]}"
   run "l$L-loo" "$NSHAP" attribute --method loo --players "$players" "${common[@]}"
@@ -61,26 +63,27 @@ for L in $LAYERS; do
         --top-k "$K" --budget "$budget" --players "$players" "${common[@]}" --seed 7 $force
   done
 done
-python3 - "$OUT" "$K" "$LAYERS" "$SWEEP" "$BUDGET_X" "$RUNS" "$GROUP" <<'EOF'
+python3 - "$OUT" "$K" "$LAYERS" "$SWEEP" "$BUDGET_X" "$RUNS" "$GROUP" "$SINGLE" <<'EOF'
 import json, sys
 out, k, layers, sweep, cap = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4].split(), sys.argv[5]
-runs, group = sys.argv[6].split(), int(sys.argv[7])
+runs, group, single = sys.argv[6].split(), int(sys.argv[7]), sys.argv[8] == "1"
 labels = {"tmab": "tmab", "tmab-screen": "tmab + atp screen", "regression": "regression + atp surrogate"}
 def load(name):
     return json.load(open(f"{out}/{name}.json"))
 def top(r, k):  # players a screen left out have no value (null): they rank last
     return [x["player"] for x in sorted(r["results"], key=lambda x: -x["mean"] if x["mean"] is not None else float("inf"))[:k]]
-print("Single neurons: recall@k of atp and ig (16 steps) against exact leave-one-out\n")
-print("| layer | atp @10 | @30 | @100 | ig @10 | @30 | @100 | top loo value | its atp |")
-print("|---|---|---|---|---|---|---|---|---|")
-for L in layers:
-    a, g, l = load(f"l{L}-n-atp"), load(f"l{L}-n-ig"), load(f"l{L}-n-loo")
-    r = lambda x, kk: len(set(top(x, kk)) & set(top(l, kk))) / kk
-    best = top(l, 1)[0]
-    av = {x["player"]: x["mean"] for x in a["results"]}
-    lv = {x["player"]: x["mean"] for x in l["results"]}
-    print(f"| {L} | {r(a,10):.2f} | {r(a,30):.2f} | {r(a,100):.2f} | {r(g,10):.2f} | {r(g,30):.2f} | {r(g,100):.2f} | "
-          f"{lv[best]:.4g} | {av[best]:.4g} |")
+if single:
+    print("Single neurons: recall@k of atp and ig (16 steps) against exact leave-one-out\n")
+    print("| layer | atp @10 | @30 | @100 | ig @10 | @30 | @100 | top loo value | its atp |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for L in layers:
+        a, g, l = load(f"l{L}-n-atp"), load(f"l{L}-n-ig"), load(f"l{L}-n-loo")
+        r = lambda x, kk: len(set(top(x, kk)) & set(top(l, kk))) / kk
+        best = top(l, 1)[0]
+        av = {x["player"]: x["mean"] for x in a["results"]}
+        lv = {x["player"]: x["mean"] for x in l["results"]}
+        print(f"| {L} | {r(a,10):.2f} | {r(a,30):.2f} | {r(a,100):.2f} | {r(g,10):.2f} | {r(g,30):.2f} | {r(g,100):.2f} | "
+              f"{lv[best]:.4g} | {av[best]:.4g} |")
 print(f"\n{'Groups of ' + str(group) if group > 1 else 'Single neurons'}: certified top-{k} runs against a long antithetic reference\n")
 print(f"| layer | players | atp recall@{k} vs loo | atp recall@{k} vs reference | loo recall@{k} vs reference | "
       f"reference evals | " + " | ".join(f"{labels[x]}: evals / precision@{k}" for x in runs) + " |")
