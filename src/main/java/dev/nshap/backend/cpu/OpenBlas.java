@@ -153,9 +153,11 @@ final class OpenBlas {
                     transA ? openblas_nolapack.CblasTrans : openblas_nolapack.CblasNoTrans,
                     transBN ? openblas_nolapack.CblasTrans : openblas_nolapack.CblasNoTrans,
                     mp, n, k, alpha, pa, ldaN, pb, ldbN, betaN, pc, Math.max(1, n));
-        } else if (bias == null) {
-            // k = 0: C = beta C; OpenBLAS returns early on k = 0 in some versions, so do it here.
-            for (int i = 0; i < m; i++) for (int j = 0; j < n; j++) c[cOff + i * ldc + j] = beta == 0f ? 0f : beta * c[cOff + i * ldc + j];
+        } else {
+            // k = 0: C = beta C, or the bias; OpenBLAS returns early on k = 0 in some versions, so do it here.
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                    c[cOff + i * ldc + j] = bias != null ? bias[j] : beta == 0f ? 0f : beta * c[cOff + i * ldc + j];
             return;
         }
         copyOut(c, cOff, ldc, pc, m, n, bias);

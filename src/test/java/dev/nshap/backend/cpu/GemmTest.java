@@ -88,7 +88,8 @@ class GemmTest {
     void linearMatchesFloat64(Gemm.Impl g) {
         Random r = new Random(5);
         // the last shape's output (288 x 1000 floats) is copied back on every core, with the bias added there
-        for (int[] s : new int[][]{{1, 64, 64}, {7, 96, 200}, {40, 33, 129}, {288, 40, 1000}}) {
+        // k = 0: the product is the bias alone
+        for (int[] s : new int[][]{{1, 64, 64}, {7, 96, 200}, {40, 33, 129}, {288, 40, 1000}, {3, 0, 5}}) {
             int n = s[0], k = s[1], m = s[2];
             float[] x = rand(r, n * k), w = rand(r, k * m), bias = rand(r, m);
             // with its weights copied per call, and held native (transposed, for OpenBLAS) as the forward holds them
