@@ -108,6 +108,13 @@ class BadInputCliTest {
         assertFalse(Files.exists(dir.resolve("big.json")) || Files.exists(dir.resolve("b.json")) || Files.exists(dir.resolve("h.json")));
     }
 
+    @Test void evalEstimatorsRefusesImpossibleSurrogateSizes() {
+        refused(cli("shapley", "eval-estimators", "--sizes", "200", "--reps", "1", "--surrogate-size", "300",
+                "--surrogate-k", "300"), "--surrogate-k must be between 1 and --surrogate-size - 1, got 300");
+        refused(cli("shapley", "eval-estimators", "--sizes", "200", "--reps", "1", "--surrogate-size", "300",
+                "--surrogate-reps", "0"), "--surrogate-reps must be >= 1");
+    }
+
     @Test void jsonlLinesMustHoldExactlyOneObject() throws Exception {
         Path two = Files.writeString(dir.resolve("two.jsonl"),
                 "{\"id\":\"a\",\"topic\":\"t\",\"prompt\":\"p\",\"answer\":\" a\"} {\"id\":\"b\",\"topic\":\"t\",\"prompt\":\"q\",\"answer\":\" b\"}\n");
