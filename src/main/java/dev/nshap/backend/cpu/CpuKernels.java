@@ -463,15 +463,15 @@ public final class CpuKernels {
         // Four consecutive queries at a time share every load of K and V (four FMAs per load instead of one); each
         // query's own chains and their order are those of the one-query loop below, so the bits do not change.
         if (queries == null && kv == d && d % 4 == 0) {
-            float[] s4 = new float[4 * tp];
-            for (; qi + 4 <= nq; qi += 4) attentionFour(out, qkv, row0, qi, c, h, d, tp, kt, s4, scale, outRow0);
+            float[] s4 = new float[4 * tp], acc = new float[16 * L], inv = new float[4];
+            for (; qi + 4 <= nq; qi += 4) attentionFour(out, qkv, row0, qi, c, h, d, tp, kt, s4, acc, inv, scale, outRow0);
         }
         for (; qi < nq; qi++) {
             int i = queries == null ? qi : queries[qi];
             int nj = i + 1, njv = (nj + L - 1) / L * L;
             int qo = (row0 + i) * c3 + h * d;
             for (int j0 = 0; j0 < njv; j0 += L) scoreBlock(s, kt, qkv, qo, d, tp, j0, scale);
-            float inv = softmaxInPlace(s, nj, njv);
+            float inv = softmaxInPlace(s, 0, nj, njv);
             int oo = (outRow0 + qi) * c + h * d;
             int vo0 = row0 * c3 + 2 * c + h * d;
             for (int k = 0; k < kv; k += L) weightedV(out, oo + k, qkv, vo0 + k, c3, s, nj, inv);
@@ -490,21 +490,22 @@ public final class CpuKernels {
      * remaining keys exactly as the one-query loop would.
      */
     private static void attentionFour(float[] out, float[] qkv, int row0, int i0, int c, int h, int d, int tp, float[] kt,
-                                      float[] s4, float scale, int outRow0) {
+                                      float[] s4, float[] acc, float[] inv, float scale, int outRow0) {
         int c3 = 3 * c;
         int njv = (i0 + 4 + L - 1) / L * L;
         int q0 = (row0 + i0) * c3 + h * d;
-        float[] acc = new float[16 * L];
         for (int j0 = 0; j0 < njv; j0 += L) scoreBlockFour(s4, kt, qkv, q0, c3, d, tp, j0, scale, acc);
-        float[] inv = new float[4];
         for (int q = 0; q < 4; q++) {
             int nj = i0 + q + 1;
-            inv[q] = softmaxAt(s4, q * tp, nj, (nj + L - 1) / L * L);
+            inv[q] = softmaxInPlace(s4, q * tp, nj, (nj + L - 1) / L * L);
         }
         int vo0 = row0 * c3 + 2 * c + h * d;
         int shared = (i0 + 1) / 4 * 4;          // full blocks of four keys that the first (shortest) query has
         for (int k = 0; k < d; k += L) {
             fourByFour(acc, qkv, vo0 + k, c3, s4, 0, tp, 2 * tp, 3 * tp, shared);
+            // Each query's remaining keys: weightedV's loop, continued from the joint chains. Written out here: a
+            // weightedV that could also start from acc made 8 x 64 attention 25-70% slower on one thread (C2 then
+            // keeps the conditionally loaded chains in memory).
             for (int q = 0; q < 4; q++) {
                 int nj = i0 + q + 1;
                 FloatVector a0 = FloatVector.fromArray(S, acc, (4 * q) * L), a1 = FloatVector.fromArray(S, acc, (4 * q + 1) * L),
@@ -585,11 +586,8 @@ public final class CpuKernels {
         a0.add(a1).add(a2.add(a3)).mul(scale).intoArray(s, j0);
     }
 
-    /** s[0, n) = exp(s - max) with lanes [n, nv) zeroed; returns 1 / sum. */
-    private static float softmaxInPlace(float[] s, int n, int nv) { return softmaxAt(s, 0, n, nv); }
-
-    /** softmaxInPlace on s[off, off + nv). */
-    private static float softmaxAt(float[] s, int off, int n, int nv) {
+    /** s[off, off + n) = exp(s - max) with lanes [n, nv) zeroed; returns 1 / sum. */
+    private static float softmaxInPlace(float[] s, int off, int n, int nv) {
         float max = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < n; j++) if (s[off + j] > max) max = s[off + j];
         FloatVector mv = FloatVector.broadcast(S, max), sumv = FloatVector.zero(S);
@@ -625,10 +623,5 @@ public final class CpuKernels {
     }
 
     /** a += b, element-wise over n. */
-    public static void addInPlace(float[] a, float[] b, int n) {
-        int nv = n / L * L;
-        for (int i = 0; i < nv; i += L)
-            FloatVector.fromArray(S, a, i).add(FloatVector.fromArray(S, b, i)).intoArray(a, i);
-        for (int i = nv; i < n; i++) a[i] += b[i];
-    }
+    public static void addInPlace(float[] a, float[] b, int n) { addInPlace(a, 0, b, n); }
 }
