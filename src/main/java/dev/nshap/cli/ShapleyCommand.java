@@ -147,7 +147,7 @@ public final class ShapleyCommand implements Callable<Integer> {
                 description = "budgets in multiples of n (default: ${DEFAULT-VALUE})")
         int[] budgets;
         @Option(names = "--estimators", split = ",", description = "subset of: permutation, antithetic, tmab-bernstein,"
-                + " tmab-normal, regression-fitted, kernelshap (default: all)")
+                + " tmab-normal, tmab-normal-focus, regression-fitted, kernelshap (default: all)")
         List<String> estimators;
         @Option(names = "--variants", defaultValue = "noiseless,noisy", split = ",",
                 description = "game variants: noiseless, noisy (default: ${DEFAULT-VALUE})")

@@ -56,6 +56,11 @@ public final class ShapleyOptions {
                     + " against the screen's adds the unplayed players likely to reach the top-k (docs/shapley.md)")
     boolean screenKeep;
 
+    @Option(names = "--focus", negatable = true, defaultValue = "false",
+            description = "tmab: each round samples only the unsettled players whose plausible interval still reaches"
+                    + " the top-k boundary (the certificate is unchanged; docs/shapley.md)")
+    boolean focus;
+
     @Option(names = "--range", defaultValue = "0",
             description = "TMAB range R of a marginal contribution (0: the range observed so far)")
     double range;
@@ -109,6 +114,6 @@ public final class ShapleyOptions {
                 .truncationTolerance(truncationTolerance).truncationBaseline(truncationBaseline)
                 .truncationSteps(truncationSteps).round(round).confidence(confidence).checkpointEvery(checkpointEvery)
                 .resume(resume).shard(sh[0], sh[1]).out(out).epsilon(epsilon).surrogate(surrogate)
-                .screen(screen, screenTop, screenSample).screenWiden(!screenKeep).bound(bound).build();
+                .screen(screen, screenTop, screenSample).screenWiden(!screenKeep).focus(focus).bound(bound).build();
     }
 }

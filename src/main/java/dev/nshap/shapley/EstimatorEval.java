@@ -86,32 +86,30 @@ public final class EstimatorEval {
         Timed timed = new Timed(game);
         long t0 = System.nanoTime();
         long[] listening = new long[1];   // the metrics computed here are not the estimator's cost
-        SufficientStats[] last = new SufficientStats[1];
-        long[] lastEvals = new long[1];
+        // each budget's row is computed once, after the run, from the last state within it: with --focus a round can
+        // cost a few hundred evaluations, and a Spearman over 36,864 players after each would dwarf the run
+        Snapshot[] within = new Snapshot[budgets.length], last = new Snapshot[1];
         ShapleyResult res = new ShapleyRunner(timed, cfg).progress(false).handleSignals(false).listener((evals, st, settled) -> {
             long l0 = System.nanoTime();
-            last[0] = st;
-            lastEvals[0] = evals;
-            double[] m = means(st);
-            reached.add(new long[]{evals, Metrics.precisionAtK(m, exact, 10) >= 0.9 ? 1 : 0,
-                    Metrics.precisionAtK(m, exact, Math.min(100, n - 1)) >= 0.9 ? 1 : 0});
+            Snapshot snap = new Snapshot(evals, st);
+            last[0] = snap;
+            reached.add(new long[]{evals, Metrics.precisionAtK(snap.m, exact, 10) >= 0.9 ? 1 : 0,
+                    Metrics.precisionAtK(snap.m, exact, Math.min(100, n - 1)) >= 0.9 ? 1 : 0});
             // the state after the last group within each budget: groups are at most 10 (n + 2) evaluations
-            double[] row = null;
             for (int b = 0; b < budgets.length; b++)
-                if (evals <= budgets[b] && evals > budgets[b] - 10L * (n + 2)) {
-                    if (row == null) row = row(evals, m, st, exact);
-                    at[b] = row;
-                }
+                if (evals <= budgets[b] && evals > budgets[b] - 10L * (n + 2)) within[b] = snap;
             listening[0] += System.nanoTime() - l0;
         }).run();
         double total = (System.nanoTime() - t0 - listening[0]) / 1e9;
         // A run that stopped early (TMAB with its top-k determined) is at every later budget what it was at the stop.
         boolean[] stopped = new boolean[budgets.length];
-        for (int b = 0; b < budgets.length; b++)
-            if (at[b] == null && last[0] != null && lastEvals[0] < budgets[b]) {
-                at[b] = row(lastEvals[0], means(last[0]), last[0], exact);
+        for (int b = 0; b < budgets.length; b++) {
+            if (within[b] != null) at[b] = within[b].row(exact);
+            else if (last[0] != null && last[0].evals < budgets[b]) {
+                at[b] = last[0].row(exact);
                 stopped[b] = true;
             }
+        }
         double bandit = Double.NaN;
         if (cfg.estimator() == Estimator.TMAB) {
             int cov = 0, tot = 0;
@@ -140,19 +138,37 @@ public final class EstimatorEval {
         return m;
     }
 
-    static double[] row(long evals, double[] m, SufficientStats st, double[] exact) {
-        int n = m.length, cov = 0, tot = 0;
-        java.util.Map<Long, Double> quantile = new java.util.HashMap<>();
-        for (int i = 0; i < n; i++) {
-            long c = st.count(i);
-            if (c < 2) continue;
-            double t = quantile.computeIfAbsent(c, x -> TDistribution.of(x - 1).inverseCumulativeProbability(0.975));
-            double se = st.standardError(i);
-            tot++;
-            if (Math.abs(m[i] - exact[i]) <= t * se + 1e-12) cov++;
+    /** What a row needs of the statistics after one round: means, counts and standard errors. */
+    static final class Snapshot {
+        final long evals;
+        final double[] m, se;
+        final long[] count;
+
+        Snapshot(long evals, SufficientStats st) {
+            this.evals = evals;
+            int n = st.players();
+            m = means(st);
+            se = new double[n];
+            count = new long[n];
+            for (int i = 0; i < n; i++) {
+                count[i] = st.count(i);
+                se[i] = st.standardError(i);
+            }
         }
-        return new double[]{evals, Metrics.mse(m, exact), Metrics.spearman(m, exact), Metrics.precisionAtK(m, exact, 10),
-                Metrics.precisionAtK(m, exact, Math.min(100, n - 1)), tot == 0 ? Double.NaN : (double) cov / tot};
+
+        double[] row(double[] exact) {
+            int n = m.length, cov = 0, tot = 0;
+            java.util.Map<Long, Double> quantile = new java.util.HashMap<>();
+            for (int i = 0; i < n; i++) {
+                long c = count[i];
+                if (c < 2) continue;
+                double t = quantile.computeIfAbsent(c, x -> TDistribution.of(x - 1).inverseCumulativeProbability(0.975));
+                tot++;
+                if (Math.abs(m[i] - exact[i]) <= t * se[i] + 1e-12) cov++;
+            }
+            return new double[]{evals, Metrics.mse(m, exact), Metrics.spearman(m, exact), Metrics.precisionAtK(m, exact, 10),
+                    Metrics.precisionAtK(m, exact, Math.min(100, n - 1)), tot == 0 ? Double.NaN : (double) cov / tot};
+        }
     }
 
     static String fmt(double v, String f) { return Double.isNaN(v) ? "n/a" : String.format(Locale.ROOT, f, v); }
@@ -167,14 +183,15 @@ public final class EstimatorEval {
     public static String run(int[] sizes, int[] reps, long seed, int[] budgetFactors, List<String> only,
                              boolean noiseless, boolean noisy, PrintStream out, PrintStream log) {
         StringBuilder sb = new StringBuilder();
-        record Variant(String label, Estimator e, String bound) {}
-        List<Variant> ests = List.of(new Variant("permutation", Estimator.PERMUTATION, TopK.BERNSTEIN),
-                new Variant("antithetic", Estimator.ANTITHETIC, TopK.BERNSTEIN),
-                new Variant("tmab (bernstein)", Estimator.TMAB, TopK.BERNSTEIN),
-                new Variant("tmab (normal)", Estimator.TMAB, TopK.NORMAL),
-                new Variant("regression (fitted)", Estimator.REGRESSION, TopK.BERNSTEIN),
-                new Variant("kernelshap", Estimator.KERNELSHAP, TopK.BERNSTEIN)).stream()
-                .filter(v -> only == null || only.contains(v.label().replace(" (", "-").replace(")", ""))).toList();
+        record Variant(String label, Estimator e, String bound, boolean focus) {}
+        List<Variant> ests = List.of(new Variant("permutation", Estimator.PERMUTATION, TopK.BERNSTEIN, false),
+                new Variant("antithetic", Estimator.ANTITHETIC, TopK.BERNSTEIN, false),
+                new Variant("tmab (bernstein)", Estimator.TMAB, TopK.BERNSTEIN, false),
+                new Variant("tmab (normal)", Estimator.TMAB, TopK.NORMAL, false),
+                new Variant("tmab (normal, focus)", Estimator.TMAB, TopK.NORMAL, true),
+                new Variant("regression (fitted)", Estimator.REGRESSION, TopK.BERNSTEIN, false),
+                new Variant("kernelshap", Estimator.KERNELSHAP, TopK.BERNSTEIN, false)).stream()
+                .filter(v -> only == null || only.contains(v.label().replace(" (", "-").replace(", ", "-").replace(")", ""))).toList();
         StringBuilder overhead = new StringBuilder();
         for (int si = 0; si < sizes.length; si++) {
             int n = sizes[si];
@@ -195,8 +212,8 @@ public final class EstimatorEval {
                     for (int r = 0; r < reps[si]; r++) {
                         // round 2: the listener sees the state every 2 units; TMAB decides between rounds of 4
                         // TMAB: rounds of 8 walks (its decisions cost O(n log n) each)
-                        ShapleyConfig cfg = base(e, seed * 1000 + r).round(e == Estimator.TMAB ? 8 : 2).batch(2)
-                                .budget(budgets[budgets.length - 1]).topK(100).bound(v.bound()).build();
+                        ShapleyConfig cfg = base(e, seed * 1000 + r).round(v.focus() ? 2 : e == Estimator.TMAB ? 8 : 2).batch(2)
+                                .budget(budgets[budgets.length - 1]).topK(100).bound(v.bound()).focus(v.focus()).build();
                         Trace t = trace(g, cfg, budgets);
                         for (int b = 0; b < budgets.length; b++)
                             if (t.at()[b] != null) for (int c = 0; c < 6; c++) sum[b][c] += t.at()[b][c] / reps[si];

@@ -46,13 +46,15 @@ import java.util.Map;
  * @param screenWiden         TMAB with a screen: after every round, add the unplayed players that the sampled
  *                            players' calibration says are likely to reach the top-k ({@link TopK#widen}); false
  *                            keeps the screen to the end
+ * @param focus               TMAB: each round samples only the OPEN players whose plausible interval still
+ *                            reaches the top-k boundary ({@link TopK#parked}); the certificate is unchanged
  */
 public record ShapleyConfig(Estimator estimator, long budget, long permutations, int batch, long seed,
                             double tolerance, double truncationTolerance, Double truncationBaseline,
                             int truncationSteps, double delta, int topK, double range, int round,
                             double confidence, long checkpointEvery, int shardIndex, int shardCount,
                             Path out, boolean resume, double epsilon, Path surrogate, Path screen, int screenTop,
-                            int screenSample, String bound, boolean screenWiden) {
+                            int screenSample, String bound, boolean screenWiden, boolean focus) {
 
     public static final int MAX_BATCH = 1 << 20;
 
@@ -123,7 +125,7 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         b.confidence = confidence; b.checkpointEvery = checkpointEvery; b.shardIndex = shardIndex;
         b.shardCount = shardCount; b.out = out; b.resume = resume; b.epsilon = epsilon; b.surrogate = surrogate;
         b.screen = screen; b.screenTop = screenTop; b.screenSample = screenSample; b.bound = bound;
-        b.screenWiden = screenWiden;
+        b.screenWiden = screenWiden; b.focus = focus;
         return b;
     }
 
@@ -148,6 +150,7 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         if (estimator == Estimator.TMAB) {
             m.put("epsilon", epsilon);
             m.put("bound", bound);
+            m.put("focus", focus);
         }
         if (surrogate != null) m.put("surrogate", surrogate.toString());
         if (screen != null) {
@@ -200,6 +203,7 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         public int screenTop, screenSample;
         public String bound = TopK.BERNSTEIN;
         public boolean screenWiden = true;
+        public boolean focus = false;
 
         Builder(Estimator e) { this.estimator = e; }
 
@@ -225,11 +229,12 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         public Builder surrogate(Path v) { surrogate = v; return this; }
         public Builder screen(Path file, int top, int sample) { screen = file; screenTop = top; screenSample = sample; return this; }
         public Builder screenWiden(boolean v) { screenWiden = v; return this; }
+        public Builder focus(boolean v) { focus = v; return this; }
 
         public ShapleyConfig build() {
             return new ShapleyConfig(estimator, budget, permutations, batch, seed, tolerance, truncationTolerance,
                     truncationBaseline, truncationSteps, delta, topK, range, round, confidence, checkpointEvery,
-                    shardIndex, shardCount, out, resume, epsilon, surrogate, screen, screenTop, screenSample, bound, screenWiden);
+                    shardIndex, shardCount, out, resume, epsilon, surrogate, screen, screenTop, screenSample, bound, screenWiden, focus);
         }
     }
 }

@@ -407,6 +407,8 @@ public final class ShapleyRunner {
         SufficientStats marginals = cfg.estimator() == Estimator.REGRESSION && surrogate == null ? new SufficientStats(n) : null;
         long evaluations, nextSeq, rounds, lastCheckpoint;
         BitSet settled = unplayed();
+        /** TMAB with --focus: OPEN players the coming round leaves out ({@link TopK#parked}). */
+        BitSet parked = new BitSet(n);
         List<Unit> round;              // null between rounds
         String stopReason;
         double elapsedBefore;
@@ -443,13 +445,24 @@ public final class ShapleyRunner {
 
         int unsettled() { return n - settled.cardinality(); }
 
+        /** The players this round's walks skip: the settled ones, and under --focus the parked ones. */
+        BitSet skipped() {
+            if (parked.isEmpty()) return settled;
+            BitSet b = (BitSet) settled.clone();
+            b.or(parked);
+            return b;
+        }
+
         long worstCost() {
             return switch (cfg.estimator()) {
                 case PERMUTATION -> n + 1;
                 case ANTITHETIC -> 2L * (n + 1);
                 case REGRESSION -> n + 1;
                 case KERNELSHAP -> kernel.unitCost();
-                default -> 2L + unsettled() + Math.min(unsettled(), n - unsettled());   // N, empty, removals, refreshes
+                default -> {   // N, empty, removals, refreshes
+                    long walked = n - skipped().cardinality();
+                    yield 2L + walked + Math.min(walked, n - walked);
+                }
             };
         }
 
@@ -620,7 +633,8 @@ public final class ShapleyRunner {
                 return false;
             }
             round = new ArrayList<>(count);
-            for (int j = 0; j < count; j++) round.add(new Unit(unitAt(nextSeq + j), settled, stats));
+            BitSet skip = skipped();
+            for (int j = 0; j < count; j++) round.add(new Unit(unitAt(nextSeq + j), skip, stats));
             nextSeq += count;
             return true;
         }
@@ -678,6 +692,7 @@ public final class ShapleyRunner {
                 String[] status = TopK.classify(stats, played, cfg.topK(), cfg.delta(), range,
                         TopK.epsilon(stats, played, cfg.epsilon()), TopK.NORMAL.equals(cfg.bound()));
                 settled = TopK.settled(status);
+                parked = cfg.focus() ? TopK.parked(stats, played, status, cfg.topK()) : new BitSet(n);
                 if (unsettled() == 0) stopReason = "settled";
             }
             if (stopReason == null && cfg.tolerance() > 0 && toleranceReached()) stopReason = "tolerance";
@@ -742,6 +757,10 @@ public final class ShapleyRunner {
             if (stopReason != null) o.put("stopReason", stopReason);
             ArrayNode s = o.putArray("settled");
             settled.stream().forEach(s::add);
+            if (!parked.isEmpty()) {
+                ArrayNode pk = o.putArray("parked");
+                parked.stream().forEach(pk::add);
+            }
             if (widenedAt >= 0) {
                 o.put("screenWidenedAt", widenedAt);
                 ArrayNode added = o.putArray("screenAdded");
@@ -769,6 +788,17 @@ public final class ShapleyRunner {
             return o;
         }
 
+        BitSet playerSet(JsonNode a, Path p, String field) {
+            BitSet b = new BitSet(n);
+            for (JsonNode s : a) {
+                int q = s.asInt(-1);
+                if (!s.isIntegralNumber() || q < 0 || q >= n)
+                    throw new NshapException("checkpoint " + p + ": " + field + " holds " + s + ", not a player");
+                b.set(q);
+            }
+            return b;
+        }
+
         void restore(JsonNode o) {
             Path p = cfg.checkpointPath();
             if (!CHECKPOINT_FORMAT.equals(o.path("format").asText()))
@@ -793,8 +823,8 @@ public final class ShapleyRunner {
             rounds = o.path("rounds").asLong();
             elapsedBefore = o.path("elapsedSeconds").asDouble();
             stopReason = o.hasNonNull("stopReason") ? o.get("stopReason").asText() : null;
-            settled = new BitSet(n);
-            for (JsonNode s : o.path("settled")) settled.set(s.asInt());
+            settled = playerSet(o.path("settled"), p, "settled");
+            parked = playerSet(o.path("parked"), p, "parked");
             if (o.has("screenWidenedAt") && screen != null) {
                 widenedAt = o.get("screenWidenedAt").asLong();
                 if (o.has("screenAdded")) {   // else a checkpoint from before calibrated widening: it had widened to all
@@ -814,7 +844,7 @@ public final class ShapleyRunner {
             if (o.has("round")) {
                 round = new ArrayList<>();
                 for (JsonNode un : o.get("round")) {
-                    Unit u = new Unit(un.path("unit").asLong(), settled, stats);
+                    Unit u = new Unit(un.path("unit").asLong(), skipped(), stats);
                     for (int j = 0; j < u.walks.length; j++) u.walks[j].restore(un.path("walks").get(j));
                     if (u.a != null)
                         for (int q = 0; q < n; q++) {
