@@ -31,19 +31,20 @@ class FocusTest {
     }
 
     /**
-     * A hand-built case, k = 2. Means of the players with two samples or more: 20, 10, 9, 8.2, 6, 0, 0, 0, -30,
-     * -10, so the boundary is (10 + 9) / 2 = 9.5. The floor is the median variance of the 2k = 4 highest means
-     * (1, 1, 0.01, 1 for 20, 10, 9, 8.2): 1, so with c = 4 the plausible half-width is 3 sqrt(1 / 4) = 1.5 for
-     * everyone. So 10 and 9 (0.5 away) and 8.2 (1.3) stay; 6, 0 and -30 are parked. Player 8's own variance is
+     * A hand-built case, k = 2, z = 2. Means of the players with two samples or more: 20, 10, 9, 8.7, 6, 0, 0, 0,
+     * -30, -10, so the boundary is (10 + 9) / 2 = 9.5. The floor is the median variance of the 2k = 4 highest means
+     * (1, 1, 0.01, 1 for 20, 10, 9, 8.7): 1, so with c = 4 the plausible half-width is 2 sqrt(1 / 4) = 1 for
+     * everyone. So 10 and 9 (0.5 away) and 8.7 (0.8) stay; 6, 0 and -30 are parked. Player 8's own variance is
      * 0.01: without the floor it would be parked too. Player 9's four samples are equal: not parked however far.
      */
     @Test
     void parksOnlyPlayersClearOfTheBoundary() {
+        assertEquals(2, TopK.FOCUS_Z, "the case below is worked out for z = 2");
         SufficientStats st = new SufficientStats(10);
         four(st, 0, 20, 1);
         four(st, 1, 10, 1);
         four(st, 2, 6, 0.01);
-        four(st, 3, 8.2, 1);
+        four(st, 3, 8.7, 1);
         four(st, 4, 0, 0.01);
         four(st, 5, 0, 1);
         four(st, 6, -30, 1);
@@ -158,8 +159,8 @@ class FocusTest {
 
     /**
      * What the focus is for: on a noisy game the players near the boundary get the samples, so the top-k is right
-     * sooner: 1.30-1.35x fewer evaluations on these three seeds, asked for at least 1.2x each. On the noiseless
-     * game it must cost no more than 5% extra (there it gains little: few players can be told apart early).
+     * sooner: 2.0-2.7x fewer evaluations on these three seeds, asked for at least 1.5x each. On the noiseless game
+     * it gains 1.3x here; asked for no loss.
      */
     @Test
     void focusFindsTheTopKSooner() {
@@ -169,8 +170,8 @@ class FocusTest {
                 long plain = reach(g, cfg(false).seed(20 + s).budget(120_000).build());
                 long focus = reach(g, cfg(true).seed(20 + s).budget(120_000).build());
                 assertTrue(plain > 0 && focus > 0, "noise " + noise + " seed " + s + ": never reached");
-                if (noise > 0) assertTrue(1.2 * focus <= plain, "seed " + s + ": " + focus + " vs " + plain);
-                else assertTrue(focus <= 1.05 * plain, "noiseless seed " + s + ": " + focus + " vs " + plain);
+                if (noise > 0) assertTrue(1.5 * focus <= plain, "seed " + s + ": " + focus + " vs " + plain);
+                else assertTrue(focus <= plain, "noiseless seed " + s + ": " + focus + " vs " + plain);
             }
         }
     }
