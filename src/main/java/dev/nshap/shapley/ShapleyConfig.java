@@ -150,7 +150,7 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         if (estimator == Estimator.TMAB) {
             m.put("epsilon", epsilon);
             m.put("bound", bound);
-            m.put("focus", focus);
+            if (focus) m.put("focus", true);   // only when on: unfocused runs' files and checkpoints stay as they were
         }
         if (surrogate != null) m.put("surrogate", surrogate.toString());
         if (screen != null) {

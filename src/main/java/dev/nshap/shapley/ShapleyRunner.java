@@ -816,14 +816,16 @@ public final class ShapleyRunner {
                 throw new NshapException(p + ": not an nshap shapley checkpoint");
             JsonNode want = Json.MAPPER.valueToTree(cfg.resultDefining());
             JsonNode have = o.path("config");
-            var names = want.fieldNames();
-            while (names.hasNext()) {
-                String f = names.next();
+            // both sides' settings: one written only when on (focus) must not be dropped silently on resume
+            java.util.Set<String> fields = new java.util.LinkedHashSet<>();
+            want.fieldNames().forEachRemaining(fields::add);
+            have.fieldNames().forEachRemaining(fields::add);
+            for (String f : fields) {
                 // a new budget continues (or, at or below what was spent, ends) the same run
                 if (f.equals("budget")) continue;
                 if (!String.valueOf(want.get(f)).equals(String.valueOf(have.get(f))))
                     throw new NshapException(p + " was written by a different configuration: " + f + " is "
-                            + have.get(f) + " there but " + want.get(f) + " now");
+                            + (have.has(f) ? have.get(f) : "not set") + " there but " + (want.has(f) ? want.get(f) : "not set") + " now");
             }
             if (!fingerprint(game).equals(o.path("gameFingerprint").asText()) || o.path("players").asInt() != n)
                 throw new NshapException(p + " was written for a different game");

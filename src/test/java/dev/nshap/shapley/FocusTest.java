@@ -201,6 +201,9 @@ class FocusTest {
         var first = new ShapleyRunner(g, cfg(true).budget(40_000).out(prefix).build())
                 .progress(false).handleSignals(false).stopWhen(done -> done >= 5_000);
         assertThrows(ShapleyRunner.Interrupted.class, first::run);
+        // and a focused run is not continued without the focus
+        var off = assertThrows(dev.nshap.NshapException.class, () -> run(g, cfg(false).budget(40_000).out(prefix).resume(true).build()));
+        assertTrue(off.getMessage().contains("focus is true there but not set now"), off.getMessage());
         Path ck = prefix.resolveSibling("bad.ckpt.json");
         var o = (com.fasterxml.jackson.databind.node.ObjectNode) dev.nshap.io.Json.readTree(ck);
         o.putArray("parked").add(3).add(400);
