@@ -317,6 +317,7 @@ public final class ShapleyRunner {
         boolean normal = TopK.NORMAL.equals(cfg.bound());
         String[] status = bandit ? TopK.classify(st, played, cfg.topK(), cfg.delta(), range,
                 TopK.epsilon(st, played, cfg.epsilon()), normal) : null;
+        Map<Long, Double> zAt = new java.util.HashMap<>();
         for (int i = 0; i < n; i++) {
             long c = st.count(i);
             double se = st.standardError(i), lo, hi;
@@ -329,7 +330,7 @@ public final class ShapleyRunner {
             }
             double blo = Double.NaN, bhi = Double.NaN;
             if (bandit && played.get(i)) {
-                double cb = TopK.halfWidth(st, i, cfg.delta(), played.cardinality(), range, normal);
+                double cb = TopK.halfWidth(st, i, cfg.delta(), played.cardinality(), range, normal, zAt);
                 if (Double.isFinite(cb)) { blo = mean[i] - cb; bhi = mean[i] + cb; }
             }
             out.add(new PlayerEstimate(i, mean[i], se, c, lo, hi, settled != null && settled.get(i), rank[i],
@@ -842,11 +843,7 @@ public final class ShapleyRunner {
                 widenedAt = o.get("screenWidenedAt").asLong();
                 if (o.has("screenAdded")) {   // else a checkpoint from before calibrated widening: it had widened to all
                     played = (BitSet) screen.played().clone();
-                    for (JsonNode i : o.get("screenAdded")) {
-                        int q = i.asInt(-1);
-                        if (q < 0 || q >= n) throw new NshapException("checkpoint " + p + ": screenAdded holds " + i + ", not a player");
-                        played.set(q);
-                    }
+                    played.or(playerSet(o.get("screenAdded"), p, "screenAdded"));
                 } else played = allPlayers(n);
             }
             JsonNode wd = o.path("screenWidening");

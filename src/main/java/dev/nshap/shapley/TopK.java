@@ -9,7 +9,9 @@ import org.apache.commons.statistics.distribution.NormalDistribution;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.BitSet;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The (epsilon, delta)-PAC top-k rule of TMAB, and the screen that restricts the bandit to a few players.
@@ -36,14 +38,16 @@ public final class TopK {
      * Anytime half-width of player i's bandit interval (infinite below two samples): empirical Bernstein, or with
      * {@code normal} the Gaussian approximation z(delta') * stderr at the same per-(player, count) level delta' --
      * no range term, so it settles far sooner on heavy-tailed marginals, but its level holds only as far as the
-     * central limit theorem does at that sample count.
+     * central limit theorem does at that sample count. The normal bound's z depends on the count alone, so
+     * {@code zAt} keeps it per count for a pass over all players (one inverse CDF per distinct count, not per player).
      */
-    static double halfWidth(SufficientStats st, int i, double delta, int played, double range, boolean normal) {
+    static double halfWidth(SufficientStats st, int i, double delta, int played, double range, boolean normal,
+                            Map<Long, Double> zAt) {
         long c = st.count(i);
         // the normal approximation needs a few samples: a heavy-tailed marginal often shows one value at first
         if (c < (normal ? NORMAL_MIN_SAMPLES : 2)) return Double.POSITIVE_INFINITY;
         double d = delta / (played * c * (c + 1.0));
-        if (normal) return Z.inverseSurvivalProbability(d / 2) * st.standardError(i);
+        if (normal) return zAt.computeIfAbsent(c, q -> Z.inverseSurvivalProbability(d / 2)) * st.standardError(i);
         double l = Math.log(2 / d);
         return Math.sqrt(2 * st.variance(i) * l / c) + 7 * range * l / (3.0 * (c - 1));
     }
@@ -89,27 +93,26 @@ public final class TopK {
                              boolean normal) {
         int n = st.players();
         String[] s = new String[n];
-        BitSet ready = new BitSet(n);
-        for (int i = 0; i < n; i++) {
-            s[i] = played.get(i) ? OPEN : SCREENED;
-            if (played.get(i) && st.count(i) >= 2) ready.set(i);
-        }
+        for (int i = 0; i < n; i++) s[i] = played.get(i) ? OPEN : SCREENED;
+        BitSet ready = ready(st, played);
         if (ready.cardinality() <= k) return s;
         double theta = threshold(st, ready, k);
         int m = played.cardinality();
-        // the normal bound's z depends on the count alone: one inverse CDF per distinct count, not per player
-        java.util.HashMap<Long, Double> zAt = new java.util.HashMap<>();
+        Map<Long, Double> zAt = new HashMap<>();
         for (int i = ready.nextSetBit(0); i >= 0; i = ready.nextSetBit(i + 1)) {
-            long c = st.count(i);
-            double cb = normal && c >= NORMAL_MIN_SAMPLES
-                    ? zAt.computeIfAbsent(c, q -> Z.inverseSurvivalProbability(delta / (m * q * (q + 1.0)) / 2)) * st.standardError(i)
-                    : halfWidth(st, i, delta, m, range, normal);
-            double lo = st.mean(i) - cb, hi = st.mean(i) + cb;
+            double cb = halfWidth(st, i, delta, m, range, normal, zAt), lo = st.mean(i) - cb, hi = st.mean(i) + cb;
             if (lo > theta) s[i] = IN;
             else if (hi < theta) s[i] = OUT;
             else if (2 * cb <= eps / 2) s[i] = AMBIGUOUS;
         }
         return s;
+    }
+
+    /** The played players with at least two samples: those classified, and those the boundary is taken over. */
+    static BitSet ready(SufficientStats st, BitSet played) {
+        BitSet ready = new BitSet(st.players());
+        for (int i = played.nextSetBit(0); i >= 0; i = played.nextSetBit(i + 1)) if (st.count(i) >= 2) ready.set(i);
+        return ready;
     }
 
     /** Fewest samples before the focus may park a player: below it a running mean says little. */
@@ -136,10 +139,7 @@ public final class TopK {
      * when the focus would park every OPEN player it parks none, so the run still ends with everyone settled.
      */
     static BitSet parked(SufficientStats st, BitSet played, String[] status, int k) {
-        int n = st.players();
-        BitSet ready = new BitSet(n);
-        for (int i = played.nextSetBit(0); i >= 0; i = played.nextSetBit(i + 1)) if (st.count(i) >= 2) ready.set(i);
-        BitSet out = new BitSet(n);
+        BitSet ready = ready(st, played), out = new BitSet(st.players());
         if (ready.cardinality() <= k) return out;
         double theta = threshold(st, ready, k);
         double floor = candidateVariance(st, ready, k);
@@ -156,17 +156,16 @@ public final class TopK {
     }
 
     /**
-     * The median variance of the 2k players of highest mean: the spread a contender's marginals show. A player
-     * whose own samples have agreed so far (a unanimity term's marginal is 0 until its partners are in) is taken to
-     * vary as much as the contenders do; the median of all players would be a noise floor only, and on a
-     * noiseless heavy-tailed game it parked true top players after three zero samples.
+     * The median variance of the 2k players of highest mean: the spread a contender's marginals show. A player's
+     * own three or four samples can understate its spread by chance; a player that could be in the top k is taken
+     * to vary at least as much as those that are.
      */
     static double candidateVariance(SufficientStats st, BitSet ready, int k) {
         int r = ready.cardinality(), c = Math.min(2 * k, r);
         double[] m = new double[r];
         int j = 0;
         for (int i = ready.nextSetBit(0); i >= 0; i = ready.nextSetBit(i + 1)) m[j++] = st.mean(i);
-        double cut = Metrics.kthLargest(m.clone(), c);
+        double cut = Metrics.kthLargest(m, c);
         double[] var = new double[r];
         j = 0;
         for (int i = ready.nextSetBit(0); i >= 0; i = ready.nextSetBit(i + 1)) if (st.mean(i) >= cut) var[j++] = st.variance(i);
