@@ -93,6 +93,7 @@ public record ShapleyConfig(Estimator estimator, long budget, long permutations,
         if (surrogate != null && estimator != Estimator.REGRESSION)
             throw new NshapException("--surrogate is for --estimator regression");
         if (screen != null && estimator != Estimator.TMAB) throw new NshapException("--screen is for --estimator tmab");
+        if (focus && estimator != Estimator.TMAB) throw new NshapException("--focus is for --estimator tmab");
         if (screen != null && (screenTop < 0 || screenSample < 0 || screenTop + screenSample < 1))
             throw new NshapException("--screen needs --screen-top M and --screen-sample R (>= 0, M + R >= 1)");
         if (shardCount > 1 && estimator == Estimator.REGRESSION && surrogate == null)

@@ -103,9 +103,12 @@ class BadInputCliTest {
         Path huge = Files.writeString(dir.resolve("huge.json"), "{\"type\":\"unanimity\",\"players\":2000000000,\"terms\":[{\"coalition\":[0],\"weight\":1}]}");
         refused(cli("shapley", "--game", huge.toString(), "--budget", "100", "--out", dir.resolve("h").toString()),
                 "2000000000 players is more than nshap can hold");
+        refused(cli("shapley", "--game", game.toString(), "--budget", "100", "--focus", "--out", dir.resolve("f").toString()),
+                "--focus is for --estimator tmab");
         refused(cli("neuron", "blocks.99999999999.mlp.hook_post[1]", "--model", model.toString(), "--datasets", data.toString()),
                 "layer 99999999999 is too large");
-        assertFalse(Files.exists(dir.resolve("big.json")) || Files.exists(dir.resolve("b.json")) || Files.exists(dir.resolve("h.json")));
+        assertFalse(Files.exists(dir.resolve("big.json")) || Files.exists(dir.resolve("b.json")) || Files.exists(dir.resolve("h.json"))
+                || Files.exists(dir.resolve("f.json")));
     }
 
     @Test void evalEstimatorsRefusesImpossibleSurrogateSizes() {
